@@ -1,0 +1,413 @@
+//! Ironcrest's configuration: a YAML file modelled on FirecREST v2's (`docs/configuration.md`
+//! describes every field). [`Config::load`] reads, resolves secrets, normalises and validates;
+//! [`Config::problems`] lists every semantic problem at once, each naming its field.
+
+mod model;
+mod secret;
+
+use std::fmt;
+use std::path::Path;
+
+pub use model::*;
+pub use secret::Secret;
+
+/// One thing wrong with a configuration, named by its dotted field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Syntax(Problem),
+    #[error("{} problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            ConfigError::Read { path, source } => vec![Problem {
+                field: "(file)".into(),
+                message: format!("cannot read {path}: {source}"),
+            }],
+            ConfigError::Syntax(problem) => vec![problem.clone()],
+            ConfigError::Invalid(problems) => problems.clone(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text)
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let field = err.path().to_string();
+            ConfigError::Syntax(Problem {
+                field: if field == "." { "(root)".into() } else { field },
+                message: err.into_inner().to_string(),
+            })
+        })?;
+        config.normalise();
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Cluster names are case-insensitive and file-system paths are compared normalised.
+    fn normalise(&mut self) {
+        for cluster in &mut self.clusters {
+            cluster.name = cluster.name.to_lowercase();
+            for fs in &mut cluster.file_systems {
+                fs.path = normalise_path(&fs.path);
+            }
+        }
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&ClusterConfig> {
+        let name = name.to_lowercase();
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// Every semantic problem in the configuration, not just the first.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Problems::default();
+        self.check_auth(&mut problems);
+        self.check_credentials(&mut problems);
+        if self.clusters.is_empty() {
+            problems.push("clusters", "at least one cluster is required");
+        }
+        for (idx, cluster) in self.clusters.iter().enumerate() {
+            let at = format!("clusters[{idx}]");
+            if self.clusters[..idx].iter().any(|c| c.name == cluster.name) {
+                problems.push(
+                    format!("{at}.name"),
+                    format!("duplicate cluster name '{}'", cluster.name),
+                );
+            }
+            check_cluster(&at, cluster, &mut problems);
+        }
+        problems.0
+    }
+
+    fn check_auth(&self, problems: &mut Problems) {
+        let authn = &self.auth.authentication;
+        let at = "auth.authentication";
+        check_url(&format!("{at}.token_url"), &authn.token_url, problems);
+        if authn.public_certs.is_empty() && authn.oidc_discovery_url.is_none() {
+            problems.push(
+                format!("{at}.public_certs"),
+                "give at least one JWKS location (public_certs) or oidc_discovery_url",
+            );
+        }
+        for (idx, location) in authn.public_certs.iter().enumerate() {
+            let field = format!("{at}.public_certs[{idx}]");
+            if let Some(path) = location.strip_prefix("file://") {
+                if !Path::new(path).is_file() {
+                    problems.push(field, format!("JWKS file {path} does not exist"));
+                }
+            } else {
+                check_url(&field, location, problems);
+            }
+        }
+        if let Some(url) = &authn.oidc_discovery_url {
+            check_url(&format!("{at}.oidc_discovery_url"), url, problems);
+        }
+        if authn.username_claim.is_empty() {
+            problems.push(format!("{at}.username_claim"), "must not be empty");
+        }
+        if let Some(alg) = &authn.jwk_algorithm
+            && !matches!(
+                alg.as_str(),
+                "RS256"
+                    | "RS384"
+                    | "RS512"
+                    | "PS256"
+                    | "PS384"
+                    | "PS512"
+                    | "ES256"
+                    | "ES384"
+                    | "EdDSA"
+            )
+        {
+            problems.push(
+                format!("{at}.jwk_algorithm"),
+                format!("unsupported algorithm '{alg}' (asymmetric algorithms only)"),
+            );
+        }
+        if authn.jwks_refresh_interval == 0 {
+            problems.push(
+                format!("{at}.jwks_refresh_interval"),
+                "must be greater than 0",
+            );
+        }
+        if let Some(authz) = &self.auth.authorization {
+            check_url("auth.authorization.url", &authz.url, problems);
+        }
+    }
+
+    fn check_credentials(&self, problems: &mut Problems) {
+        match &self.ssh_credentials {
+            SshCredentialsConfig::CertificateAuthority {
+                ca_private_key,
+                certificate_lifetime,
+            } => {
+                if ca_private_key.is_empty() {
+                    problems.push("ssh_credentials.ca_private_key", "must not be empty");
+                }
+                if *certificate_lifetime < 60 {
+                    problems.push(
+                        "ssh_credentials.certificate_lifetime",
+                        "must be at least 60 seconds, so a certificate outlives the login it is made for",
+                    );
+                }
+            }
+            SshCredentialsConfig::StaticKeys { keys } => {
+                if keys.is_empty() {
+                    problems.push("ssh_credentials.keys", "at least one user key is required");
+                }
+            }
+            SshCredentialsConfig::KeyService { url, .. } => {
+                check_url("ssh_credentials.url", url, problems);
+            }
+        }
+    }
+}
+
+fn check_cluster(at: &str, cluster: &ClusterConfig, problems: &mut Problems) {
+    if cluster.name.is_empty()
+        || !cluster
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        problems.push(
+            format!("{at}.name"),
+            "must be non-empty and use only letters, digits, '-', '_' and '.'",
+        );
+    }
+    let ssh = &cluster.ssh;
+    if ssh.host.is_empty() {
+        problems.push(format!("{at}.ssh.host"), "must not be empty");
+    }
+    if ssh.port == 0 {
+        problems.push(format!("{at}.ssh.port"), "must be between 1 and 65535");
+    }
+    match &ssh.known_hosts {
+        None => problems.push(
+            format!("{at}.ssh.known_hosts"),
+            "required: the cluster's host key is always verified",
+        ),
+        Some(path) if !path.is_file() => problems.push(
+            format!("{at}.ssh.known_hosts"),
+            format!("file {} does not exist", path.display()),
+        ),
+        Some(_) => {}
+    }
+    if ssh.proxy_host.is_some() {
+        problems.push(
+            format!("{at}.ssh.proxy_host"),
+            "SSH proxies are not supported yet",
+        );
+    }
+    if ssh.max_clients == 0 {
+        problems.push(format!("{at}.ssh.max_clients"), "must be greater than 0");
+    }
+    if ssh.max_sessions_per_connection == 0 {
+        problems.push(
+            format!("{at}.ssh.max_sessions_per_connection"),
+            "must be greater than 0",
+        );
+    }
+    let timeouts = &ssh.timeout;
+    for (name, value) in [
+        ("connection", timeouts.connection),
+        ("login", timeouts.login),
+        ("command_execution", timeouts.command_execution),
+        ("idle_timeout", timeouts.idle_timeout),
+        ("keep_alive", timeouts.keep_alive),
+    ] {
+        if value == 0 {
+            problems.push(format!("{at}.ssh.timeout.{name}"), "must be greater than 0");
+        }
+    }
+    if timeouts.idle_timeout <= timeouts.command_execution {
+        problems.push(
+            format!("{at}.ssh.timeout.idle_timeout"),
+            "must be greater than command_execution",
+        );
+    }
+
+    let scheduler = &cluster.scheduler;
+    if scheduler.version.is_empty() {
+        problems.push(format!("{at}.scheduler.version"), "must not be empty");
+    }
+    match (scheduler.kind, scheduler.connection_mode) {
+        (SchedulerType::Pbs, ConnectionMode::Rest | ConnectionMode::Hybrid) => problems.push(
+            format!("{at}.scheduler.connection_mode"),
+            "PBS is only supported over ssh",
+        ),
+        (SchedulerType::Slurm, ConnectionMode::Rest | ConnectionMode::Hybrid) => {
+            match &scheduler.api_url {
+                None => problems.push(
+                    format!("{at}.scheduler.api_url"),
+                    "required when connection_mode is rest or hybrid",
+                ),
+                Some(url) => check_url(&format!("{at}.scheduler.api_url"), url, problems),
+            }
+            if scheduler.api_version.is_none() {
+                problems.push(
+                    format!("{at}.scheduler.api_version"),
+                    "required when connection_mode is rest or hybrid",
+                );
+            }
+        }
+        _ => {}
+    }
+
+    if cluster.service_account.client_id.is_empty() {
+        problems.push(
+            format!("{at}.service_account.client_id"),
+            "must not be empty",
+        );
+    }
+    if cluster.probing.interval == 0 {
+        problems.push(format!("{at}.probing.interval"), "must be greater than 0");
+    }
+    for (service, settings) in &cluster.probing.services {
+        if settings.timeout == 0 {
+            problems.push(
+                format!("{at}.probing.services.{service:?}.timeout").to_lowercase(),
+                "must be greater than 0",
+            );
+        }
+    }
+    if cluster.probing.services.contains_key(&ProbedService::S3)
+        && !matches!(
+            cluster.data_operation.data_transfer,
+            Some(DataTransferConfig::S3(_))
+        )
+    {
+        problems.push(
+            format!("{at}.probing.services.s3"),
+            "probing s3 needs data_operation.data_transfer with service_type s3",
+        );
+    }
+
+    for (idx, fs) in cluster.file_systems.iter().enumerate() {
+        if !fs.path.starts_with('/') {
+            problems.push(
+                format!("{at}.file_systems[{idx}].path"),
+                format!("'{}' is not an absolute path", fs.path),
+            );
+        }
+    }
+    if cluster
+        .file_systems
+        .iter()
+        .filter(|fs| fs.default_work_dir)
+        .count()
+        > 1
+    {
+        problems.push(
+            format!("{at}.file_systems"),
+            "at most one file system may have default_work_dir: true",
+        );
+    }
+
+    let data = &cluster.data_operation;
+    if data.max_ops_file_size == 0 {
+        problems.push(
+            format!("{at}.data_operation.max_ops_file_size"),
+            "must be greater than 0",
+        );
+    }
+    if let Some(DataTransferConfig::S3(s3)) = &data.data_transfer {
+        let s3_at = format!("{at}.data_operation.data_transfer");
+        check_url(
+            &format!("{s3_at}.private_url"),
+            s3.private_url.expose(),
+            problems,
+        );
+        check_url(&format!("{s3_at}.public_url"), &s3.public_url, problems);
+        if s3.ttl == 0 {
+            problems.push(format!("{s3_at}.ttl"), "must be greater than 0");
+        }
+        if s3.multipart.max_part_size < 5 * 1024 * 1024 {
+            problems.push(
+                format!("{s3_at}.multipart.max_part_size"),
+                "must be at least 5 MiB (the S3 minimum part size)",
+            );
+        }
+    }
+}
+
+fn check_url(field: &str, url: &str, problems: &mut Problems) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len()
+    {
+        problems.push(field, format!("'{url}' is not an http(s) URL"));
+    }
+}
+
+/// Lexical normalisation as Python's `os.path.normpath`: collapses `//`, `.` and `..`.
+pub fn normalise_path(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|last| *last != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

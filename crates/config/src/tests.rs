@@ -1,0 +1,141 @@
+use super::*;
+
+fn known_hosts_file() -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "[127.0.0.1]:2222 ssh-ed25519 AAAA\n").unwrap();
+    file
+}
+
+fn valid_yaml(known_hosts: &Path) -> String {
+    format!(
+        r#"
+server: {{listen: "127.0.0.1:8123"}}
+auth:
+  authentication:
+    token_url: http://127.0.0.1:8091/token
+    public_certs: [http://127.0.0.1:8091/jwks]
+    username_claim: username
+    audiences: [urn:ironcrest]
+ssh_credentials:
+  type: SSHCertificateAuthority
+  ca_private_key: "-----BEGIN OPENSSH PRIVATE KEY-----"
+clusters:
+  - name: Cluster-A
+    ssh:
+      host: 127.0.0.1
+      port: 2222
+      known_hosts: {known_hosts}
+      timeout: {{command_execution: 5, idle_timeout: 60}}
+    scheduler: {{type: slurm, version: "22.05.8"}}
+    service_account: {{client_id: health, secret: s3cret}}
+    probing: {{interval_check: 30, services: {{ssh: {{timeout: 5}}, storage: {{timeout: 5}}}}}}
+    file_systems: [{{path: "/home//", data_type: users, default_work_dir: true}}]
+    data_operation:
+      max_ops_file_size: 1048576
+      data_transfer:
+        service_type: s3
+        name: s3
+        private_url: http://127.0.0.1:9000
+        public_url: http://127.0.0.1:9000
+        access_key_id: key
+        secret_access_key: secret
+        region: us-east-1
+        ttl: 600
+        multipart: {{max_part_size: 5242880}}
+"#,
+        known_hosts = known_hosts.display()
+    )
+}
+
+#[test]
+fn a_valid_configuration_loads_and_is_normalised() {
+    let known_hosts = known_hosts_file();
+    let config = Config::from_yaml(&valid_yaml(known_hosts.path())).unwrap();
+    assert_eq!(config.server.listen.port(), 8123);
+    let cluster = config
+        .cluster("CLUSTER-a")
+        .expect("case-insensitive lookup");
+    assert_eq!(cluster.name, "cluster-a");
+    assert_eq!(cluster.file_systems[0].path, "/home");
+    assert_eq!(cluster.probing.interval, 30);
+    assert!(cluster.probing.services.contains_key(&ProbedService::S3));
+    assert_eq!(cluster.ssh.max_sessions_per_connection, 10);
+    assert_eq!(config.auth.authentication.min_token_ttl, 30);
+}
+
+#[test]
+fn a_type_error_names_its_field() {
+    let known_hosts = known_hosts_file();
+    let yaml = valid_yaml(known_hosts.path()).replace("port: 2222", "port: twenty");
+    let err = Config::from_yaml(&yaml).unwrap_err();
+    let problems = err.problems();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].field, "clusters[0].ssh.port");
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let known_hosts = known_hosts_file();
+    let yaml = format!("{}\nsurprise: 1\n", valid_yaml(known_hosts.path()));
+    let err = Config::from_yaml(&yaml).unwrap_err();
+    assert!(err.to_string().contains("surprise"), "{err}");
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once() {
+    let yaml = valid_yaml(Path::new("/nonexistent/known_hosts"))
+        .replace(
+            "token_url: http://127.0.0.1:8091/token",
+            "token_url: ftp://x",
+        )
+        .replace("idle_timeout: 60", "idle_timeout: 2")
+        .replace("path: \"/home//\"", "path: relative/dir")
+        .replace("max_part_size: 5242880", "max_part_size: 100");
+    let problems = Config::from_yaml(&yaml).unwrap_err().problems();
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    for expected in [
+        "auth.authentication.token_url",
+        "clusters[0].ssh.known_hosts",
+        "clusters[0].ssh.timeout.idle_timeout",
+        "clusters[0].file_systems[0].path",
+        "clusters[0].data_operation.data_transfer.multipart.max_part_size",
+    ] {
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing from {fields:?}"
+        );
+    }
+}
+
+#[test]
+fn rest_mode_requires_an_api_url_and_version() {
+    let known_hosts = known_hosts_file();
+    let yaml = valid_yaml(known_hosts.path()).replace(
+        "{type: slurm, version: \"22.05.8\"}",
+        "{type: slurm, version: \"22.05.8\", connection_mode: rest}",
+    );
+    let problems = Config::from_yaml(&yaml).unwrap_err().problems();
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "clusters[0].scheduler.api_url",
+            "clusters[0].scheduler.api_version"
+        ]
+    );
+}
+
+#[test]
+fn paths_normalise_like_python_normpath() {
+    for (input, expected) in [
+        ("/home", "/home"),
+        ("/home/", "/home"),
+        ("//home//user/./x", "/home/user/x"),
+        ("/home/../etc", "/etc"),
+        ("/../..", "/"),
+        ("/", "/"),
+        ("a/../..", ".."),
+    ] {
+        assert_eq!(normalise_path(input), expected, "{input}");
+    }
+}

@@ -1,0 +1,12 @@
+//! Remote commands. Every command that Ironcrest runs on a cluster is a small type
+//! implementing [`RemoteCommand`]: it builds its [`CommandLine`] and parses the [`Output`].
+//!
+//! Invariant: this crate is the only place that turns values into shell words. A
+//! [`CommandLine`] can only be built through [`CommandLine::builder`], which quotes every
+//! argument, so a path, user name or job field can never be read by the remote shell as code.
+
+mod command;
+mod quote;
+
+pub use command::{CommandError, Output, RemoteCommand};
+pub use quote::{CommandLine, CommandLineBuilder, QuoteError, quote};
