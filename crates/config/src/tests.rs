@@ -28,7 +28,7 @@ clusters:
       timeout: {{command_execution: 5, idle_timeout: 60}}
     scheduler: {{type: slurm, version: "22.05.8"}}
     service_account: {{client_id: health, secret: s3cret}}
-    probing: {{interval_check: 30, services: {{ssh: {{timeout: 5}}, storage: {{timeout: 5}}}}}}
+    probing: {{interval_check: 30, services: {{ssh: {{timeout: 5}}, scheduler: {{timeout: 5}}}}}}
     file_systems: [{{path: "/home//", data_type: users, default_work_dir: true}}]
     data_operation:
       max_ops_file_size: 1048576
@@ -58,7 +58,12 @@ fn a_valid_configuration_loads_and_is_normalised() {
     assert_eq!(cluster.name, "cluster-a");
     assert_eq!(cluster.file_systems[0].path, "/home");
     assert_eq!(cluster.probing.interval, 30);
-    assert!(cluster.probing.services.contains_key(&ProbedService::S3));
+    assert!(
+        cluster
+            .probing
+            .services
+            .contains_key(&ProbedService::Scheduler)
+    );
     assert_eq!(cluster.ssh.max_sessions_per_connection, 10);
     assert_eq!(config.auth.authentication.min_token_ttl, 30);
 }
@@ -138,4 +143,13 @@ fn paths_normalise_like_python_normpath() {
     ] {
         assert_eq!(normalise_path(input), expected, "{input}");
     }
+}
+
+#[test]
+fn s3_probing_is_refused_until_it_exists() {
+    let known_hosts = known_hosts_file();
+    let yaml =
+        valid_yaml(known_hosts.path()).replace("scheduler: {timeout: 5}", "storage: {timeout: 5}");
+    let problems = Config::from_yaml(&yaml).unwrap_err().problems();
+    assert_eq!(problems[0].field, "clusters[0].probing.services.s3");
 }

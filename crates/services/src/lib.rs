@@ -1,1 +1,40 @@
-//! TODO
+//! The services: what Ironcrest does, independent of HTTP. Each service takes an
+//! authenticated [`ironcrest_ssh::SshUser`] and a [`cluster::Cluster`], and returns domain
+//! values or a [`ServiceError`], which the API layer maps to HTTP in one place.
+
+pub mod cluster;
+pub mod health;
+pub mod status;
+
+use ironcrest_remote::CommandError;
+use ironcrest_scheduler::SchedulerError;
+use ironcrest_ssh::{RunError, SshError};
+
+pub use cluster::{Cluster, Clusters};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("System not found")]
+    SystemNotFound,
+    /// A service the request needs failed its last health check.
+    #[error("The {service} service for the requested system ({system}) is unhealthy.")]
+    Unhealthy {
+        service: &'static str,
+        system: String,
+    },
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+impl From<RunError> for ServiceError {
+    fn from(err: RunError) -> Self {
+        match err {
+            RunError::Ssh(ssh) => ServiceError::Ssh(ssh),
+            RunError::Command(command) => ServiceError::Command(command),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The bearer-token check (the FirecREST v1 gateway's job), as an axum extractor: a
+//! handler that takes an [`AuthenticatedUser`] only runs for a valid token.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use ironcrest_ssh::SshUser;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub struct AuthenticatedUser(pub SshUser);
+
+impl FromRequestParts<AppState> for AuthenticatedUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|token| !token.is_empty())
+            .ok_or(ApiError::NotAuthenticated)?;
+        let verified = state.verifier.verify(token).await?;
+        if !is_posix_username(&verified.username) {
+            return Err(ApiError::InvalidUsername);
+        }
+        Ok(AuthenticatedUser(SshUser {
+            username: verified.username,
+            access_token: verified.access_token,
+        }))
+    }
+}
+
+/// The portable POSIX user-name set (plus a trailing `$` for machine accounts). A user
+/// name becomes the SSH login and a scheduler argument, so nothing else is let through.
+fn is_posix_username(name: &str) -> bool {
+    let name = name.strip_suffix('$').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_posix_username;
+
+    #[test]
+    fn only_portable_user_names_pass() {
+        for good in ["fireuser", "a.b-c_d", "svc$", "u1"] {
+            assert!(is_posix_username(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-rf",
+            "a b",
+            "x'y",
+            "$(id)",
+            "a/b",
+            "ü",
+            "a\nb",
+            &"x".repeat(65),
+        ] {
+            assert!(!is_posix_username(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The OpenAPI 3.1 document, generated from the route and model definitions, served at
+//! `/openapi.json` with Swagger UI at `/docs` and ReDoc at `/redoc`. Both UIs are bundled
+//! into the binary, so the docs work without network access.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::routes::status;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ironcrest", description = "FirecREST v2-compatible REST API for HPC systems."),
+    paths(
+        status::systems,
+        status::liveness,
+        status::nodes,
+        status::partitions,
+        status::reservations,
+        status::userinfo,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "status", description = "Systems, their health, and scheduler information")),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+const REDOC_JS: &str = include_str!("../assets/redoc/redoc.standalone.js");
+const REDOC_PAGE: &str = r#"<!DOCTYPE html>
+<html><head><title>Ironcrest API</title><meta charset="utf-8"/>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><redoc spec-url="/openapi.json"></redoc><script src="/redoc/redoc.standalone.js"></script></body></html>"#;
+
+pub fn router() -> Router {
+    Router::new()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document()))
+        .route("/redoc", get(|| async { Html(REDOC_PAGE) }))
+        .route(
+            "/redoc/redoc.standalone.js",
+            get(|| async {
+                ([(header::CONTENT_TYPE, "application/javascript")], REDOC_JS).into_response()
+            }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_is_openapi_3_1_and_lists_the_status_routes() {
+        let json = serde_json::to_value(super::document()).unwrap();
+        assert!(json["openapi"].as_str().unwrap().starts_with("3.1"));
+        for path in [
+            "/status/systems",
+            "/status/liveness/",
+            "/status/{system_name}/userinfo",
+        ] {
+            assert!(json["paths"].get(path).is_some(), "{path} missing");
+        }
+    }
+}

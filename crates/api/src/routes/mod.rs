@@ -1,0 +1,47 @@
+//! Routes, one module per FirecREST service.
+
+pub mod status;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    status::router()
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// Query parameters, with failures answered as FirecREST validation errors (400).
+pub struct ValidQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(value)| ValidQuery(value))
+            .map_err(|rejection| ApiError::Validation {
+                location: "query",
+                name: String::new(),
+                message: rejection.body_text(),
+            })
+    }
+}
+
+/// Booleans as FastAPI reads them: true/false, 1/0, yes/no, on/off.
+pub fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Ok(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Ok(false),
+        _ => Err(serde::de::Error::custom(format!(
+            "Input should be a valid boolean, unable to interpret input '{text}'"
+        ))),
+    }
+}

@@ -1,0 +1,179 @@
+//! `/status`: systems and their health, liveness, and per-system nodes, partitions,
+//! reservations and the caller's user information (wire reference §2.1).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::response::Redirect;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use ironcrest_scheduler::{Node, Partition, Reservation};
+use ironcrest_services::status::{self, UserInfo};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ValidQuery, lenient_bool};
+use crate::AppState;
+use crate::auth::AuthenticatedUser;
+use crate::error::ApiError;
+use crate::models::System;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/status/systems", get(systems))
+        .route("/status/liveness/", get(liveness))
+        .route(
+            "/status/liveness",
+            get(|| async { Redirect::temporary("/status/liveness/") }),
+        )
+        .route("/status/{system_name}/nodes", get(nodes))
+        .route("/status/{system_name}/partitions", get(partitions))
+        .route("/status/{system_name}/reservations", get(reservations))
+        .route("/status/{system_name}/userinfo", get(userinfo))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SystemsResponse {
+    systems: Vec<System>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LivenessResponse {
+    /// Per cluster, when its last health-check run started.
+    healthcheck_runs: BTreeMap<String, String>,
+    /// Age in seconds of the oldest cluster's last run; 0 before any run.
+    last_update: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NodesResponse {
+    nodes: Vec<Node>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PartitionsResponse {
+    partitions: Vec<Partition>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReservationsResponse {
+    reservations: Vec<Reservation>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PartitionsQuery {
+    /// Also list hidden partitions.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    show_hidden: bool,
+}
+
+fn service_error(
+    user: &AuthenticatedUser,
+) -> impl Fn(ironcrest_services::ServiceError) -> ApiError + '_ {
+    |error| ApiError::Service {
+        error,
+        user: user.0.username.clone(),
+    }
+}
+
+#[utoipa::path(get, path = "/status/systems", tag = "status",
+    responses((status = 200, body = SystemsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn systems(State(state): State<AppState>, _user: AuthenticatedUser) -> Json<SystemsResponse> {
+    let systems = state
+        .clusters
+        .iter()
+        .map(|cluster| System::new(&cluster.config, cluster.health()))
+        .collect();
+    Json(SystemsResponse { systems })
+}
+
+#[utoipa::path(get, path = "/status/liveness/", tag = "status",
+    responses((status = 200, body = LivenessResponse)))]
+async fn liveness(State(state): State<AppState>) -> Json<LivenessResponse> {
+    let now = Utc::now();
+    let mut healthcheck_runs = BTreeMap::new();
+    let mut oldest = None;
+    for cluster in state.clusters.iter() {
+        if let Some(last) = cluster.health().and_then(|report| report.last_health_check) {
+            healthcheck_runs.insert(
+                cluster.name().to_string(),
+                last.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            );
+            oldest = Some(oldest.map_or(last, |o: chrono::DateTime<Utc>| o.min(last)));
+        }
+    }
+    Json(LivenessResponse {
+        healthcheck_runs,
+        last_update: oldest.map_or(0, |o| (now - o).num_seconds()),
+    })
+}
+
+#[utoipa::path(get, path = "/status/{system_name}/nodes", tag = "status",
+    params(("system_name" = String, Path)),
+    responses((status = 200, body = NodesResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn nodes(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+) -> Result<Json<NodesResponse>, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let nodes = status::nodes(&cluster, &user.0).await.map_err(&to_api)?;
+    Ok(Json(NodesResponse { nodes }))
+}
+
+#[utoipa::path(get, path = "/status/{system_name}/partitions", tag = "status",
+    params(("system_name" = String, Path), PartitionsQuery),
+    responses((status = 200, body = PartitionsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn partitions(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidQuery(query): ValidQuery<PartitionsQuery>,
+) -> Result<Json<PartitionsResponse>, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let partitions = status::partitions(&cluster, &user.0, query.show_hidden)
+        .await
+        .map_err(&to_api)?;
+    Ok(Json(PartitionsResponse { partitions }))
+}
+
+#[utoipa::path(get, path = "/status/{system_name}/reservations", tag = "status",
+    params(("system_name" = String, Path)),
+    responses((status = 200, body = ReservationsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn reservations(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+) -> Result<Json<ReservationsResponse>, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let reservations = status::reservations(&cluster, &user.0)
+        .await
+        .map_err(&to_api)?;
+    Ok(Json(ReservationsResponse { reservations }))
+}
+
+#[utoipa::path(get, path = "/status/{system_name}/userinfo", tag = "status",
+    params(("system_name" = String, Path)),
+    responses((status = 200, body = UserInfo), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn userinfo(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+) -> Result<Json<UserInfo>, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    Ok(Json(
+        status::userinfo(&cluster, &user.0).await.map_err(&to_api)?,
+    ))
+}

@@ -1,0 +1,147 @@
+//! Ironcrest's wiring: configuration → backends (SSH pools, schedulers, token verifier) →
+//! services → HTTP. [`serve`] takes an already-bound listener and a shutdown token, so
+//! tests run the real server in-process on `127.0.0.1:0`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ironcrest_api::AppState;
+use ironcrest_auth::{ClientCredentials, TokenVerifier};
+use ironcrest_config::{Config, ConnectionMode, LogFormat, LoggerConfig, Problem, SchedulerType};
+use ironcrest_scheduler::slurm::SlurmCli;
+use ironcrest_services::health::HealthChecker;
+use ironcrest_services::{Cluster, Clusters};
+use ironcrest_ssh::{PoolSettings, SshPool};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub fn init_logging(logger: &LoggerConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&logger.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match logger.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Features the configuration can name that this build does not serve yet.
+pub fn unsupported_features(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (idx, cluster) in config.clusters.iter().enumerate() {
+        if cluster.scheduler.kind == SchedulerType::Pbs {
+            problems.push(Problem {
+                field: format!("clusters[{idx}].scheduler.type"),
+                message: "the PBS backend is not available yet".into(),
+            });
+        }
+        if cluster.scheduler.connection_mode != ConnectionMode::Ssh {
+            problems.push(Problem {
+                field: format!("clusters[{idx}].scheduler.connection_mode"),
+                message: "only connection_mode ssh is available yet".into(),
+            });
+        }
+    }
+    problems
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let shutdown = CancellationToken::new();
+    let signal_token = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        signal_token.cancel();
+    });
+    serve(listener, config, shutdown).await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Builds every backend from `config` and serves on `listener` until `shutdown` is
+/// cancelled; in-flight requests then get `server.shutdown_grace_period` seconds.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let problems = unsupported_features(&config);
+    if let Some(problem) = problems.first() {
+        anyhow::bail!("{problem}");
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let authn = &config.auth.authentication;
+    let verifier = TokenVerifier::new(authn, http.clone())
+        .await
+        .context("cannot set up token verification")?;
+    tokio::spawn(
+        verifier
+            .clone()
+            .refresh_periodically(shutdown.clone().cancelled_owned()),
+    );
+    let credentials = ironcrest_ssh::provider_from_config(&config.ssh_credentials, http.clone())
+        .context("invalid ssh_credentials")?;
+
+    let mut clusters = Vec::new();
+    for cluster_config in &config.clusters {
+        let settings = PoolSettings::from_config(
+            &cluster_config.ssh,
+            cluster_config.data_operation.max_ops_file_size,
+        );
+        let pool = SshPool::new(settings, credentials.clone());
+        tokio::spawn(pool.clone().maintain(shutdown.clone().cancelled_owned()));
+        let scheduler = Arc::new(SlurmCli::new(pool.clone()));
+        clusters.push(Cluster::new(cluster_config.clone(), pool, scheduler));
+    }
+    let clusters = Clusters::new(clusters);
+    for cluster in clusters.iter() {
+        let service_account = ClientCredentials::new(
+            authn.token_url.clone(),
+            cluster.config.service_account.client_id.clone(),
+            cluster.config.service_account.secret.clone(),
+            authn.token_endpoint_auth_method,
+            http.clone(),
+        );
+        let checker = HealthChecker::new(cluster.clone(), service_account, verifier.clone());
+        tokio::spawn(checker.run(shutdown.clone().cancelled_owned()));
+    }
+
+    let app = ironcrest_api::router(AppState { clusters, verifier });
+    let address = listener.local_addr()?;
+    tracing::info!(listen = %address, "ironcrest serving");
+    let grace = Duration::from_secs(config.server.shutdown_grace_period);
+    let graceful =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        result = graceful => result.context("server error")?,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_period_s = grace.as_secs(), "in-flight requests cut off after the grace period");
+        }
+    }
+    tracing::info!("ironcrest stopped");
+    Ok(())
+}

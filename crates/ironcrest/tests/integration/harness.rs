@@ -1,0 +1,150 @@
+//! Starts an Ironcrest server for one test and gives it tokens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use ironcrest_config::Config;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const SYSTEM: &str = "cluster-slurm-ssh";
+
+pub fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test (or eval \"$(scripts/dev-env env)\")"))
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The dev configuration template with `${VAR}` taken from the environment.
+pub fn dev_config_yaml() -> String {
+    let template =
+        std::fs::read_to_string(repo_root().join("scripts/devenv/ironcrest.yaml.in")).unwrap();
+    let mut yaml = template;
+    for var in ["IRONCREST_DEV_PREFIX", "IRONCREST_DEV_PORT"] {
+        yaml = yaml.replace(&format!("${{{var}}}"), &env(var));
+    }
+    yaml
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|yaml| yaml).await
+    }
+
+    /// Starts a server whose configuration is the dev one passed through `edit`.
+    pub async fn start_with(edit: impl FnOnce(String) -> String) -> Self {
+        let yaml = edit(dev_config_yaml()).replace("interval: 10", "interval: 1");
+        let config = Config::from_yaml(&yaml).unwrap_or_else(|err| panic!("{err}"));
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(err) = ironcrest::serve(listener, config, server_shutdown).await {
+                panic!("server failed: {err:#}");
+            }
+        });
+        Self {
+            url,
+            http: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let response = self.get(path, Some(token)).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until a health-check run has recorded results that satisfy `done`.
+    pub async fn wait_for_health(
+        &self,
+        token: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        for _ in 0..120 {
+            let systems = self.get_json("/status/systems", token).await;
+            if let Some(health) = systems["systems"][0]["servicesHealth"].as_array()
+                && done(health)
+            {
+                return health.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        panic!("health never reached the expected state");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A fresh access token for fireuser from the real OIDC provider.
+pub async fn user_token() -> String {
+    client_credentials_token(
+        &env("IRONCREST_DEV_CLIENT_ID"),
+        &env("IRONCREST_DEV_CLIENT_SECRET"),
+    )
+    .await
+}
+
+pub async fn client_credentials_token(client_id: &str, secret: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(env("IRONCREST_DEV_OIDC_TOKEN_URL"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+/// The IdP's signing key as PEM, exported with node from the provider's persisted JWK,
+/// so tests can mint tokens the real IdP would never issue (expired, wrong audience).
+pub fn idp_signing_key() -> (jsonwebtoken::EncodingKey, String) {
+    let jwks_path = format!("{}/oidc/private/jwks.json", env("IRONCREST_DEV_PREFIX"));
+    let script = format!(
+        "const c=require('crypto');const k=JSON.parse(require('fs').readFileSync('{jwks_path}','utf8')).keys[0];\
+         process.stdout.write(JSON.stringify({{kid:k.kid,pem:c.createPrivateKey({{key:k,format:'jwk'}}).export({{type:'pkcs8',format:'pem'}})}}))"
+    );
+    let output = Command::new("node").arg("-e").arg(script).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(value["pem"].as_str().unwrap().as_bytes()).unwrap();
+    (key, value["kid"].as_str().unwrap().to_string())
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: Ironcrest runs in-process on 127.0.0.1:0 in front of the real
+//! services of the dev environment (Slurm, sshd with the user CA, the OIDC provider).
+//! Run them through `scripts/test`, which starts that environment and exports its
+//! `IRONCREST_DEV_*` variables.
+
+mod auth;
+mod harness;
+mod ssh_recovery;
+mod status;

@@ -1,0 +1,283 @@
+//! `scontrol` queries: partitions, reservations and the controller ping.
+
+use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
+
+use super::key_value::{non_null, parse_record};
+use crate::{Partition, PingStatus, Reservation};
+
+/// `scontrol -a show -o <entity>` with times as epoch seconds.
+fn show_all(entity: &'static str) -> CommandLine {
+    CommandLine::builder("scontrol")
+        .env("SLURM_TIME_FORMAT", "%s")
+        .expect("a constant has no NUL")
+        .flag("-a")
+        .flag("show")
+        .flag("-o")
+        .flag(entity)
+        .build()
+}
+
+fn unexpected(detail: String) -> CommandError {
+    CommandError::UnexpectedOutput {
+        command: "scontrol",
+        detail,
+    }
+}
+
+fn required<'a>(
+    record: &std::collections::HashMap<&str, &'a str>,
+    key: &str,
+    line: &str,
+) -> Result<&'a str, CommandError> {
+    record
+        .get(key)
+        .copied()
+        .ok_or_else(|| unexpected(format!("no {key} in {line:?}")))
+}
+
+fn count(value: &str, key: &str) -> Result<u32, CommandError> {
+    value
+        .parse()
+        .map_err(|_| unexpected(format!("{key}={value:?} is not a number")))
+}
+
+/// Partitions; hidden ones only when asked for.
+pub struct Partitions {
+    pub show_hidden: bool,
+}
+
+impl RemoteCommand for Partitions {
+    type Parsed = Vec<Partition>;
+
+    fn command_line(&self) -> CommandLine {
+        show_all("partitions")
+    }
+
+    fn parse(&self, output: Output) -> Result<Vec<Partition>, CommandError> {
+        if output.exit_status != 0 {
+            return Err(CommandError::failed(&output));
+        }
+        let mut partitions = Vec::new();
+        for line in output
+            .stdout_text()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
+            let record = parse_record(line);
+            if !self.show_hidden && record.get("Hidden") == Some(&"YES") {
+                continue;
+            }
+            partitions.push(Partition {
+                name: required(&record, "PartitionName", line)?.to_string(),
+                cpus: Some(count(required(&record, "TotalCPUs", line)?, "TotalCPUs")?),
+                total_nodes: Some(count(required(&record, "TotalNodes", line)?, "TotalNodes")?),
+                partition: required(&record, "State", line)?.to_string(),
+            });
+        }
+        Ok(partitions)
+    }
+}
+
+/// Reservations, with their state in lower case.
+pub struct Reservations;
+
+impl RemoteCommand for Reservations {
+    type Parsed = Vec<Reservation>;
+
+    fn command_line(&self) -> CommandLine {
+        show_all("reservations")
+    }
+
+    fn parse(&self, output: Output) -> Result<Vec<Reservation>, CommandError> {
+        if output.exit_status != 0 {
+            return Err(CommandError::failed(&output));
+        }
+        let text = output.stdout_text();
+        if text.trim_start().starts_with("No reservations") {
+            return Ok(Vec::new());
+        }
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let record = parse_record(line);
+                let time = |key: &str| -> Result<i64, CommandError> {
+                    let value = required(&record, key, line)?;
+                    value
+                        .parse()
+                        .map_err(|_| unexpected(format!("{key}={value:?} is not an epoch time")))
+                };
+                Ok(Reservation {
+                    name: required(&record, "ReservationName", line)?.to_string(),
+                    node_list: non_null(record.get("Nodes").copied())
+                        .unwrap_or_default()
+                        .to_string(),
+                    start_time: time("StartTime")?,
+                    end_time: time("EndTime")?,
+                    features: non_null(record.get("Features").copied()).map(String::from),
+                    state: non_null(record.get("State").copied()).map(str::to_lowercase),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `scontrol ping`: one line per controller, `Slurmctld(primary) at host is UP`.
+pub struct Ping;
+
+impl RemoteCommand for Ping {
+    type Parsed = Vec<PingStatus>;
+
+    fn command_line(&self) -> CommandLine {
+        CommandLine::builder("scontrol")
+            .env("SLURM_TIME_FORMAT", "%s")
+            .expect("a constant has no NUL")
+            .flag("ping")
+            .build()
+    }
+
+    fn parse(&self, output: Output) -> Result<Vec<PingStatus>, CommandError> {
+        // A down controller makes scontrol exit non-zero while still printing its status line.
+        let statuses: Vec<PingStatus> = output
+            .stdout_text()
+            .lines()
+            .filter_map(|line| {
+                let (controller, state) = line.trim().rsplit_once(" is ")?;
+                let controller = controller.strip_prefix("Slurmctld")?.trim().to_string();
+                Some(PingStatus {
+                    controller,
+                    up: state.trim() == "UP",
+                })
+            })
+            .collect();
+        if statuses.is_empty() {
+            return Err(if output.exit_status != 0 {
+                CommandError::failed(&output)
+            } else {
+                unexpected(format!(
+                    "no controller status in {:?}",
+                    output.stdout_text()
+                ))
+            });
+        }
+        Ok(statuses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slurm::fixtures;
+
+    #[test]
+    fn command_lines_match_the_captured_ones() {
+        assert_eq!(
+            Partitions { show_hidden: false }.command_line().to_string(),
+            fixtures::slurm("scontrol_partitions").command
+        );
+        assert_eq!(
+            Reservations.command_line().to_string(),
+            fixtures::slurm("scontrol_reservations").command
+        );
+        assert_eq!(
+            Ping.command_line().to_string(),
+            fixtures::slurm("scontrol_ping").command
+        );
+    }
+
+    #[test]
+    fn partitions_of_the_dev_cluster() {
+        let partitions = Partitions { show_hidden: false }
+            .parse(fixtures::slurm("scontrol_partitions").output)
+            .unwrap();
+        let names: Vec<&str> = partitions.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["normal", "debug"]);
+        assert!(
+            partitions
+                .iter()
+                .all(|p| p.partition == "UP" && p.cpus == Some(2) && p.total_nodes == Some(1))
+        );
+    }
+
+    #[test]
+    fn hidden_partitions_are_shown_only_on_request() {
+        let output = Output {
+            stdout: b"PartitionName=a Hidden=NO State=UP TotalCPUs=4 TotalNodes=1\n\
+                      PartitionName=b Hidden=YES State=DOWN TotalCPUs=8 TotalNodes=2\n"
+                .to_vec(),
+            ..Output::default()
+        };
+        assert_eq!(
+            Partitions { show_hidden: false }
+                .parse(output.clone())
+                .unwrap()
+                .len(),
+            1
+        );
+        let all = Partitions { show_hidden: true }.parse(output).unwrap();
+        assert_eq!(all[1].partition, "DOWN");
+        assert_eq!(all[1].total_nodes, Some(2));
+    }
+
+    #[test]
+    fn a_partition_missing_a_field_is_an_error() {
+        let output = Output {
+            stdout: b"PartitionName=a State=UP TotalCPUs=4\n".to_vec(),
+            ..Output::default()
+        };
+        assert!(Partitions { show_hidden: true }.parse(output).is_err());
+    }
+
+    #[test]
+    fn the_dev_reservation_is_read() {
+        let reservations = Reservations
+            .parse(fixtures::slurm("scontrol_reservations").output)
+            .unwrap();
+        assert_eq!(reservations.len(), 1);
+        let reservation = &reservations[0];
+        assert_eq!(reservation.name, "fire_resv");
+        assert_eq!(reservation.node_list, "localhost");
+        assert_eq!(reservation.state.as_deref(), Some("active"));
+        assert!(reservation.end_time > reservation.start_time);
+        assert_eq!(reservation.features, None);
+    }
+
+    #[test]
+    fn no_reservations_is_an_empty_list() {
+        let reservations = Reservations
+            .parse(fixtures::slurm("scontrol_reservations_none").output)
+            .unwrap();
+        assert!(reservations.is_empty());
+    }
+
+    #[test]
+    fn ping_up_and_down() {
+        let up = Ping.parse(fixtures::slurm("scontrol_ping").output).unwrap();
+        assert_eq!(
+            up,
+            vec![PingStatus {
+                controller: "(primary) at vm".into(),
+                up: true
+            }]
+        );
+        let down = Ping
+            .parse(fixtures::slurm("scontrol_ping_down").output)
+            .unwrap();
+        assert!(!down[0].up);
+    }
+
+    #[test]
+    fn ping_without_a_status_line_is_an_error() {
+        let output = Output {
+            stderr: b"scontrol: command not found".to_vec(),
+            exit_status: 127,
+            ..Output::default()
+        };
+        assert!(matches!(
+            Ping.parse(output),
+            Err(CommandError::Failed {
+                exit_status: 127,
+                ..
+            })
+        ));
+    }
+}

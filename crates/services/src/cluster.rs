@@ -1,0 +1,90 @@
+//! A configured cluster at run time: its SSH pool, its scheduler and its latest health.
+
+use std::sync::{Arc, RwLock};
+
+use ironcrest_config::{ClusterConfig, ProbedService};
+use ironcrest_scheduler::Scheduler;
+use ironcrest_ssh::SshPool;
+
+use crate::ServiceError;
+use crate::health::HealthReport;
+
+pub struct Cluster {
+    pub config: ClusterConfig,
+    pub ssh: SshPool,
+    pub scheduler: Arc<dyn Scheduler>,
+    /// The latest health-check run; `None` until the first one finishes.
+    health: RwLock<Option<HealthReport>>,
+}
+
+impl Cluster {
+    pub fn new(config: ClusterConfig, ssh: SshPool, scheduler: Arc<dyn Scheduler>) -> Self {
+        Self {
+            config,
+            ssh,
+            scheduler,
+            health: RwLock::new(None),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn health(&self) -> Option<HealthReport> {
+        self.health
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn record_health(&self, report: HealthReport) {
+        *self.health.write().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    }
+
+    /// Answers 503 early when `service` failed its last check. Nothing is gated before the
+    /// first check has run, or when that service is not probed.
+    pub fn require_healthy(&self, service: ProbedService) -> Result<(), ServiceError> {
+        let Some(report) = self.health() else {
+            return Ok(());
+        };
+        let unhealthy = report
+            .checks
+            .iter()
+            .any(|check| check.service == Some(service) && check.path.is_none() && !check.healthy);
+        if unhealthy {
+            return Err(ServiceError::Unhealthy {
+                service: match service {
+                    ProbedService::Scheduler => "scheduler",
+                    ProbedService::Ssh => "ssh",
+                    ProbedService::Filesystem => "filesystem",
+                    ProbedService::S3 => "s3",
+                },
+                system: self.name().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Every configured cluster, looked up by case-insensitive name.
+#[derive(Clone)]
+pub struct Clusters(Arc<Vec<Arc<Cluster>>>);
+
+impl Clusters {
+    pub fn new(clusters: Vec<Cluster>) -> Self {
+        Self(Arc::new(clusters.into_iter().map(Arc::new).collect()))
+    }
+
+    pub fn get(&self, name: &str) -> Result<Arc<Cluster>, ServiceError> {
+        self.0
+            .iter()
+            .find(|cluster| cluster.name().eq_ignore_ascii_case(name))
+            .cloned()
+            .ok_or(ServiceError::SystemNotFound)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Cluster>> {
+        self.0.iter()
+    }
+}

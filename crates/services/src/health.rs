@@ -1,0 +1,214 @@
+//! The health checker: per cluster, every `probing.interval` seconds, probe each configured
+//! service as the cluster's service account and cache the results. The cache feeds
+//! `/status/systems`, liveness and the 503 gating of requests ([`Cluster::require_healthy`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use ironcrest_auth::{ClientCredentials, TokenVerifier};
+use ironcrest_config::ProbedService;
+use ironcrest_remote::CommandLine;
+use ironcrest_ssh::SshUser;
+
+use crate::Cluster;
+
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    /// When the last successful run started; a failed run leaves it unchanged.
+    pub last_health_check: Option<DateTime<Utc>>,
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    /// `None` for the single entry a failed run leaves (`serviceType: exception`).
+    pub service: Option<ProbedService>,
+    pub last_checked: DateTime<Utc>,
+    /// Seconds.
+    pub latency: f64,
+    pub healthy: bool,
+    pub message: Option<String>,
+    /// For file-system checks: the probed path.
+    pub path: Option<String>,
+}
+
+pub struct HealthChecker {
+    cluster: Arc<Cluster>,
+    service_account: ClientCredentials,
+    verifier: TokenVerifier,
+}
+
+impl HealthChecker {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        service_account: ClientCredentials,
+        verifier: TokenVerifier,
+    ) -> Self {
+        Self {
+            cluster,
+            service_account,
+            verifier,
+        }
+    }
+
+    /// Checks now, then every interval, until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let interval = Duration::from_secs(self.cluster.config.probing.interval);
+        tokio::pin!(shutdown);
+        loop {
+            self.check_once().await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    pub async fn check_once(&self) {
+        let started = Utc::now();
+        let report = match self.service_user().await {
+            Ok(user) => HealthReport {
+                last_health_check: Some(started),
+                checks: self.probe_all(&user).await,
+            },
+            Err(message) => {
+                tracing::warn!(cluster = self.cluster.name(), error = %message, "health check run failed");
+                HealthReport {
+                    last_health_check: self.cluster.health().and_then(|r| r.last_health_check),
+                    checks: vec![HealthCheck {
+                        service: None,
+                        last_checked: started,
+                        latency: 0.0,
+                        healthy: false,
+                        message: Some(format!(
+                            "Cluster HealthChecker execution failed with error: {message}"
+                        )),
+                        path: None,
+                    }],
+                }
+            }
+        };
+        for check in report.checks.iter().filter(|c| !c.healthy) {
+            tracing::warn!(
+                cluster = self.cluster.name(),
+                service = ?check.service,
+                path = check.path.as_deref(),
+                message = check.message.as_deref(),
+                "service unhealthy"
+            );
+        }
+        self.cluster.record_health(report);
+    }
+
+    async fn service_user(&self) -> Result<SshUser, String> {
+        let token = self
+            .service_account
+            .access_token()
+            .await
+            .map_err(|err| format!("service account token: {err}"))?;
+        let verified = self
+            .verifier
+            .verify(secrecy::ExposeSecret::expose_secret(&token))
+            .await
+            .map_err(|err| format!("service account token: {err}"))?;
+        Ok(SshUser {
+            username: verified.username,
+            access_token: verified.access_token,
+        })
+    }
+
+    async fn probe_all(&self, user: &SshUser) -> Vec<HealthCheck> {
+        let services = &self.cluster.config.probing.services;
+        let mut probes = Vec::new();
+        for (service, settings) in services {
+            let timeout = Duration::from_secs(settings.timeout);
+            match service {
+                ProbedService::Filesystem => {
+                    for fs in &self.cluster.config.file_systems {
+                        probes.push(self.probe(*service, Some(fs.path.clone()), timeout, user));
+                    }
+                }
+                _ => probes.push(self.probe(*service, None, timeout, user)),
+            }
+        }
+        join_all(probes).await
+    }
+
+    async fn probe(
+        &self,
+        service: ProbedService,
+        path: Option<String>,
+        timeout: Duration,
+        user: &SshUser,
+    ) -> HealthCheck {
+        let last_checked = Utc::now();
+        let start = Instant::now();
+        let outcome =
+            tokio::time::timeout(timeout, self.probe_service(service, path.as_deref(), user))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {} s", timeout.as_secs())));
+        HealthCheck {
+            service: Some(service),
+            last_checked,
+            latency: start.elapsed().as_secs_f64(),
+            healthy: outcome.is_ok(),
+            message: outcome.err(),
+            path,
+        }
+    }
+
+    async fn probe_service(
+        &self,
+        service: ProbedService,
+        path: Option<&str>,
+        user: &SshUser,
+    ) -> Result<(), String> {
+        let ssh = &self.cluster.ssh;
+        match service {
+            ProbedService::Scheduler => {
+                let statuses = self
+                    .cluster
+                    .scheduler
+                    .ping(user)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if statuses.iter().all(|s| s.up) {
+                    Ok(())
+                } else {
+                    Err(format!("{statuses:?}"))
+                }
+            }
+            ProbedService::Ssh => {
+                let output = ssh
+                    .execute(user, &CommandLine::builder("true").build(), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                exit_ok(output.exit_status, &output.stderr_text())
+            }
+            ProbedService::Filesystem => {
+                let command = CommandLine::builder("ls")
+                    .flag("-l")
+                    .flag("-d")
+                    .operands([path.unwrap_or("/")])
+                    .map_err(|e| e.to_string())?
+                    .build();
+                let output = ssh
+                    .execute(user, &command, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                exit_ok(output.exit_status, &output.stderr_text())
+            }
+            ProbedService::S3 => Err("S3 probing is not available yet".into()),
+        }
+    }
+}
+
+fn exit_ok(exit_status: u32, stderr: &str) -> Result<(), String> {
+    if exit_status == 0 {
+        Ok(())
+    } else {
+        Err(format!("exit status {exit_status}: {}", stderr.trim()))
+    }
+}

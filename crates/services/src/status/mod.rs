@@ -1,0 +1,56 @@
+//! The status service (wire reference §2.1): systems, nodes, partitions, reservations and
+//! the calling user's identity and accounts.
+
+mod id;
+
+use ironcrest_config::ProbedService;
+use ironcrest_scheduler::{Account, Node, Partition, Reservation};
+use ironcrest_ssh::SshUser;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub use id::{Id, IdName, Identity};
+
+use crate::{Cluster, ServiceError};
+
+/// `/status/{system}/userinfo`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserInfo {
+    pub user: IdName,
+    pub group: IdName,
+    pub groups: Vec<IdName>,
+    pub accounts: Option<Vec<Account>>,
+}
+
+pub async fn nodes(cluster: &Cluster, user: &SshUser) -> Result<Vec<Node>, ServiceError> {
+    Ok(cluster.scheduler.nodes(user).await?)
+}
+
+pub async fn partitions(
+    cluster: &Cluster,
+    user: &SshUser,
+    show_hidden: bool,
+) -> Result<Vec<Partition>, ServiceError> {
+    Ok(cluster.scheduler.partitions(user, show_hidden).await?)
+}
+
+pub async fn reservations(
+    cluster: &Cluster,
+    user: &SshUser,
+) -> Result<Vec<Reservation>, ServiceError> {
+    Ok(cluster.scheduler.reservations(user).await?)
+}
+
+/// Identity from `id` and accounts from the scheduler, fetched concurrently.
+pub async fn userinfo(cluster: &Cluster, user: &SshUser) -> Result<UserInfo, ServiceError> {
+    cluster.require_healthy(ProbedService::Ssh)?;
+    let (identity, accounts) =
+        tokio::join!(cluster.ssh.run(user, &Id), cluster.scheduler.accounts(user));
+    let identity = identity?;
+    Ok(UserInfo {
+        user: identity.user,
+        group: identity.group,
+        groups: identity.groups,
+        accounts: accounts?,
+    })
+}

@@ -1,0 +1,538 @@
+//! The per-cluster connection pool.
+//!
+//! Connections are per user (sshd authenticates a connection as one user). Each carries up
+//! to `max_sessions_per_connection` concurrent channels; past that a user gets another
+//! connection. All users together hold at most `max_clients` connections (established or
+//! being opened); at the bound an idle connection of another user is evicted, otherwise
+//! the request waits up to the connection timeout for a free slot.
+//!
+//! Opening a connection is a spawned task whose result every waiting request of that user
+//! shares, so N concurrent first requests cause one handshake, and a cancelled request
+//! does not abort a handshake others wait for.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ironcrest_remote::{CommandLine, Output, RemoteCommand};
+use russh::client;
+use tokio::sync::{Notify, watch};
+use tracing::Instrument;
+
+use crate::connection::{self, SshHandle};
+use crate::credentials::CredentialProvider;
+use crate::exec::{self, Limits};
+use crate::{PoolSettings, RunError, SshError, SshUser};
+
+/// Result of a shared connection attempt: `None` while it runs.
+type Attempt = Option<Result<(), SshError>>;
+
+/// A pool of SSH connections to one cluster. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct SshPool {
+    inner: Arc<Inner>,
+}
+
+/// A snapshot of the pool, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Established connections.
+    pub connections: usize,
+    /// Connections being opened.
+    pub connecting: usize,
+    /// Channels in use (including ones being closed).
+    pub channels: usize,
+    /// Connections successfully opened since the pool was created.
+    pub opened_total: u64,
+}
+
+struct Inner {
+    settings: PoolSettings,
+    credentials: Arc<dyn CredentialProvider>,
+    config: Arc<client::Config>,
+    state: Mutex<State>,
+    /// Signalled whenever a channel or connection slot may have become free.
+    changed: Notify,
+    next_id: AtomicU64,
+    opened_total: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, UserConnections>,
+    open: usize,
+    connecting: usize,
+}
+
+#[derive(Default)]
+struct UserConnections {
+    connections: Vec<Arc<Connection>>,
+    attempt: Option<watch::Receiver<Attempt>>,
+}
+
+struct Connection {
+    id: u64,
+    user: String,
+    handle: SshHandle,
+    opened: Instant,
+    /// Channels this connection may carry; lowered if sshd refuses channels earlier.
+    capacity: AtomicUsize,
+    channels: AtomicUsize,
+    last_used: Mutex<Instant>,
+}
+
+impl Connection {
+    fn has_room(&self) -> bool {
+        self.channels.load(Ordering::SeqCst) < self.capacity.load(Ordering::SeqCst)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.channels.load(Ordering::SeqCst) == 0
+    }
+
+    fn touch(&self) {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+}
+
+/// One channel's claim on a connection; released on drop.
+struct Slot {
+    inner: Arc<Inner>,
+    connection: Arc<Connection>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.connection.touch();
+        self.connection.channels.fetch_sub(1, Ordering::SeqCst);
+        self.inner.changed.notify_waiters();
+    }
+}
+
+/// What a request does next, decided under the state lock.
+enum Step {
+    Use(Slot),
+    AwaitAttempt(watch::Receiver<Attempt>),
+    AwaitRoom,
+}
+
+impl SshPool {
+    pub fn new(settings: PoolSettings, credentials: Arc<dyn CredentialProvider>) -> Self {
+        let config = connection::client_config(&settings);
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                credentials,
+                config,
+                state: Mutex::new(State::default()),
+                changed: Notify::new(),
+                next_id: AtomicU64::new(1),
+                opened_total: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &PoolSettings {
+        &self.inner.settings
+    }
+
+    /// Runs `command` as `user`, feeding `stdin` if given. A connection found dead before
+    /// the channel opened is replaced and the command tried once more.
+    pub async fn execute(
+        &self,
+        user: &SshUser,
+        command: &CommandLine,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, SshError> {
+        let span = tracing::debug_span!(
+            "ssh.execute",
+            ssh.user = %user.username,
+            ssh.host = %self.inner.settings.host
+        );
+        self.execute_inner(user, command, stdin)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_inner(
+        &self,
+        user: &SshUser,
+        command: &CommandLine,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, SshError> {
+        let settings = &self.inner.settings;
+        let mut retried = false;
+        loop {
+            let slot = self.inner.acquire(user).await?;
+            let opening = slot.connection.handle.channel_open_session();
+            let failure = match tokio::time::timeout(settings.connection_timeout(), opening).await {
+                Ok(Ok(channel)) => {
+                    let limits = Limits {
+                        output: settings.output_limit,
+                        time: settings.command_timeout(),
+                    };
+                    return exec::run(channel, command.as_bytes(), stdin, limits, slot).await;
+                }
+                Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
+                    // sshd's MaxSessions is lower than we assumed: stop at what this
+                    // connection carries now, and let the retry use another one.
+                    let others = slot.connection.channels.load(Ordering::SeqCst) - 1;
+                    slot.connection
+                        .capacity
+                        .store(others.max(1), Ordering::SeqCst);
+                    tracing::warn!(
+                        ssh.user = %user.username,
+                        ssh.connection = slot.connection.id,
+                        channels = others,
+                        ?reason,
+                        "sshd refused a channel; lowering this connection's channel limit"
+                    );
+                    SshError::ChannelOpenFailed(format!("refused by sshd: {reason:?}"))
+                }
+                Ok(Err(err)) => {
+                    self.inner.discard(&slot.connection, "channel open failed");
+                    SshError::ChannelOpenFailed(format!("connection unusable: {err}"))
+                }
+                Err(_) => {
+                    self.inner
+                        .discard(&slot.connection, "channel open timed out");
+                    SshError::ChannelOpenFailed("channel open timed out".into())
+                }
+            };
+            drop(slot);
+            if retried {
+                return Err(failure);
+            }
+            tracing::debug!(ssh.user = %user.username, error = %failure.detail(), "retrying on another connection");
+            retried = true;
+        }
+    }
+
+    /// Runs a [`RemoteCommand`] and parses its output.
+    pub async fn run<C: RemoteCommand + Sync>(
+        &self,
+        user: &SshUser,
+        command: &C,
+    ) -> Result<C::Parsed, RunError> {
+        let output = self
+            .execute(user, &command.command_line(), command.stdin())
+            .await?;
+        Ok(command.parse(output)?)
+    }
+
+    /// Closes idle and dead connections every few seconds until `shutdown` completes,
+    /// then closes every connection. Spawn it once per pool.
+    pub async fn maintain(self, shutdown: impl Future<Output = ()>) {
+        let period = (self.inner.settings.idle_timeout() / 2)
+            .clamp(Duration::from_millis(500), Duration::from_secs(5));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(period) => {
+                    self.evict_idle();
+                }
+            }
+        }
+        self.close_all().await;
+    }
+
+    /// Closes connections unused for `idle_timeout` and ones that died; returns how many.
+    pub fn evict_idle(&self) -> usize {
+        let idle_timeout = self.inner.settings.idle_timeout();
+        let removed = {
+            let mut state = self.inner.lock();
+            state.remove_where(|c| {
+                if c.handle.is_closed() {
+                    Some("dead")
+                } else if c.is_idle() && c.idle_for() >= idle_timeout {
+                    Some("idle")
+                } else {
+                    None
+                }
+            })
+        };
+        let count = removed.len();
+        self.inner.close_removed(removed);
+        count
+    }
+
+    /// Closes every connection now (commands running on them fail).
+    pub async fn close_all(&self) {
+        let removed = self.inner.lock().remove_where(|_| Some("shutdown"));
+        for (connection, reason) in removed {
+            log_closed(&self.inner.settings, &connection, reason);
+            connection::close(&connection.handle).await;
+        }
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Established connections, all users together.
+    pub fn connection_count(&self) -> usize {
+        self.inner.lock().open
+    }
+
+    /// Established connections of one user.
+    pub fn user_connection_count(&self, username: &str) -> usize {
+        self.inner
+            .lock()
+            .users
+            .get(username)
+            .map_or(0, |u| u.connections.len())
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let state = self.inner.lock();
+        PoolStats {
+            connections: state.open,
+            connecting: state.connecting,
+            channels: state
+                .users
+                .values()
+                .flat_map(|u| &u.connections)
+                .map(|c| c.channels.load(Ordering::SeqCst))
+                .sum(),
+            opened_total: self.inner.opened_total.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl State {
+    /// Removes (and returns, with the reason) every connection `reason` picks.
+    fn remove_where(
+        &mut self,
+        mut reason: impl FnMut(&Connection) -> Option<&'static str>,
+    ) -> Vec<(Arc<Connection>, &'static str)> {
+        let mut removed = Vec::new();
+        for user in self.users.values_mut() {
+            user.connections.retain(|c| match reason(c) {
+                Some(why) => {
+                    removed.push((c.clone(), why));
+                    false
+                }
+                None => true,
+            });
+        }
+        self.open -= removed.len();
+        self.users
+            .retain(|_, u| !u.connections.is_empty() || u.attempt.is_some());
+        removed
+    }
+
+    /// Frees a connection slot by evicting the least recently used idle connection.
+    fn evict_lru_idle(&mut self) -> Option<Arc<Connection>> {
+        let victim = self
+            .users
+            .values()
+            .flat_map(|u| &u.connections)
+            .filter(|c| c.is_idle())
+            .max_by_key(|c| c.idle_for())?
+            .clone();
+        self.remove_where(|c| (c.id == victim.id).then_some("evicted for another user"));
+        Some(victim)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A channel slot on a connection of `user`, opening a connection if needed.
+    async fn acquire(self: &Arc<Self>, user: &SshUser) -> Result<Slot, SshError> {
+        let deadline = tokio::time::Instant::now() + self.settings.connection_timeout();
+        loop {
+            // Registered before the lock is released, so a slot freed in between still
+            // wakes us.
+            let room = self.changed.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+
+            let (step, evicted) = self.next_step(user);
+            self.close_removed(evicted);
+            match step {
+                Step::Use(slot) => return Ok(slot),
+                Step::AwaitAttempt(mut attempt) => {
+                    let outcome = attempt.wait_for(Option::is_some).await.map(|v| v.clone());
+                    match outcome {
+                        Ok(Some(Err(err))) => return Err(err),
+                        Ok(_) => {}
+                        Err(_) => {
+                            return Err(SshError::ConnectionFailed(
+                                "connection attempt abandoned".into(),
+                            ));
+                        }
+                    }
+                }
+                Step::AwaitRoom => {
+                    if tokio::time::timeout_at(deadline, room).await.is_err() {
+                        return Err(SshError::PoolFull);
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_step(self: &Arc<Self>, user: &SshUser) -> (Step, Vec<(Arc<Connection>, &'static str)>) {
+        let mut state = self.lock();
+        let mut removed = Vec::new();
+        // Drop this user's dead connections (sshd restarted, network gone, keepalive
+        // unanswered) before picking one.
+        if let Some(entry) = state.users.get_mut(&user.username) {
+            entry.connections.retain(|c| {
+                let dead = c.handle.is_closed();
+                if dead {
+                    removed.push((c.clone(), "dead"));
+                }
+                !dead
+            });
+        }
+        state.open -= removed.len();
+
+        let entry = state.users.entry(user.username.clone()).or_default();
+        // The oldest connection with room first: packs channels onto few connections so
+        // the rest go idle and get evicted.
+        if let Some(connection) = entry.connections.iter().find(|c| c.has_room()) {
+            connection.channels.fetch_add(1, Ordering::SeqCst);
+            connection.touch();
+            let slot = Slot {
+                inner: self.clone(),
+                connection: connection.clone(),
+            };
+            return (Step::Use(slot), removed);
+        }
+        if let Some(attempt) = &entry.attempt {
+            return (Step::AwaitAttempt(attempt.clone()), removed);
+        }
+        if state.open + state.connecting >= self.settings.max_clients {
+            match state.evict_lru_idle() {
+                Some(victim) => removed.push((victim, "evicted for another user")),
+                None => return (Step::AwaitRoom, removed),
+            }
+        }
+        let (sender, receiver) = watch::channel(None);
+        state.connecting += 1;
+        state
+            .users
+            .entry(user.username.clone())
+            .or_default()
+            .attempt = Some(receiver.clone());
+        tokio::spawn(self.clone().connect(user.clone(), sender));
+        (Step::AwaitAttempt(receiver), removed)
+    }
+
+    /// The shared connection attempt for one user.
+    async fn connect(self: Arc<Self>, user: SshUser, done: watch::Sender<Attempt>) {
+        let started = Instant::now();
+        let result = async {
+            let credentials = self.credentials.credentials(&user).await?;
+            connection::open(
+                &self.settings,
+                self.config.clone(),
+                &user.username,
+                credentials,
+            )
+            .await
+        }
+        .await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let outcome = {
+            let mut state = self.lock();
+            state.connecting -= 1;
+            let entry = state.users.entry(user.username.clone()).or_default();
+            entry.attempt = None;
+            match result {
+                Ok(handle) => {
+                    let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+                    entry.connections.push(Arc::new(Connection {
+                        id,
+                        user: user.username.clone(),
+                        handle,
+                        opened: Instant::now(),
+                        capacity: AtomicUsize::new(self.settings.max_sessions_per_connection),
+                        channels: AtomicUsize::new(0),
+                        last_used: Mutex::new(Instant::now()),
+                    }));
+                    state.open += 1;
+                    self.opened_total.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(
+                        ssh.user = %user.username,
+                        ssh.host = %self.settings.host,
+                        ssh.port = self.settings.port,
+                        ssh.connection = id,
+                        duration_ms,
+                        "SSH connection opened"
+                    );
+                    Ok(())
+                }
+                Err(err) => {
+                    if entry.connections.is_empty() {
+                        state.users.remove(&user.username);
+                    }
+                    tracing::warn!(
+                        ssh.user = %user.username,
+                        ssh.host = %self.settings.host,
+                        ssh.port = self.settings.port,
+                        duration_ms,
+                        error = %err.detail(),
+                        "SSH connection failed"
+                    );
+                    Err(err)
+                }
+            }
+        };
+        self.changed.notify_waiters();
+        // Nobody waiting any more is fine.
+        let _ = done.send(Some(outcome));
+    }
+
+    /// Takes a connection out of the pool because it failed; running commands keep it
+    /// alive until they finish, the last one to finish drops it.
+    fn discard(&self, connection: &Arc<Connection>, reason: &'static str) {
+        let removed = self
+            .lock()
+            .remove_where(|c| (c.id == connection.id).then_some(reason));
+        self.close_removed(removed);
+    }
+
+    /// Logs and closes removed connections in the background (idle ones only: a busy one
+    /// closes when its last command ends and drops it).
+    fn close_removed(&self, removed: Vec<(Arc<Connection>, &'static str)>) {
+        if removed.is_empty() {
+            return;
+        }
+        for (connection, reason) in removed {
+            log_closed(&self.settings, &connection, reason);
+            if connection.is_idle()
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                runtime.spawn(async move { connection::close(&connection.handle).await });
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+fn log_closed(settings: &PoolSettings, connection: &Connection, reason: &str) {
+    tracing::info!(
+        ssh.user = %connection.user,
+        ssh.host = %settings.host,
+        ssh.port = settings.port,
+        ssh.connection = connection.id,
+        duration_ms = connection.opened.elapsed().as_millis() as u64,
+        reason,
+        "SSH connection closed"
+    );
+}

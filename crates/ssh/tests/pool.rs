@@ -1,0 +1,675 @@
+//! The pool against a real OpenSSH server (see `support`): every test starts its own
+//! sshd on a free port, so tests run in parallel and leave nothing behind.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ironcrest_config::{Secret, StaticKey};
+use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
+use ironcrest_ssh::{
+    CertificateAuthority, CredentialProvider, Credentials, PoolSettings, RunError, SshError,
+    SshPool, SshUser, StaticKeys,
+};
+use russh::keys::PrivateKey;
+use russh::keys::ssh_key::{Algorithm, LineEnding};
+use support::{OTHER_USER, Sshd, USER};
+
+fn user(name: &str) -> SshUser {
+    SshUser::new(name, "unused-token")
+}
+
+fn sh(script: &str) -> CommandLine {
+    CommandLine::builder("sh")
+        .flag("-c")
+        .arg(script)
+        .expect("quotable")
+        .build()
+}
+
+fn ca_pool(sshd: &Sshd, settings: PoolSettings) -> SshPool {
+    let ca = CertificateAuthority::from_openssh(&sshd.ca_private_key, 300).expect("ca");
+    SshPool::new(settings, Arc::new(ca))
+}
+
+/// Always the same credentials, whatever the user.
+struct Fixed(Credentials);
+
+#[async_trait]
+impl CredentialProvider for Fixed {
+    async fn credentials(&self, _: &SshUser) -> Result<Credentials, SshError> {
+        Ok(self.0.clone())
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Polls `condition` for up to 20 s (a bound for a hung test, not a performance claim).
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct WhoAmI;
+
+impl RemoteCommand for WhoAmI {
+    type Parsed = String;
+
+    fn command_line(&self) -> CommandLine {
+        CommandLine::builder("id").flag("-un").build()
+    }
+
+    fn parse(&self, output: Output) -> Result<String, CommandError> {
+        if output.exit_status != 0 {
+            return Err(CommandError::failed(&output));
+        }
+        Ok(output.stdout_text().trim().to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_commands_as_the_user_with_a_ca_certificate() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("id"), USER);
+    let failed = pool
+        .execute(&user(USER), &sh("echo out; echo err >&2; exit 3"), None)
+        .await
+        .expect("runs");
+    assert_eq!(failed.exit_status, 3);
+    assert_eq!(failed.stdout, b"out\n");
+    assert_eq!(failed.stderr, b"err\n");
+
+    struct Fails;
+    impl RemoteCommand for Fails {
+        type Parsed = ();
+        fn command_line(&self) -> CommandLine {
+            CommandLine::builder("ls")
+                .arg("/nonexistent-ironcrest")
+                .expect("quotable")
+                .build()
+        }
+        fn parse(&self, output: Output) -> Result<(), CommandError> {
+            Err(CommandError::failed(&output))
+        }
+    }
+    let err = pool.run(&user(USER), &Fails).await.unwrap_err();
+    assert!(matches!(err, RunError::Command(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("No such file or directory"),
+        "{err}"
+    );
+
+    assert_eq!(pool.stats().opened_total, 1);
+    assert!(
+        sshd.log()
+            .contains(&format!("Accepted certificate ID \"ironcrest:{USER}\"")),
+        "{}",
+        sshd.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_round_trips_one_mebibyte_of_binary_data() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+    let data: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let output = pool
+        .execute(
+            &user(USER),
+            &CommandLine::builder("cat").build(),
+            Some(&data),
+        )
+        .await
+        .expect("cat");
+    assert_eq!(output.exit_status, 0);
+    assert_eq!(output.stdout.len(), data.len());
+    assert!(output.stdout == data, "bytes differ");
+
+    // A command that ignores its input still finishes.
+    let output = pool
+        .execute(&user(USER), &sh("echo done"), Some(&data))
+        .await
+        .expect("ignores stdin");
+    assert_eq!(output.stdout, b"done\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_concurrent_commands_use_exactly_three_connections() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+    // Every command waits for a gate file, so all 30 are in flight at once.
+    let gate = sshd.shared_dir().join("go");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.05; done; echo $$",
+        gate.display()
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let (pool, command) = (pool.clone(), sh(&script));
+        tasks.push(tokio::spawn(async move {
+            pool.execute(&user(USER), &command, None).await
+        }));
+    }
+    eventually("30 channels open", || pool.stats().channels == 30).await;
+    assert_eq!(pool.connection_count(), 3);
+    std::fs::write(&gate, b"").expect("gate");
+    for task in tasks {
+        let output = task.await.expect("join").expect("command");
+        assert_eq!(output.exit_status, 0);
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.opened_total, 3, "{stats:?}");
+    assert_eq!(stats.connections, 3);
+    eventually("channels released", || pool.stats().channels == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_share_one_handshake() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            pool.execute(&user(USER), &CommandLine::builder("true").build(), None)
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("true");
+    }
+    assert_eq!(pool.stats().opened_total, 1);
+    let handshakes = sshd.log().matches("Accepted publickey for").count();
+    assert_eq!(handshakes, 1, "{}", sshd.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_clients_bounds_connections_and_waits_for_free_slots() {
+    let Some(sshd) = Sshd::start() else { return };
+    let settings = PoolSettings {
+        max_clients: 2,
+        max_sessions_per_connection: 1,
+        ..sshd.settings()
+    };
+    let pool = ca_pool(&sshd, settings);
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            pool.execute(&user(USER), &sh(&format!("sleep 0.2; echo {i}")), None)
+                .await
+        }));
+    }
+    let watcher = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            for _ in 0..100 {
+                let stats = pool.stats();
+                peak = peak.max(stats.connections + stats.connecting);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            peak
+        })
+    };
+    for (i, task) in tasks.into_iter().enumerate() {
+        let output = task.await.expect("join").expect("command");
+        assert_eq!(output.stdout, format!("{i}\n").as_bytes());
+    }
+    assert!(watcher.await.expect("join") <= 2);
+    assert!(pool.stats().opened_total <= 2, "{:?}", pool.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_answers_pool_full_after_the_connection_timeout() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut settings = PoolSettings {
+        max_clients: 1,
+        max_sessions_per_connection: 1,
+        ..sshd.settings()
+    };
+    settings.timeouts.connection = 1;
+    let pool = ca_pool(&sshd, settings);
+    let gate = sshd.shared_dir().join("release");
+    let busy = {
+        let (pool, command) = (
+            pool.clone(),
+            sh(&format!(
+                "while [ ! -e {} ]; do sleep 0.05; done",
+                gate.display()
+            )),
+        );
+        tokio::spawn(async move { pool.execute(&user(USER), &command, None).await })
+    };
+    eventually("the only slot is taken", || pool.stats().channels == 1).await;
+    let err = pool
+        .execute(&user(USER), &CommandLine::builder("true").build(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SshError::PoolFull), "{err:?}");
+    assert_eq!(err.to_string(), "SSH connection pool capacity exceeded");
+    std::fs::write(&gate, b"").expect("gate");
+    busy.await.expect("join").expect("busy command");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_max_clients_an_idle_connection_of_another_user_is_evicted() {
+    let Some(sshd) = Sshd::start() else { return };
+    let settings = PoolSettings {
+        max_clients: 1,
+        ..sshd.settings()
+    };
+    let pool = ca_pool(&sshd, settings);
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("first"), USER);
+    assert_eq!(
+        pool.run(&user(OTHER_USER), &WhoAmI).await.expect("second"),
+        OTHER_USER
+    );
+    assert_eq!(pool.connection_count(), 1);
+    assert_eq!(pool.user_connection_count(USER), 0);
+    assert_eq!(pool.user_connection_count(OTHER_USER), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_over_the_limit_is_refused() {
+    let Some(sshd) = Sshd::start() else { return };
+    let settings = PoolSettings {
+        output_limit: 100_000,
+        ..sshd.settings()
+    };
+    let pool = ca_pool(&sshd, settings);
+    let exact = pool
+        .execute(&user(USER), &sh("head -c 100000 /dev/zero"), None)
+        .await
+        .expect("at the limit");
+    assert_eq!(exact.stdout.len(), 100_000);
+    for script in [
+        "head -c 100001 /dev/zero",
+        "head -c 5000000 /dev/zero >&2",
+        "yes",
+    ] {
+        let err = pool
+            .execute(&user(USER), &sh(script), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SshError::OutputTooLarge { .. }),
+            "{script}: {err:?}"
+        );
+        assert_eq!(err.to_string(), "Command output exceeded buffer limit.");
+    }
+    // `yes` was stopped, and the connection still works.
+    eventually("yes stopped", || support::processes_of(USER, "yes") == 0).await;
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("after"), USER);
+    assert_eq!(pool.stats().opened_total, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_past_its_timeout_is_stopped() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut settings = sshd.settings();
+    settings.timeouts.command_execution = 1;
+    let pool = ca_pool(&sshd, settings);
+    // Durations no other test uses, so the process checks below are unambiguous. The
+    // second command ignores TERM (and is a shell with a child), so it needs KILL.
+    for script in [
+        "exec sleep 10.417",
+        "trap '' TERM; sleep 10.418; echo unreachable",
+    ] {
+        let err = pool
+            .execute(&user(USER), &sh(script), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SshError::CommandTimeout), "{err:?}");
+        assert_eq!(err.to_string(), "Command execution timeout limit exceeded.");
+    }
+    for leftover in ["sleep 10.417", "sleep 10.418"] {
+        eventually(&format!("remote {leftover} gone"), || {
+            support::processes_of(USER, leftover) == 0
+        })
+        .await;
+    }
+    // The same connection carries on.
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("after"), USER);
+    assert_eq!(pool.stats().opened_total, 1);
+    eventually("channel released", || pool.stats().channels == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_or_changed_host_key_is_rejected() {
+    let Some(sshd) = Sshd::start() else { return };
+    let stranger = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).expect("key");
+    let wrong = sshd.shared_dir().join("wrong_known_hosts");
+    std::fs::write(
+        &wrong,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            sshd.port,
+            stranger.public_key().to_openssh().expect("pub")
+        ),
+    )
+    .expect("write");
+    let empty = sshd.shared_dir().join("empty_known_hosts");
+    std::fs::write(&empty, "").expect("write");
+    let other_port = sshd.shared_dir().join("other_port_known_hosts");
+    std::fs::write(&other_port, format!("127.0.0.1 {}\n", sshd.host_public_key)).expect("write");
+
+    for (path, expected) in [
+        (&wrong, "matches none"),
+        (&empty, "no known_hosts entry"),
+        (&other_port, "no known_hosts entry"),
+    ] {
+        let settings = PoolSettings {
+            known_hosts: path.clone(),
+            ..sshd.settings()
+        };
+        let pool = ca_pool(&sshd, settings);
+        let err = pool.run(&user(USER), &WhoAmI).await.unwrap_err();
+        let RunError::Ssh(err) = err else {
+            panic!("{err:?}")
+        };
+        match &err {
+            SshError::HostKeyRejected { detail, .. } => {
+                assert!(detail.contains(expected), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(pool.connection_count(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_foreign_certificates_are_refused() {
+    let Some(sshd) = Sshd::start() else { return };
+    let trusted = CertificateAuthority::from_openssh(&sshd.ca_private_key, 600).expect("ca");
+    let expired = trusted.issue(USER, now() - 3_600).expect("expired cert");
+    let foreign_ca_key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
+        .expect("key")
+        .to_openssh(LineEnding::LF)
+        .expect("text")
+        .to_string();
+    let foreign = CertificateAuthority::from_openssh(&foreign_ca_key, 600)
+        .expect("ca")
+        .issue(USER, now())
+        .expect("foreign cert");
+    let wrong_principal = trusted.issue(OTHER_USER, now()).expect("cert");
+
+    for (what, credentials) in [
+        ("expired", expired),
+        ("foreign CA", foreign),
+        ("wrong principal", wrong_principal),
+    ] {
+        let pool = SshPool::new(sshd.settings(), Arc::new(Fixed(credentials)));
+        let err = pool
+            .execute(&user(USER), &CommandLine::builder("true").build(), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SshError::AuthenticationFailed { .. }),
+            "{what}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_keys_log_in_with_a_plain_key_or_a_certificate() {
+    let Some(sshd) = Sshd::start() else { return };
+    let plain = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).expect("key");
+    sshd.authorize(USER, &plain.public_key().to_openssh().expect("pub"));
+    let ca = CertificateAuthority::from_openssh(&sshd.ca_private_key, 600).expect("ca");
+    let certified = ca.issue(OTHER_USER, now()).expect("cert");
+    let mut keys = std::collections::BTreeMap::new();
+    keys.insert(
+        USER.to_string(),
+        StaticKey {
+            private_key: Secret::new(plain.to_openssh(LineEnding::LF).expect("text").to_string()),
+            public_cert: None,
+            passphrase: None,
+        },
+    );
+    keys.insert(
+        OTHER_USER.to_string(),
+        StaticKey {
+            private_key: Secret::new(
+                certified
+                    .key
+                    .to_openssh(LineEnding::LF)
+                    .expect("text")
+                    .to_string(),
+            ),
+            public_cert: Some(
+                certified
+                    .certificate
+                    .as_ref()
+                    .expect("cert")
+                    .to_openssh()
+                    .expect("cert text"),
+            ),
+            passphrase: None,
+        },
+    );
+    let provider = StaticKeys::from_config(&keys).expect("static keys");
+    let pool = SshPool::new(sshd.settings(), Arc::new(provider));
+    assert_eq!(
+        pool.run(&user(USER), &WhoAmI).await.expect("plain key"),
+        USER
+    );
+    assert_eq!(
+        pool.run(&user(OTHER_USER), &WhoAmI).await.expect("cert"),
+        OTHER_USER
+    );
+    let err = pool
+        .run(&user("nobody-configured"), &WhoAmI)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RunError::Ssh(SshError::Credentials(_))),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_sshd_is_reconnected_transparently() {
+    let Some(mut sshd) = Sshd::start() else {
+        return;
+    };
+    let pool = ca_pool(&sshd, sshd.settings());
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("before"), USER);
+    sshd.restart();
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("after"), USER);
+    assert_eq!(pool.stats().opened_total, 2);
+    assert_eq!(pool.connection_count(), 1);
+
+    // Same, but the old connection is used before the client noticed anything: restart
+    // and run at once.
+    sshd.restart();
+    let results = futures_like_join(
+        pool.run(&user(USER), &WhoAmI),
+        pool.run(&user(USER), &WhoAmI),
+    )
+    .await;
+    assert_eq!(results.0.expect("a"), USER);
+    assert_eq!(results.1.expect("b"), USER);
+}
+
+async fn futures_like_join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    tokio::join!(a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_evicted_and_reopened_on_demand() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut settings = sshd.settings();
+    settings.timeouts.idle_timeout = 1;
+    let pool = ca_pool(&sshd, settings);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let maintenance = tokio::spawn(pool.clone().maintain(async {
+        let _ = stopped.await;
+    }));
+
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("first"), USER);
+    assert_eq!(pool.connection_count(), 1);
+    eventually("idle connection evicted", || pool.connection_count() == 0).await;
+    eventually("sshd saw the disconnect", || {
+        sshd.log().contains("Disconnected from user") || sshd.log().contains("Received disconnect")
+    })
+    .await;
+
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("again"), USER);
+    assert_eq!(pool.stats().opened_total, 2);
+    stop.send(()).expect("stop");
+    maintenance.await.expect("maintain");
+    assert_eq!(pool.connection_count(), 0, "shutdown closes everything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_connection_is_not_evicted() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut settings = sshd.settings();
+    settings.timeouts.idle_timeout = 1;
+    let pool = ca_pool(&sshd, settings);
+    let gate = sshd.shared_dir().join("done");
+    let busy = {
+        let (pool, command) = (
+            pool.clone(),
+            sh(&format!(
+                "while [ ! -e {} ]; do sleep 0.05; done",
+                gate.display()
+            )),
+        );
+        tokio::spawn(async move { pool.execute(&user(USER), &command, None).await })
+    };
+    eventually("command running", || pool.stats().channels == 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(pool.evict_idle(), 0);
+    std::fs::write(&gate, b"").expect("gate");
+    busy.await.expect("join").expect("busy");
+    assert_eq!(pool.connection_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_port_fails_to_connect() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut settings = sshd.settings();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    settings.port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let pool = ca_pool(&sshd, settings);
+    let err = pool.run(&user(USER), &WhoAmI).await.unwrap_err();
+    assert!(
+        matches!(err, RunError::Ssh(SshError::ConnectionFailed(_))),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_command_is_stopped_and_its_slot_released() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+    let running = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            pool.execute(&user(USER), &sh("exec sleep 10.419"), None)
+                .await
+        })
+    };
+    eventually("command running", || {
+        support::processes_of(USER, "sleep 10.419") == 1
+    })
+    .await;
+    // What happens when an HTTP client goes away mid-request.
+    running.abort();
+    assert!(running.await.unwrap_err().is_cancelled());
+    eventually("remote sleep gone", || {
+        support::processes_of(USER, "sleep 10.419") == 0
+    })
+    .await;
+    eventually("slot released", || pool.stats().channels == 0).await;
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("after"), USER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_larger_than_the_ssh_window_flows_both_ways() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+    // Both directions well past the 2 MiB initial channel windows.
+    let data: Vec<u8> = (0..(5u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let output = pool
+        .execute(
+            &user(USER),
+            &sh("cat; cat >&2 </dev/null; head -c 3000000 /dev/zero >&2"),
+            Some(&data),
+        )
+        .await
+        .expect("cat");
+    assert_eq!(output.exit_status, 0);
+    assert!(output.stdout == data, "stdout differs");
+    assert_eq!(output.stderr.len(), 3_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_speaks_ssh_times_out() {
+    // No sshd needed: the kernel accepts the TCP connection into the backlog, nothing
+    // ever answers the SSH identification.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).expect("key");
+    let settings = PoolSettings {
+        host: "127.0.0.1".into(),
+        port: listener.local_addr().expect("addr").port(),
+        known_hosts: "/nonexistent".into(),
+        max_clients: 1,
+        max_sessions_per_connection: 1,
+        timeouts: ironcrest_config::SshTimeouts {
+            connection: 1,
+            ..Default::default()
+        },
+        output_limit: 1024,
+    };
+    let pool = SshPool::new(
+        settings,
+        Arc::new(Fixed(Credentials {
+            key: Arc::new(key),
+            certificate: None,
+        })),
+    );
+    let err = pool
+        .execute(&user(USER), &CommandLine::builder("true").build(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SshError::ConnectTimeout), "{err:?}");
+    assert_eq!(err.to_string(), "SSH connection timeout limit exceeded.");
+    assert_eq!(pool.stats(), Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_connection_is_replaced_before_the_channel_opens() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut settings = sshd.settings();
+    settings.timeouts.connection = 2;
+    let pool = ca_pool(&sshd, settings);
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("before"), USER);
+    // The connection stays open at TCP level but sshd no longer answers on it: the
+    // channel open times out, the connection is dropped and the command retried.
+    sshd.signal_connections("STOP");
+    assert_eq!(pool.run(&user(USER), &WhoAmI).await.expect("after"), USER);
+    assert_eq!(pool.stats().opened_total, 2);
+    assert_eq!(pool.connection_count(), 1);
+    sshd.signal_connections("CONT");
+}
