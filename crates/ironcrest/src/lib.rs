@@ -29,6 +29,12 @@ pub fn init_logging(logger: &LoggerConfig) {
 /// Features the configuration can name that this build does not serve yet.
 pub fn unsupported_features(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
+    if config.auth.authorization.is_some() {
+        problems.push(Problem {
+            field: "auth.authorization".into(),
+            message: "authorization checks are not available yet; remove this section".into(),
+        });
+    }
     for (idx, cluster) in config.clusters.iter().enumerate() {
         if cluster.scheduler.kind == SchedulerType::Pbs {
             problems.push(Problem {

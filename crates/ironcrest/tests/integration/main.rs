@@ -4,6 +4,8 @@
 //! `IRONCREST_DEV_*` variables.
 
 mod auth;
+mod cli;
+mod delegation;
 mod harness;
 mod ssh_recovery;
 mod status;

@@ -1,0 +1,186 @@
+//! Router tests: the whole axum app called with `oneshot`, no socket and no cluster. They
+//! cover what happens before any SSH: token checks, routing, validation and headers.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use ironcrest_api::{AppState, router};
+use ironcrest_auth::TokenVerifier;
+use ironcrest_config::Config;
+use ironcrest_scheduler::slurm::SlurmCli;
+use ironcrest_services::{Cluster, Clusters};
+use ironcrest_ssh::{CredentialProvider, Credentials, PoolSettings, SshError, SshPool, SshUser};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../auth/tests/keys");
+const KID: &str = "router-test";
+
+/// The pool is never reached in these tests; any login attempt fails loudly.
+struct NoCredentials;
+
+#[async_trait::async_trait]
+impl CredentialProvider for NoCredentials {
+    async fn credentials(&self, _user: &SshUser) -> Result<Credentials, SshError> {
+        Err(SshError::Credentials("router tests open no SSH connection".into()))
+    }
+}
+
+struct App {
+    router: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jwk: Value = serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/rsa-a.jwk.json")).unwrap()).unwrap();
+    jwk["kid"] = json!(KID);
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, json!({"keys": [jwk]}).to_string()).unwrap();
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, "").unwrap();
+    let yaml = format!(
+        r#"
+auth:
+  authentication:
+    token_url: http://127.0.0.1:9/token
+    public_certs: ["file://{jwks}"]
+    audiences: [urn:test]
+ssh_credentials: {{type: SSHService, url: "http://127.0.0.1:9"}}
+clusters:
+  - name: Test-Cluster
+    ssh: {{host: 127.0.0.1, port: 9, known_hosts: "{known_hosts}"}}
+    scheduler: {{type: slurm, version: "22.05.8"}}
+    service_account: {{client_id: health, secret: s}}
+    probing: {{}}
+    file_systems: [{{path: /home, data_type: users, default_work_dir: true}}]
+"#,
+        jwks = jwks.display(),
+        known_hosts = known_hosts.display()
+    );
+    let config = Config::from_yaml(&yaml).unwrap();
+    let verifier = TokenVerifier::new(&config.auth.authentication, reqwest::Client::new()).await.unwrap();
+    let cluster_config = config.clusters[0].clone();
+    let pool = SshPool::new(PoolSettings::from_config(&cluster_config.ssh, 1024), Arc::new(NoCredentials));
+    let cluster = Cluster::new(cluster_config, pool.clone(), Arc::new(SlurmCli::new(pool)));
+    App {
+        router: router(AppState {
+            clusters: Clusters::new(vec![cluster]),
+            verifier,
+        }),
+        _dir: dir,
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn token(claims: Value) -> String {
+    let mut full = json!({"aud": "urn:test", "preferred_username": "alice", "exp": now() + 600});
+    for (key, value) in claims.as_object().unwrap() {
+        full[key] = value.clone();
+    }
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(KID.into());
+    let pem = std::fs::read(format!("{KEYS}/rsa-a.pem")).unwrap();
+    encode(&header, &full, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+}
+
+async fn call(app: &App, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Option<Value>) {
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, headers, serde_json::from_slice(&bytes).ok())
+}
+
+fn get(path: &str, token: Option<&str>) -> Request<Body> {
+    let mut builder = Request::get(path);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn a_valid_token_lists_the_systems_with_firecrest_headers() {
+    let app = app().await;
+    let (status, headers, body) = call(&app, get("/status/systems", Some(&token(json!({}))))).await;
+    assert_eq!(status, StatusCode::OK);
+    let body = body.unwrap();
+    assert_eq!(body["systems"][0]["name"], "test-cluster");
+    assert_eq!(body["systems"][0]["servicesHealth"], Value::Null);
+    assert_eq!(body["systems"][0]["dataOperation"]["max_ops_file_size"], 5242880);
+    assert_eq!(headers["f7t-appversion"], "2.x.x");
+    assert!(headers.contains_key("f7t-timestamp"));
+    assert_eq!(headers["x-request-id"].len(), 32);
+}
+
+#[tokio::test]
+async fn missing_bad_and_expired_tokens_are_401_with_the_firecrest_body() {
+    let app = app().await;
+    for (token, message) in [
+        (None, "Not authenticated"),
+        (Some("garbage".to_string()), "Access token is invalid."),
+        (Some(token(json!({"exp": now() - 120}))), "Access token expired"),
+        (Some(token(json!({"exp": now() + 10}))), "Access token expires too soon (less than 30s remaining)."),
+        (Some(token(json!({"aud": "urn:other"}))), "Access token is invalid."),
+        (Some(token(json!({"preferred_username": "bad user"}))), "Access token is invalid."),
+    ] {
+        let (status, headers, body) = call(&app, get("/status/systems", token.as_deref())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{message}");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        let body = body.unwrap();
+        assert_eq!(body["message"], message);
+        assert_eq!(body["errorType"], "error");
+        assert_eq!(body["user"], Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn the_path_is_case_insensitive_and_unknown_systems_are_404() {
+    let app = app().await;
+    let user = token(json!({}));
+    let (status, _, _) = call(&app, get("/STATUS/Systems", Some(&user))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = call(&app, get("/status/other/nodes", Some(&user))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let body = body.unwrap();
+    assert_eq!(body["message"], "System not found");
+    assert_eq!(body["user"], "alice");
+}
+
+#[tokio::test]
+async fn routes_methods_and_query_values_are_checked() {
+    let app = app().await;
+    let user = token(json!({}));
+    let (status, _, body) = call(&app, get("/nope", Some(&user))).await;
+    assert_eq!((status, body.unwrap()["message"].clone()), (StatusCode::NOT_FOUND, json!("Not Found")));
+    let post = Request::post("/status/systems").body(Body::empty()).unwrap();
+    let (status, _, body) = call(&app, post).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body.unwrap()["message"], "Method Not Allowed");
+    let (status, _, body) = call(&app, get("/status/test-cluster/partitions?show_hidden=perhaps", Some(&user))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body = body.unwrap();
+    assert_eq!(body["errorType"], "validation");
+    assert!(body["message"].as_str().unwrap().contains("perhaps"));
+}
+
+#[tokio::test]
+async fn request_ids_are_propagated_when_valid_and_refused_when_not() {
+    let app = app().await;
+    let id = "0f6a3a7e-5a8c-4d1e-9c59-7d1f4f4c2f10";
+    let request = Request::get("/status/liveness/").header("x-request-id", id).body(Body::empty()).unwrap();
+    let (status, headers, body) = call(&app, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-request-id"], id.replace('-', ""));
+    assert_eq!(body.unwrap(), json!({"healthcheckRuns": {}, "lastUpdate": 0}));
+    let request = Request::get("/status/liveness/").header("x-request-id", "not-a-uuid").body(Body::empty()).unwrap();
+    let (status, _, body) = call(&app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.is_none());
+}
