@@ -10,21 +10,17 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::status;
+use crate::routes::{compute, filesystem, status};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ironcrest", description = "FirecREST v2-compatible REST API for HPC systems."),
-    paths(
-        status::systems,
-        status::liveness,
-        status::nodes,
-        status::partitions,
-        status::reservations,
-        status::userinfo,
-    ),
     modifiers(&BearerAuth),
-    tags((name = "status", description = "Systems, their health, and scheduler information")),
+    tags(
+        (name = "status", description = "Systems, their health, and scheduler information"),
+        (name = "compute", description = "Jobs: submit, list, inspect, cancel, attach"),
+        (name = "filesystem", description = "File operations on the cluster's file systems"),
+    ),
 )]
 struct ApiDoc;
 
@@ -45,8 +41,13 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Each route module describes its own paths; the document merges them.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut document = ApiDoc::openapi();
+    document.merge(status::StatusDoc::openapi());
+    document.merge(compute::ComputeDoc::openapi());
+    document.merge(filesystem::FilesystemDoc::openapi());
+    document
 }
 
 const REDOC_JS: &str = include_str!("../assets/redoc/redoc.standalone.js");

@@ -24,7 +24,9 @@ struct NoCredentials;
 #[async_trait::async_trait]
 impl CredentialProvider for NoCredentials {
     async fn credentials(&self, _user: &SshUser) -> Result<Credentials, SshError> {
-        Err(SshError::Credentials("router tests open no SSH connection".into()))
+        Err(SshError::Credentials(
+            "router tests open no SSH connection".into(),
+        ))
     }
 }
 
@@ -35,7 +37,9 @@ struct App {
 
 async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let mut jwk: Value = serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/rsa-a.jwk.json")).unwrap()).unwrap();
+    let mut jwk: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/rsa-a.jwk.json")).unwrap())
+            .unwrap();
     jwk["kid"] = json!(KID);
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, json!({"keys": [jwk]}).to_string()).unwrap();
@@ -61,9 +65,14 @@ clusters:
         known_hosts = known_hosts.display()
     );
     let config = Config::from_yaml(&yaml).unwrap();
-    let verifier = TokenVerifier::new(&config.auth.authentication, reqwest::Client::new()).await.unwrap();
+    let verifier = TokenVerifier::new(&config.auth.authentication, reqwest::Client::new())
+        .await
+        .unwrap();
     let cluster_config = config.clusters[0].clone();
-    let pool = SshPool::new(PoolSettings::from_config(&cluster_config.ssh, 1024), Arc::new(NoCredentials));
+    let pool = SshPool::new(
+        PoolSettings::from_config(&cluster_config.ssh, 1024),
+        Arc::new(NoCredentials),
+    );
     let cluster = Cluster::new(cluster_config, pool.clone(), Arc::new(SlurmCli::new(pool)));
     App {
         router: router(AppState {
@@ -75,7 +84,10 @@ clusters:
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn token(claims: Value) -> String {
@@ -89,11 +101,16 @@ fn token(claims: Value) -> String {
     encode(&header, &full, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
 }
 
-async fn call(app: &App, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Option<Value>) {
+async fn call(
+    app: &App,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Option<Value>) {
     let response = app.router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
     (status, headers, serde_json::from_slice(&bytes).ok())
 }
 
@@ -113,7 +130,10 @@ async fn a_valid_token_lists_the_systems_with_firecrest_headers() {
     let body = body.unwrap();
     assert_eq!(body["systems"][0]["name"], "test-cluster");
     assert_eq!(body["systems"][0]["servicesHealth"], Value::Null);
-    assert_eq!(body["systems"][0]["dataOperation"]["max_ops_file_size"], 5242880);
+    assert_eq!(
+        body["systems"][0]["dataOperation"]["max_ops_file_size"],
+        5242880
+    );
     assert_eq!(headers["f7t-appversion"], "2.x.x");
     assert!(headers.contains_key("f7t-timestamp"));
     assert_eq!(headers["x-request-id"].len(), 32);
@@ -125,10 +145,22 @@ async fn missing_bad_and_expired_tokens_are_401_with_the_firecrest_body() {
     for (token, message) in [
         (None, "Not authenticated"),
         (Some("garbage".to_string()), "Access token is invalid."),
-        (Some(token(json!({"exp": now() - 120}))), "Access token expired"),
-        (Some(token(json!({"exp": now() + 10}))), "Access token expires too soon (less than 30s remaining)."),
-        (Some(token(json!({"aud": "urn:other"}))), "Access token is invalid."),
-        (Some(token(json!({"preferred_username": "bad user"}))), "Access token is invalid."),
+        (
+            Some(token(json!({"exp": now() - 120}))),
+            "Access token expired",
+        ),
+        (
+            Some(token(json!({"exp": now() + 10}))),
+            "Access token expires too soon (less than 30s remaining).",
+        ),
+        (
+            Some(token(json!({"aud": "urn:other"}))),
+            "Access token is invalid.",
+        ),
+        (
+            Some(token(json!({"preferred_username": "bad user"}))),
+            "Access token is invalid.",
+        ),
     ] {
         let (status, headers, body) = call(&app, get("/status/systems", token.as_deref())).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{message}");
@@ -158,12 +190,24 @@ async fn routes_methods_and_query_values_are_checked() {
     let app = app().await;
     let user = token(json!({}));
     let (status, _, body) = call(&app, get("/nope", Some(&user))).await;
-    assert_eq!((status, body.unwrap()["message"].clone()), (StatusCode::NOT_FOUND, json!("Not Found")));
-    let post = Request::post("/status/systems").body(Body::empty()).unwrap();
+    assert_eq!(
+        (status, body.unwrap()["message"].clone()),
+        (StatusCode::NOT_FOUND, json!("Not Found"))
+    );
+    let post = Request::post("/status/systems")
+        .body(Body::empty())
+        .unwrap();
     let (status, _, body) = call(&app, post).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body.unwrap()["message"], "Method Not Allowed");
-    let (status, _, body) = call(&app, get("/status/test-cluster/partitions?show_hidden=perhaps", Some(&user))).await;
+    let (status, _, body) = call(
+        &app,
+        get(
+            "/status/test-cluster/partitions?show_hidden=perhaps",
+            Some(&user),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let body = body.unwrap();
     assert_eq!(body["errorType"], "validation");
@@ -174,12 +218,21 @@ async fn routes_methods_and_query_values_are_checked() {
 async fn request_ids_are_propagated_when_valid_and_refused_when_not() {
     let app = app().await;
     let id = "0f6a3a7e-5a8c-4d1e-9c59-7d1f4f4c2f10";
-    let request = Request::get("/status/liveness/").header("x-request-id", id).body(Body::empty()).unwrap();
+    let request = Request::get("/status/liveness/")
+        .header("x-request-id", id)
+        .body(Body::empty())
+        .unwrap();
     let (status, headers, body) = call(&app, request).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["x-request-id"], id.replace('-', ""));
-    assert_eq!(body.unwrap(), json!({"healthcheckRuns": {}, "lastUpdate": 0}));
-    let request = Request::get("/status/liveness/").header("x-request-id", "not-a-uuid").body(Body::empty()).unwrap();
+    assert_eq!(
+        body.unwrap(),
+        json!({"healthcheckRuns": {}, "lastUpdate": 0})
+    );
+    let request = Request::get("/status/liveness/")
+        .header("x-request-id", "not-a-uuid")
+        .body(Body::empty())
+        .unwrap();
     let (status, _, body) = call(&app, request).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.is_none());

@@ -1,5 +1,7 @@
 //! Routes, one module per FirecREST service.
 
+pub mod compute;
+pub mod filesystem;
 pub mod status;
 
 use axum::Router;
@@ -13,6 +15,8 @@ use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
     status::router()
+        .merge(compute::router())
+        .merge(filesystem::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

@@ -19,6 +19,10 @@ use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
 use crate::models::System;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(systems, liveness, nodes, partitions, reservations, userinfo))]
+pub struct StatusDoc;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/status/systems", get(systems))
