@@ -12,8 +12,16 @@ fn check_config_accepts_the_dev_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, dev_config_yaml()).unwrap();
-    let output = Command::new(BIN).arg("check-config").arg(&path).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let output = Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 #[test]
@@ -22,10 +30,17 @@ fn check_config_names_every_broken_field() {
     let path = dir.path().join("config.yaml");
     let broken = dev_config_yaml()
         .replace("idle_timeout: 60", "idle_timeout: 1")
-        .replace("token_url: http://127.0.0.1:8091/token", "token_url: nowhere")
+        .replace(
+            "token_url: http://127.0.0.1:8091/token",
+            "token_url: nowhere",
+        )
         .replace("connection_mode: ssh", "connection_mode: rest");
     std::fs::write(&path, broken).unwrap();
-    let output = Command::new(BIN).arg("check-config").arg(&path).output().unwrap();
+    let output = Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     for field in [
@@ -40,7 +55,11 @@ fn check_config_names_every_broken_field() {
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let path = dir.path().join("config.yaml");
     let yaml = dev_config_yaml().replace(
         &format!("127.0.0.1:{}", crate::harness::env("IRONCREST_DEV_PORT")),
@@ -63,7 +82,10 @@ fn serve_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(listening, "ironcrest never listened on {port}");
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
