@@ -15,7 +15,7 @@ def client():
     auth = firecrest.ClientCredentialsAuth(
         os.environ["IRONCREST_DEV_CLIENT_ID"],
         os.environ["IRONCREST_DEV_CLIENT_SECRET"],
-        os.environ["IRONCREST_DEV_TOKEN_URL"],
+        os.environ["IRONCREST_DEV_OIDC_TOKEN_URL"],
     )
     return Firecrest(firecrest_url=os.environ["IRONCREST_DEV_URL"], authorization=auth)
 
