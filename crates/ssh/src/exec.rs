@@ -1,12 +1,16 @@
 //! One command on one session channel: `exec`, stdin then EOF, bounded collection of
 //! stdout/stderr, exit status; stopping the remote process on timeout, overflow or
-//! cancellation.
+//! cancellation. Stdin may be a stream of chunks ([`Input::Stream`]), and stdout may be
+//! streamed to the caller ([`stream`]) rather than collected, so a file crosses the server
+//! without being held in memory.
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use ironcrest_remote::Output;
 use russh::client::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::SshError;
 
@@ -15,6 +19,29 @@ const TERM_GRACE: Duration = Duration::from_secs(2);
 /// How long sshd may take to close a killed command's channel before its slot is
 /// released anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// What a command reads on stdin.
+pub enum Input<'a> {
+    None,
+    Bytes(&'a [u8]),
+    /// Chunks, then EOF when the sender is dropped. An `Err` item means the input was
+    /// abandoned: the command is stopped instead of seeing EOF, so it cannot mistake a
+    /// truncated input for a complete one.
+    Stream(mpsc::Receiver<Result<Bytes, InputAborted>>),
+}
+
+/// Sent on an [`Input::Stream`] to abandon the command.
+#[derive(Debug, Clone, Copy)]
+pub struct InputAborted;
+
+/// A command whose stdout is streamed ([`crate::SshPool::execute_streaming`]).
+pub enum Streamed {
+    /// The command ended without writing to stdout (e.g. it failed): its stderr and status.
+    Finished(Output),
+    /// Stdout, chunk by chunk, as it arrives. An `Err` item (timeout, output limit, a
+    /// non-zero exit after output began, a lost connection) ends it early.
+    Stdout(mpsc::Receiver<Result<Bytes, SshError>>),
+}
 
 /// Limits for one command.
 pub(crate) struct Limits {
@@ -28,7 +55,7 @@ pub(crate) struct Limits {
 pub(crate) async fn run<S: Send + 'static>(
     channel: Channel<Msg>,
     command: &[u8],
-    stdin: Option<&[u8]>,
+    stdin: Input<'_>,
     limits: Limits,
     slot: S,
 ) -> Result<Output, SshError> {
@@ -63,7 +90,7 @@ pub(crate) async fn run<S: Send + 'static>(
 async fn exchange<S: Send + 'static>(
     guard: &mut ChannelGuard<S>,
     command: &[u8],
-    stdin: Option<&[u8]>,
+    stdin: Input<'_>,
     limit: u64,
 ) -> Result<Output, SshError> {
     let (Some(read), Some(write)) = (guard.read.as_mut(), guard.write.as_ref()) else {
@@ -75,10 +102,20 @@ async fn exchange<S: Send + 'static>(
     // stdin is written while output is read: a command like `cat` echoes as it reads,
     // and both directions are flow-controlled by SSH windows.
     let writer = async {
-        if let Some(data) = stdin {
-            write.data_bytes(data.to_vec()).await?;
+        match stdin {
+            Input::None => {}
+            Input::Bytes(data) => write
+                .data_bytes(data.to_vec())
+                .await
+                .map_err(Written::Failed)?,
+            Input::Stream(mut chunks) => {
+                while let Some(chunk) = chunks.recv().await {
+                    let chunk = chunk.map_err(|InputAborted| Written::Aborted)?;
+                    write.data_bytes(chunk).await.map_err(Written::Failed)?;
+                }
+            }
         }
-        write.eof().await
+        write.eof().await.map_err(Written::Failed)
     };
     tokio::pin!(writer);
     let mut writing = true;
@@ -88,9 +125,12 @@ async fn exchange<S: Send + 'static>(
         tokio::select! {
             written = &mut writer, if writing => {
                 writing = false;
-                if let Err(err) = written {
+                match written {
+                    Ok(()) => {}
+                    // Dropping the guard stops the command before it sees EOF.
+                    Err(Written::Aborted) => return Err(SshError::Protocol("input abandoned".into())),
                     // The command may exit without reading its input: not an error by itself.
-                    tracing::debug!(error = %err, "stdin not fully delivered");
+                    Err(Written::Failed(err)) => tracing::debug!(error = %err, "stdin not fully delivered"),
                 }
             }
             message = read.wait() => match message {
@@ -117,6 +157,152 @@ async fn exchange<S: Send + 'static>(
                 }
                 Some(_) => {}
             }
+        }
+    }
+    match exit_status {
+        Some(exit_status) => Ok(Output {
+            exit_status,
+            ..output
+        }),
+        None => Err(SshError::Protocol(
+            "channel closed without an exit status".into(),
+        )),
+    }
+}
+
+/// Why writing stdin stopped early.
+enum Written {
+    Aborted,
+    Failed(russh::Error),
+}
+
+/// Runs `command` on `channel` with stdout streamed: `first` learns whether output began
+/// ([`Streamed::Stdout`]) or the command ended without any ([`Streamed::Finished`]).
+/// Meant to be spawned; the remote process is stopped if the stream's reader goes away.
+pub(crate) async fn stream<S: Send + 'static>(
+    channel: Channel<Msg>,
+    command: Vec<u8>,
+    limits: Limits,
+    slot: S,
+    first: oneshot::Sender<Result<Streamed, SshError>>,
+) {
+    let (read, write) = channel.split();
+    let mut guard = ChannelGuard {
+        read: Some(read),
+        write: Some(write),
+        slot: Some(slot),
+        closed: false,
+    };
+    let mut state = StreamState {
+        first: Some(first),
+        stdout: None,
+        sent: 0,
+    };
+    let result = match tokio::time::timeout(
+        limits.time,
+        pump(&mut guard, &command, limits.output, &mut state),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(SshError::CommandTimeout),
+    };
+    match (result, state.first.take(), state.stdout.take()) {
+        (result, Some(first), _) => {
+            let _ = first.send(result.map(Streamed::Finished));
+        }
+        (Ok(output), None, Some(stdout)) if output.exit_status != 0 => {
+            let _ = stdout
+                .send(Err(SshError::Protocol(format!(
+                    "command exited with status {} after {} bytes of output: {}",
+                    output.exit_status,
+                    state.sent,
+                    output.stderr_text().trim()
+                ))))
+                .await;
+        }
+        (Err(err), None, Some(stdout)) => {
+            let _ = stdout.send(Err(err)).await;
+        }
+        _ => {}
+    }
+    drop(guard);
+}
+
+struct StreamState {
+    first: Option<oneshot::Sender<Result<Streamed, SshError>>>,
+    stdout: Option<mpsc::Sender<Result<Bytes, SshError>>>,
+    sent: u64,
+}
+
+/// Forwards stdout to the caller and collects stderr and the exit status (in `Output`,
+/// whose stdout stays empty).
+async fn pump<S: Send + 'static>(
+    guard: &mut ChannelGuard<S>,
+    command: &[u8],
+    limit: u64,
+    state: &mut StreamState,
+) -> Result<Output, SshError> {
+    let (Some(read), Some(write)) = (guard.read.as_mut(), guard.write.as_ref()) else {
+        return Err(SshError::Protocol("channel already consumed".into()));
+    };
+    let lost = |err: russh::Error| SshError::ConnectionLost(err.to_string());
+    write.exec(true, command.to_vec()).await.map_err(lost)?;
+    write.eof().await.map_err(lost)?;
+    let mut output = Output::default();
+    let mut exit_status = None;
+    loop {
+        match read.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                state.sent += data.len() as u64;
+                if state.sent > limit {
+                    return Err(SshError::OutputTooLarge { limit });
+                }
+                let stdout = match &state.stdout {
+                    Some(stdout) => stdout,
+                    None => {
+                        // Bounded, so memory stays flat whatever the file size. Caveat: russh
+                        // extends the window on receipt, so a reader slower than the cluster
+                        // backs up into russh's per-channel queue and, once that is full,
+                        // pauses the connection's other channels until the reader catches
+                        // up or the command timeout stops this one.
+                        let (tx, rx) = mpsc::channel(4);
+                        if let Some(first) = state.first.take() {
+                            let _ = first.send(Ok(Streamed::Stdout(rx)));
+                        }
+                        state.stdout.insert(tx)
+                    }
+                };
+                if stdout.send(Ok(data)).await.is_err() {
+                    // The reader went away: dropping the guard stops the command.
+                    return Err(SshError::Protocol("stdout reader gone".into()));
+                }
+            }
+            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                append(&mut output.stderr, &data, limit)?;
+            }
+            Some(ChannelMsg::ExitStatus {
+                exit_status: status,
+            }) => exit_status = Some(status),
+            Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                exit_status = Some(128 + signal_number(&signal_name));
+            }
+            Some(ChannelMsg::Failure) => {
+                return Err(SshError::ChannelOpenFailed(
+                    "sshd refused the exec request".into(),
+                ));
+            }
+            Some(ChannelMsg::Close) => {
+                guard.closed = true;
+                break;
+            }
+            None => {
+                guard.closed = true;
+                return Err(SshError::ConnectionLost(
+                    "connection closed while the command was running".into(),
+                ));
+            }
+            Some(_) => {}
         }
     }
     match exit_status {

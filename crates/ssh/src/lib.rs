@@ -2,7 +2,8 @@
 //! remote commands as the API's user, with delegated credentials.
 //!
 //! - [`SshPool`]: per-user connections multiplexing channels, a global connection bound,
-//!   idle eviction, keepalive, transparent replacement of dead connections.
+//!   idle eviction, keepalive, transparent replacement of dead connections; stdin and stdout
+//!   can be streamed ([`Input::Stream`], [`SshPool::execute_streaming`]).
 //! - [`CredentialProvider`]: where login keys come from ([`CertificateAuthority`],
 //!   [`StaticKeys`], [`KeyService`]); see [`provider_from_config`].
 //! - Host keys are always verified against the cluster's `known_hosts` file.
@@ -26,6 +27,7 @@ pub use credentials::{
     provider_from_config,
 };
 pub use error::{CredentialsSetupError, RunError, SshError};
+pub use exec::{Input, InputAborted, Streamed};
 pub use pool::{PoolStats, SshPool};
 pub use settings::PoolSettings;
 

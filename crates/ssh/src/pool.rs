@@ -17,13 +17,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ironcrest_remote::{CommandLine, Output, RemoteCommand};
-use russh::client;
+use russh::Channel;
+use russh::client::{self, Msg};
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use crate::connection::{self, SshHandle};
 use crate::credentials::CredentialProvider;
-use crate::exec::{self, Limits};
+use crate::exec::{self, Input, Limits, Streamed};
 use crate::{PoolSettings, RunError, SshError, SshUser};
 
 /// Result of a shared connection attempt: `None` while it runs.
@@ -156,35 +157,82 @@ impl SshPool {
         command: &CommandLine,
         stdin: Option<&[u8]>,
     ) -> Result<Output, SshError> {
-        let span = tracing::debug_span!(
-            "ssh.execute",
-            ssh.user = %user.username,
-            ssh.host = %self.inner.settings.host
-        );
-        self.execute_inner(user, command, stdin)
-            .instrument(span)
-            .await
+        let input = match stdin {
+            Some(data) => Input::Bytes(data),
+            None => Input::None,
+        };
+        self.execute_with_input(user, command, input).await
     }
 
-    async fn execute_inner(
+    /// Like [`SshPool::execute`], with stdin given as an [`Input`], e.g. a stream of chunks
+    /// that is never held in memory as a whole.
+    pub async fn execute_with_input(
         &self,
         user: &SshUser,
         command: &CommandLine,
-        stdin: Option<&[u8]>,
+        input: Input<'_>,
     ) -> Result<Output, SshError> {
+        let span = self.span(user);
+        async {
+            let (channel, slot) = self.open_channel(user).await?;
+            exec::run(channel, command.as_bytes(), input, self.limits(), slot).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs `command` with its stdout streamed: resolves once output begins
+    /// ([`Streamed::Stdout`]) or the command ends without any ([`Streamed::Finished`]).
+    /// The command is bounded by the command timeout and the output limit, and stopped if
+    /// the stream is dropped.
+    pub async fn execute_streaming(
+        &self,
+        user: &SshUser,
+        command: &CommandLine,
+    ) -> Result<Streamed, SshError> {
+        let span = self.span(user);
+        let (channel, slot) = self.open_channel(user).instrument(span.clone()).await?;
+        let (first, started) = tokio::sync::oneshot::channel();
+        tokio::spawn(
+            exec::stream(
+                channel,
+                command.as_bytes().to_vec(),
+                self.limits(),
+                slot,
+                first,
+            )
+            .instrument(span),
+        );
+        started
+            .await
+            .unwrap_or_else(|_| Err(SshError::Protocol("streaming task ended".into())))
+    }
+
+    fn span(&self, user: &SshUser) -> tracing::Span {
+        tracing::debug_span!(
+            "ssh.execute",
+            ssh.user = %user.username,
+            ssh.host = %self.inner.settings.host
+        )
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            output: self.inner.settings.output_limit,
+            time: self.inner.settings.command_timeout(),
+        }
+    }
+
+    /// A session channel as `user`, with its slot. A connection found dead before the
+    /// channel opened is replaced and the opening tried once more.
+    async fn open_channel(&self, user: &SshUser) -> Result<(Channel<Msg>, Slot), SshError> {
         let settings = &self.inner.settings;
         let mut retried = false;
         loop {
             let slot = self.inner.acquire(user).await?;
             let opening = slot.connection.handle.channel_open_session();
             let failure = match tokio::time::timeout(settings.connection_timeout(), opening).await {
-                Ok(Ok(channel)) => {
-                    let limits = Limits {
-                        output: settings.output_limit,
-                        time: settings.command_timeout(),
-                    };
-                    return exec::run(channel, command.as_bytes(), stdin, limits, slot).await;
-                }
+                Ok(Ok(channel)) => return Ok((channel, slot)),
                 Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
                     // sshd's MaxSessions is lower than we assumed: stop at what this
                     // connection carries now, and let the retry use another one.

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use ironcrest_config::{Secret, StaticKey};
 use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
 use ironcrest_ssh::{
-    CertificateAuthority, CredentialProvider, Credentials, PoolSettings, RunError, SshError,
-    SshPool, SshUser, StaticKeys,
+    CertificateAuthority, CredentialProvider, Credentials, Input, InputAborted, PoolSettings,
+    RunError, SshError, SshPool, SshUser, StaticKeys, Streamed,
 };
 use russh::keys::PrivateKey;
 use russh::keys::ssh_key::{Algorithm, LineEnding};
@@ -672,4 +672,129 @@ async fn a_hung_connection_is_replaced_before_the_channel_opens() {
     assert_eq!(pool.stats().opened_total, 2);
     assert_eq!(pool.connection_count(), 1);
     sshd.signal_connections("CONT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_streams_and_failures_before_output_are_finished_outputs() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+    let Streamed::Stdout(mut chunks) = pool
+        .execute_streaming(&user(USER), &sh("head -c 3145728 /dev/urandom | tee /tmp/ironcrest-stream-$$ | sha256sum >&2; cat /tmp/ironcrest-stream-$$; rm -f /tmp/ironcrest-stream-$$"))
+        .await
+        .expect("streaming")
+    else {
+        panic!("expected output");
+    };
+    let mut received = 0;
+    let mut pieces = 0;
+    while let Some(chunk) = chunks.recv().await {
+        received += chunk.expect("chunk").len();
+        pieces += 1;
+    }
+    assert_eq!(received, 3 << 20);
+    assert!(pieces > 1);
+
+    match pool
+        .execute_streaming(&user(USER), &sh("echo nope >&2; exit 3"))
+        .await
+        .expect("finished")
+    {
+        Streamed::Finished(output) => {
+            assert_eq!(
+                (output.exit_status, output.stderr.as_slice()),
+                (3, &b"nope\n"[..])
+            );
+        }
+        Streamed::Stdout(_) => panic!("no output was expected"),
+    }
+
+    let Streamed::Stdout(mut chunks) = pool
+        .execute_streaming(&user(USER), &sh("echo partial; exit 4"))
+        .await
+        .expect("streaming")
+    else {
+        panic!("expected output");
+    };
+    assert_eq!(
+        chunks.recv().await.expect("data").expect("ok").as_ref(),
+        b"partial\n"
+    );
+    assert!(chunks.recv().await.expect("end").is_err());
+    eventually("channel released", || pool.stats().channels == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stdout_stream_stops_the_command() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+    let Streamed::Stdout(mut chunks) = pool
+        .execute_streaming(
+            &user(USER),
+            &CommandLine::builder("cat")
+                .arg("/dev/zero")
+                .expect("arg")
+                .build(),
+        )
+        .await
+        .expect("streaming")
+    else {
+        panic!("expected output");
+    };
+    assert!(chunks.recv().await.expect("data").is_ok());
+    drop(chunks);
+    eventually("remote cat gone", || {
+        support::processes_of(USER, "cat /dev/zero") == 0
+    })
+    .await;
+    eventually("channel released", || pool.stats().channels == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_stdin_is_delivered_and_an_abandoned_one_never_reaches_eof() {
+    let Some(sshd) = Sshd::start() else { return };
+    let pool = ca_pool(&sshd, sshd.settings());
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let feed = async move {
+        for i in 0..64u8 {
+            tx.send(Ok(bytes::Bytes::from(vec![i; 16384])))
+                .await
+                .expect("send");
+        }
+    };
+    let (who, wc) = (user(USER), sh("wc -c"));
+    let (_, output) = tokio::join!(feed, pool.execute_with_input(&who, &wc, Input::Stream(rx)));
+    let output = output.expect("wc");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        (64 * 16384).to_string()
+    );
+
+    let marker =
+        std::path::PathBuf::from(format!("/tmp/ironcrest-eof-seen-{}", std::process::id()));
+    // The same script with a complete input does create the marker.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    drop(tx);
+    let control = format!("cat > /dev/null && touch {}.control", marker.display());
+    pool.execute_with_input(&user(USER), &sh(&control), Input::Stream(rx))
+        .await
+        .expect("control");
+    let control = std::path::PathBuf::from(format!("{}.control", marker.display()));
+    assert!(control.exists());
+    let _ = std::fs::remove_file(&control);
+    let script = format!("cat > /dev/null && touch {}", marker.display());
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let feed = async move {
+        tx.send(Ok(bytes::Bytes::from_static(b"some")))
+            .await
+            .expect("send");
+        tx.send(Err(InputAborted)).await.expect("abort");
+    };
+    let script = sh(&script);
+    let (_, result) = tokio::join!(
+        feed,
+        pool.execute_with_input(&who, &script, Input::Stream(rx))
+    );
+    assert!(result.is_err());
+    eventually("channel released", || pool.stats().channels == 0).await;
+    assert!(!marker.exists(), "the command saw EOF");
 }

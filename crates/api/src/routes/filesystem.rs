@@ -1,14 +1,785 @@
 //! `/filesystem/{system_name}/ops/…`: blocking, bounded file operations as the calling
 //! user (wire reference §2.3).
+//!
+//! The `path` query parameter is read from the raw query string and percent-decoded to
+//! bytes, so names that are not UTF-8 reach the cluster unchanged (a query decoder would
+//! replace their bytes). JSON bodies carry Unicode paths only.
 
-use axum::Router;
+use axum::body::Body;
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Request, State,
+};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use ironcrest_services::filesystem::{
+    self, Checksum, Compression, File, FileContent, FileStat, LsOptions,
+};
+use ironcrest_services::{Cluster, ServiceError};
+use ironcrest_ssh::InputAborted;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
 
+use super::{ValidQuery, lenient_bool};
 use crate::AppState;
+use crate::auth::AuthenticatedUser;
+use crate::error::ApiError;
 
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(
+    ls, head, tail, view, checksum, file_type, stat, rm, mkdir, symlink, chmod, chown, download,
+    upload, compress, extract
+))]
 pub struct FilesystemDoc;
 
 pub fn router() -> Router<AppState> {
+    const OPS: &str = "/filesystem/{system_name}/ops";
     Router::new()
+        .route(&format!("{OPS}/ls"), get(ls))
+        .route(&format!("{OPS}/head"), get(head))
+        .route(&format!("{OPS}/tail"), get(tail))
+        .route(&format!("{OPS}/view"), get(view))
+        .route(&format!("{OPS}/checksum"), get(checksum))
+        .route(&format!("{OPS}/file"), get(file_type))
+        .route(&format!("{OPS}/stat"), get(stat))
+        .route(&format!("{OPS}/rm"), delete(rm))
+        .route(&format!("{OPS}/mkdir"), post(mkdir))
+        .route(&format!("{OPS}/symlink"), post(symlink))
+        .route(&format!("{OPS}/chmod"), put(chmod))
+        .route(&format!("{OPS}/chown"), put(chown))
+        .route(&format!("{OPS}/download"), get(download))
+        // The upload limit is the cluster's `max_ops_file_size`, enforced while reading.
+        .route(
+            &format!("{OPS}/upload"),
+            post(upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(&format!("{OPS}/compress"), post(compress))
+        .route(&format!("{OPS}/extract"), post(extract))
+}
+
+const NO_PATH: &str =
+    "Unable to decode request and retreive the required path or source_path parameter.";
+const NULL_PATH: &str = "All filesystem requests require a path or source_path parameter.";
+
+/// The request's user and cluster, and the one way errors become [`ApiError`]s.
+struct Context {
+    user: AuthenticatedUser,
+    cluster: Arc<Cluster>,
+}
+
+impl Context {
+    fn new(state: &AppState, user: AuthenticatedUser, system: &str) -> Result<Self, ApiError> {
+        let cluster = state
+            .clusters
+            .get(system)
+            .map_err(|error| ApiError::Service {
+                error,
+                user: user.0.username.clone(),
+            })?;
+        Ok(Self { user, cluster })
+    }
+
+    fn error(&self, error: ServiceError) -> ApiError {
+        ApiError::Service {
+            error,
+            user: self.user.0.username.clone(),
+        }
+    }
+
+    fn invalid(&self, message: &str) -> ApiError {
+        self.error(ServiceError::InvalidRequest(message.into()))
+    }
+
+    /// The query's `path`, which every GET/DELETE op requires.
+    fn query_path(&self, path: QueryPath) -> Result<Vec<u8>, ApiError> {
+        path.0.ok_or_else(|| self.invalid(NO_PATH))
+    }
+
+    /// A body's `path`/`sourcePath`/`source_path`.
+    fn body_path(&self, path: Option<Option<String>>) -> Result<Vec<u8>, ApiError> {
+        match path {
+            None => Err(self.invalid(NO_PATH)),
+            Some(None) => Err(self.invalid(NULL_PATH)),
+            Some(Some(path)) => Ok(path.into_bytes()),
+        }
+    }
+}
+
+/// The `path` query parameter as bytes: percent-decoded without UTF-8 decoding.
+struct QueryPath(Option<Vec<u8>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(QueryPath(
+            parts
+                .uri
+                .query()
+                .and_then(|query| query_value(query.as_bytes(), b"path")),
+        ))
+    }
+}
+
+/// The first value of `key` in a query string, percent-decoded to bytes (`+` is a space).
+fn query_value(query: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+    query.split(|b| *b == b'&').find_map(|pair| {
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        (percent_decode(name) == key).then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                input.get(i + 1).and_then(|b| hex(*b)),
+                input.get(i + 2).and_then(|b| hex(*b)),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A JSON body, with failures answered as FirecREST validation errors (400).
+struct ValidJson<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(value)| ValidJson(value))
+            .map_err(|rejection| ApiError::Validation {
+                location: "body",
+                name: String::new(),
+                message: rejection.body_text(),
+            })
+    }
+}
+
+/// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FilesResponse {
+    output: Vec<File>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileResponse {
+    output: File,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileContentResponse {
+    output: FileContent,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TextResponse {
+    output: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChecksumResponse {
+    output: Checksum,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatResponse {
+    output: FileStat,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct LsQuery {
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    show_hidden: bool,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    numeric_uid: bool,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    recursive: bool,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    dereference: bool,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct HeadQuery {
+    bytes: Option<i64>,
+    lines: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    skip_trailing: bool,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct TailQuery {
+    bytes: Option<i64>,
+    lines: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    skip_heading: bool,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ViewQuery {
+    #[serde(default = "default_view_size")]
+    size: i64,
+    #[serde(default)]
+    offset: i64,
+}
+
+fn default_view_size() -> i64 {
+    5 * 1024 * 1024
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatQuery {
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    dereference: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MkdirBody {
+    #[serde(
+        default,
+        alias = "sourcePath",
+        alias = "source_path",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = String)]
+    path: Option<Option<String>>,
+    #[serde(default)]
+    parent: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SymlinkBody {
+    /// The link's target.
+    #[serde(
+        default,
+        alias = "sourcePath",
+        alias = "source_path",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = String)]
+    path: Option<Option<String>>,
+    #[serde(rename = "linkPath", alias = "link_path")]
+    link_path: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChmodBody {
+    #[serde(
+        default,
+        alias = "sourcePath",
+        alias = "source_path",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = String)]
+    path: Option<Option<String>>,
+    mode: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChownBody {
+    #[serde(
+        default,
+        alias = "sourcePath",
+        alias = "source_path",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = String)]
+    path: Option<Option<String>>,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    group: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CompressBody {
+    #[serde(
+        default,
+        alias = "sourcePath",
+        alias = "source_path",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = String)]
+    path: Option<Option<String>>,
+    #[serde(rename = "targetPath", alias = "target_path")]
+    target_path: String,
+    #[serde(default, rename = "matchPattern", alias = "match_pattern")]
+    match_pattern: Option<String>,
+    #[serde(default)]
+    dereference: Option<bool>,
+    #[serde(default)]
+    compression: Option<Compression>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ExtractBody {
+    #[serde(
+        default,
+        alias = "sourcePath",
+        alias = "source_path",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = String)]
+    path: Option<Option<String>>,
+    #[serde(rename = "targetPath", alias = "target_path")]
+    target_path: String,
+    #[serde(default)]
+    compression: Option<Compression>,
+}
+
+/// A count that must not be negative.
+fn count(context: &Context, name: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
+    value
+        .map(|v| {
+            u64::try_from(v).map_err(|_| {
+                context.invalid(&format!(
+                    "`{name}` value must be an integer value equal or greater than 0"
+                ))
+            })
+        })
+        .transpose()
+}
+
+#[utoipa::path(get, path = "/filesystem/{system_name}/ops/ls", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), LsQuery),
+    responses((status = 200, body = FilesResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn ls(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+    ValidQuery(query): ValidQuery<LsQuery>,
+) -> Result<Json<FilesResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    let options = LsOptions {
+        show_hidden: query.show_hidden,
+        numeric_uid: query.numeric_uid,
+        recursive: query.recursive,
+        dereference: query.dereference,
+        directory: false,
+    };
+    let output = filesystem::ls(&cx.cluster, &cx.user.0, &path, options)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok(Json(FilesResponse { output }))
+}
+
+#[utoipa::path(get, path = "/filesystem/{system_name}/ops/head", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), HeadQuery),
+    responses((status = 200, body = FileContentResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn head(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+    ValidQuery(query): ValidQuery<HeadQuery>,
+) -> Result<Json<FileContentResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    let bytes = count(&cx, "bytes", query.bytes)?;
+    let lines = count(&cx, "lines", query.lines)?;
+    let output = filesystem::head(
+        &cx.cluster,
+        &cx.user.0,
+        &path,
+        bytes,
+        lines,
+        query.skip_trailing,
+    )
+    .await
+    .map_err(|e| cx.error(e))?;
+    Ok(Json(FileContentResponse { output }))
+}
+
+#[utoipa::path(get, path = "/filesystem/{system_name}/ops/tail", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), TailQuery),
+    responses((status = 200, body = FileContentResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn tail(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+    ValidQuery(query): ValidQuery<TailQuery>,
+) -> Result<Json<FileContentResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    let bytes = count(&cx, "bytes", query.bytes)?;
+    let lines = count(&cx, "lines", query.lines)?;
+    let output = filesystem::tail(
+        &cx.cluster,
+        &cx.user.0,
+        &path,
+        bytes,
+        lines,
+        query.skip_heading,
+    )
+    .await
+    .map_err(|e| cx.error(e))?;
+    Ok(Json(FileContentResponse { output }))
+}
+
+#[utoipa::path(get, path = "/filesystem/{system_name}/ops/view", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), ViewQuery),
+    responses((status = 200, body = TextResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn view(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+    ValidQuery(query): ValidQuery<ViewQuery>,
+) -> Result<Json<TextResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    let output = filesystem::view(&cx.cluster, &cx.user.0, &path, query.offset, query.size)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok(Json(TextResponse { output }))
+}
+
+#[utoipa::path(get, path = "/filesystem/{system_name}/ops/checksum", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
+    responses((status = 200, body = ChecksumResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn checksum(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+) -> Result<Json<ChecksumResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    let output = filesystem::checksum(&cx.cluster, &cx.user.0, &path)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok(Json(ChecksumResponse { output }))
+}
+
+#[utoipa::path(get, path = "/filesystem/{system_name}/ops/file", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
+    responses((status = 200, body = TextResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn file_type(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+) -> Result<Json<TextResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    let output = filesystem::file_type(&cx.cluster, &cx.user.0, &path)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok(Json(TextResponse { output }))
+}
+
+#[utoipa::path(get, path = "/filesystem/{system_name}/ops/stat", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), StatQuery),
+    responses((status = 200, body = StatResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn stat(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+    ValidQuery(query): ValidQuery<StatQuery>,
+) -> Result<Json<StatResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    let output = filesystem::stat(&cx.cluster, &cx.user.0, &path, query.dereference)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok(Json(StatResponse { output }))
+}
+
+#[utoipa::path(delete, path = "/filesystem/{system_name}/ops/rm", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
+    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn rm(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+) -> Result<StatusCode, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    filesystem::rm(&cx.cluster, &cx.user.0, &path)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/filesystem/{system_name}/ops/mkdir", tag = "filesystem",
+    params(("system_name" = String, Path)), request_body = MkdirBody,
+    responses((status = 201, body = FileResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn mkdir(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidJson(body): ValidJson<MkdirBody>,
+) -> Result<(StatusCode, Json<FileResponse>), ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.body_path(body.path)?;
+    let output = filesystem::mkdir(&cx.cluster, &cx.user.0, &path, body.parent)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok((StatusCode::CREATED, Json(FileResponse { output })))
+}
+
+#[utoipa::path(post, path = "/filesystem/{system_name}/ops/symlink", tag = "filesystem",
+    params(("system_name" = String, Path)), request_body = SymlinkBody,
+    responses((status = 201, body = FileResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn symlink(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidJson(body): ValidJson<SymlinkBody>,
+) -> Result<(StatusCode, Json<FileResponse>), ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let target = cx.body_path(body.path)?;
+    let output = filesystem::symlink(&cx.cluster, &cx.user.0, &target, body.link_path.as_bytes())
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok((StatusCode::CREATED, Json(FileResponse { output })))
+}
+
+#[utoipa::path(put, path = "/filesystem/{system_name}/ops/chmod", tag = "filesystem",
+    params(("system_name" = String, Path)), request_body = ChmodBody,
+    responses((status = 200, body = FileResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn chmod(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidJson(body): ValidJson<ChmodBody>,
+) -> Result<Json<FileResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.body_path(body.path)?;
+    let output = filesystem::chmod(&cx.cluster, &cx.user.0, &path, &body.mode)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok(Json(FileResponse { output }))
+}
+
+#[utoipa::path(put, path = "/filesystem/{system_name}/ops/chown", tag = "filesystem",
+    params(("system_name" = String, Path)), request_body = ChownBody,
+    responses((status = 200, body = FileResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn chown(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidJson(body): ValidJson<ChownBody>,
+) -> Result<Json<FileResponse>, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.body_path(body.path)?;
+    let output = filesystem::chown(&cx.cluster, &cx.user.0, &path, &body.owner, &body.group)
+        .await
+        .map_err(|e| cx.error(e))?;
+    Ok(Json(FileResponse { output }))
+}
+
+#[utoipa::path(get, path = "/filesystem/{system_name}/ops/download", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn download(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+) -> Result<Response, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let path = cx.query_path(path)?;
+    let content = filesystem::download(&cx.cluster, &cx.user.0, &path)
+        .await
+        .map_err(|e| cx.error(e))?;
+    // Streamed as it arrives; a failure after the first byte aborts the body.
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(content),
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/filesystem/{system_name}/ops/upload", tag = "filesystem",
+    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
+    request_body(content_type = "multipart/form-data", description = "field `file`: the file, named by its filename"),
+    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn upload(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    path: QueryPath,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<StatusCode, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let directory = cx.query_path(path)?;
+    // Validate before reading the body: a bad path is refused without receiving the file.
+    filesystem::check_path(&cx.cluster, &directory).map_err(|e| cx.error(e))?;
+    let invalid_body = |message: String| ApiError::Validation {
+        location: "body",
+        name: "file".into(),
+        message,
+    };
+    let mut multipart = multipart.map_err(|r| invalid_body(r.body_text()))?;
+    let limit = filesystem::upload_limit(&cx.cluster);
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| invalid_body(e.body_text()))?
+    {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or_default().as_bytes().to_vec();
+        // The file flows from the request to the cluster chunk by chunk; past the limit
+        // or on a broken body the upload is abandoned, which leaves no file behind.
+        let (chunks, input) = mpsc::channel(4);
+        let feed = async move {
+            let mut received = 0u64;
+            loop {
+                let refusal = match field.chunk().await {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(chunk)) => {
+                        received += chunk.len() as u64;
+                        if received <= limit {
+                            if chunks.send(Ok(chunk)).await.is_err() {
+                                // The command ended early; its result says why.
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        ServiceError::TooLarge("File to upload is too large.")
+                    }
+                    Err(error) => ServiceError::InvalidRequest(error.body_text()),
+                };
+                let _ = chunks.send(Err(InputAborted)).await;
+                return Err(refusal);
+            }
+        };
+        let store = filesystem::upload(&cx.cluster, &cx.user.0, &directory, &name, input);
+        let (fed, stored) = tokio::join!(feed, store);
+        fed.map_err(|e| cx.error(e))?;
+        stored.map_err(|e| cx.error(e))?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    Err(invalid_body("Field required".into()))
+}
+
+#[utoipa::path(post, path = "/filesystem/{system_name}/ops/compress", tag = "filesystem",
+    params(("system_name" = String, Path)), request_body = CompressBody,
+    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn compress(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidJson(body): ValidJson<CompressBody>,
+) -> Result<StatusCode, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let source = cx.body_path(body.path)?;
+    filesystem::compress(
+        &cx.cluster,
+        &cx.user.0,
+        &source,
+        body.target_path.as_bytes(),
+        body.match_pattern.as_deref(),
+        body.compression.unwrap_or_default(),
+        body.dereference.unwrap_or(false),
+    )
+    .await
+    .map_err(|e| cx.error(e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/filesystem/{system_name}/ops/extract", tag = "filesystem",
+    params(("system_name" = String, Path)), request_body = ExtractBody,
+    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn extract(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidJson(body): ValidJson<ExtractBody>,
+) -> Result<StatusCode, ApiError> {
+    let cx = Context::new(&state, user, &system_name)?;
+    let source = cx.body_path(body.path)?;
+    filesystem::extract(
+        &cx.cluster,
+        &cx.user.0,
+        &source,
+        body.target_path.as_bytes(),
+        body.compression.unwrap_or_default(),
+    )
+    .await
+    .map_err(|e| cx.error(e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_paths_are_decoded_to_exact_bytes() {
+        assert_eq!(
+            query_value(b"a=1&path=%2Fhome%2F%FF+x%27&path=2", b"path"),
+            Some(b"/home/\xff x'".to_vec())
+        );
+        assert_eq!(query_value(b"path", b"path"), Some(Vec::new()));
+        assert_eq!(query_value(b"paths=1", b"path"), None);
+        assert_eq!(percent_decode(b"%zz%4"), b"%zz%4");
+    }
 }

@@ -1,0 +1,136 @@
+//! `tar -c`: an archive of a file or directory. The archive holds the source's base name,
+//! taken from its parent with a quoted `-C` (v2 uses an unquoted `cd`). With a pattern,
+//! `find -regex` selects the regular files under the source, NUL-separated into `tar`,
+//! inside a fixed `sh -c` script that gets every value as a positional parameter.
+
+use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{succeeded, timed};
+
+/// Compression of `compress`/`extract` archives; anything else is a 400.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    #[default]
+    Gzip,
+    Bzip2,
+    Xz,
+}
+
+impl Compression {
+    /// `tar`'s option cluster for creating (`-cz`) or extracting (`-xz`).
+    pub(super) fn tar_flags(self, create: bool, dereference: bool) -> &'static str {
+        match (create, self, dereference) {
+            (true, Compression::None, false) => "-c",
+            (true, Compression::None, true) => "-ch",
+            (true, Compression::Gzip, false) => "-cz",
+            (true, Compression::Gzip, true) => "-czh",
+            (true, Compression::Bzip2, false) => "-cj",
+            (true, Compression::Bzip2, true) => "-cjh",
+            (true, Compression::Xz, false) => "-cJ",
+            (true, Compression::Xz, true) => "-cJh",
+            (false, Compression::None, _) => "-x",
+            (false, Compression::Gzip, _) => "-xz",
+            (false, Compression::Bzip2, _) => "-xj",
+            (false, Compression::Xz, _) => "-xJ",
+        }
+    }
+}
+
+/// `$1` parent directory, `$2` source base name, `$3` regex, `$4` archive, `$5` tar flags.
+/// A missing source is reported by `ls` (v2's `No such file or directory` → 404) rather
+/// than archived as empty.
+const PATTERN_SCRIPT: &str = r#"cd -- "$1" || exit; ls -d -- "./$2" >/dev/null || exit; find "./$2" -type f -regex "$3" -print0 | tar "$5" --null --files-from=- -f "$4""#;
+
+pub struct Compress {
+    line: CommandLine,
+}
+
+impl Compress {
+    /// `parent`/`base` are the source split at its last `/`.
+    pub fn new(
+        timeout: u64,
+        parent: &[u8],
+        base: &[u8],
+        target: &[u8],
+        pattern: Option<&str>,
+        compression: Compression,
+        dereference: bool,
+    ) -> Result<Self, QuoteError> {
+        let flags = compression.tar_flags(true, dereference);
+        let line = match pattern {
+            None => timed(timeout, "tar")?
+                .arg(flags)?
+                .flag("-f")
+                .arg(target)?
+                .flag("-C")
+                .arg(parent)?
+                .operands([base])?
+                .build(),
+            Some(pattern) => timed(timeout, "sh")?
+                .flag("-c")
+                .arg(PATTERN_SCRIPT)?
+                .flag("sh")
+                .arg(parent)?
+                .arg(base)?
+                .arg(pattern)?
+                .arg(target)?
+                .arg(flags)?
+                .build(),
+        };
+        Ok(Self { line })
+    }
+}
+
+impl RemoteCommand for Compress {
+    type Parsed = ();
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<(), CommandError> {
+        succeeded(output).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_quote_every_value() {
+        let plain = Compress::new(
+            5,
+            b"/h/u",
+            b"-d $(x)",
+            b"/h/u/a.tgz",
+            None,
+            Compression::Gzip,
+            false,
+        )
+        .expect("line");
+        assert_eq!(
+            plain.command_line().to_string(),
+            "LC_ALL=C timeout 5 tar -cz -f /h/u/a.tgz -C /h/u -- '-d $(x)'"
+        );
+        let pattern = Compress::new(
+            5,
+            b"/h/u",
+            b"d",
+            b"/h/u/a.tar",
+            Some(".*'"),
+            Compression::None,
+            true,
+        )
+        .expect("line");
+        let line = pattern.command_line().to_string();
+        assert!(
+            line.ends_with(r#"sh /h/u d ".*'" /h/u/a.tar -ch"#),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! `tar -x`: unpacks an archive into a directory (a quoted `-C`).
+
+use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+
+use super::{Compression, succeeded, timed};
+
+pub struct Extract {
+    line: CommandLine,
+}
+
+impl Extract {
+    pub fn new(
+        timeout: u64,
+        archive: &[u8],
+        target: &[u8],
+        compression: Compression,
+    ) -> Result<Self, QuoteError> {
+        let line = timed(timeout, "tar")?
+            .arg(compression.tar_flags(false, false))?
+            .flag("-f")
+            .arg(archive)?
+            .flag("-C")
+            .arg(target)?
+            .build();
+        Ok(Self { line })
+    }
+}
+
+impl RemoteCommand for Extract {
+    type Parsed = ();
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<(), CommandError> {
+        succeeded(output).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line() {
+        let extract = Extract::new(5, b"/h/a b.tar.xz", b"/h/-t", Compression::Xz).expect("line");
+        assert_eq!(
+            extract.command_line().to_string(),
+            "LC_ALL=C timeout 5 tar -xJ -f '/h/a b.tar.xz' -C /h/-t"
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! `rm -r`: removes a file or a directory tree.
+
+use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+
+use super::{succeeded, timed};
+
+pub struct Rm {
+    line: CommandLine,
+}
+
+impl Rm {
+    pub fn new(timeout: u64, path: &[u8]) -> Result<Self, QuoteError> {
+        let line = timed(timeout, "rm")?
+            .flag("-r")
+            .flag("--interactive=never")
+            .operands([path])?
+            .build();
+        Ok(Self { line })
+    }
+}
+
+impl RemoteCommand for Rm {
+    type Parsed = ();
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<(), CommandError> {
+        succeeded(output).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures;
+    use super::*;
+
+    #[test]
+    fn captured_permission_denied() {
+        let (fixture, output) = fixtures::load("rm-denied");
+        let rm = Rm::new(10, b"/home/fireuser/fixtures/locked").expect("line");
+        assert_eq!(rm.command_line().to_string(), fixture.command);
+        let error = rm.parse(output).expect_err("denied");
+        assert!(error.to_string().contains("Permission denied"), "{error}");
+    }
+}

@@ -1,0 +1,350 @@
+//! The filesystem (utilities) service, wire reference §2.3: blocking, bounded operations on
+//! the cluster's file systems as the calling user, one [`commands`] type per remote tool.
+//!
+//! Every operation first checks the ssh service's health, then validates its paths
+//! ([`path::validate`]: absolute, normalised, under a configured file system; always on)
+//! and the health of the file system they lie on (503), then runs its command under
+//! `timeout <T>` with `T` = `ssh.timeout.command_execution`.
+
+pub mod commands;
+pub mod path;
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+use ironcrest_config::ProbedService;
+use ironcrest_remote::RemoteCommand;
+use ironcrest_ssh::{Input, InputAborted, SshError, SshUser, Streamed};
+use tokio::sync::mpsc;
+
+pub use commands::{Amount, Checksum, Compression, File, FileContent, FileStat, LsOptions};
+pub use path::{ValidPath, validate};
+
+use crate::{Cluster, ServiceError};
+
+/// Health gating and path validation of one path (wire reference §0).
+pub fn check_path(cluster: &Cluster, raw: &[u8]) -> Result<ValidPath, ServiceError> {
+    cluster.require_healthy(ProbedService::Ssh)?;
+    let path = validate(&cluster.config, raw)?;
+    if let Some(report) = cluster.health() {
+        let unhealthy = report.checks.iter().find(|check| {
+            check.service == Some(ProbedService::Filesystem)
+                && !check.healthy
+                && check
+                    .path
+                    .as_deref()
+                    .is_some_and(|fs| path::is_under(path.as_bytes(), fs.as_bytes()))
+        });
+        if let Some(check) = unhealthy {
+            return Err(ServiceError::FilesystemUnhealthy {
+                filesystem: check.path.clone().unwrap_or_default(),
+                system: cluster.name().to_string(),
+            });
+        }
+    }
+    Ok(path)
+}
+
+fn timeout(cluster: &Cluster) -> u64 {
+    cluster.config.ssh.timeout.command_execution
+}
+
+fn max_size(cluster: &Cluster) -> u64 {
+    cluster.config.data_operation.max_ops_file_size
+}
+
+async fn run<C: RemoteCommand + Sync>(
+    cluster: &Cluster,
+    user: &SshUser,
+    command: C,
+) -> Result<C::Parsed, ServiceError> {
+    Ok(cluster.ssh.run(user, &command).await?)
+}
+
+pub async fn ls(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+    options: LsOptions,
+) -> Result<Vec<File>, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    let command = commands::Ls::new(timeout(cluster), path.as_bytes(), options)?;
+    run(cluster, user, command).await
+}
+
+/// Exactly one of `bytes`/`lines` (lines, 10, by default).
+fn amount(bytes: Option<u64>, lines: Option<u64>) -> Result<Amount, ServiceError> {
+    match (bytes, lines) {
+        (Some(_), Some(_)) => Err(ServiceError::InvalidRequest(
+            "Only one of `bytes` or `lines` can be specified.".into(),
+        )),
+        (Some(bytes), None) => Ok(Amount::Bytes(bytes)),
+        (None, lines) => Ok(Amount::Lines(lines.unwrap_or(10))),
+    }
+}
+
+pub async fn head(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+    bytes: Option<u64>,
+    lines: Option<u64>,
+    skip_trailing: bool,
+) -> Result<FileContent, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    let amount = amount(bytes, lines)?;
+    let command = commands::Head::new(timeout(cluster), path.as_bytes(), amount, skip_trailing)?;
+    run(cluster, user, command).await
+}
+
+pub async fn tail(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+    bytes: Option<u64>,
+    lines: Option<u64>,
+    skip_heading: bool,
+) -> Result<FileContent, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    let amount = amount(bytes, lines)?;
+    let command = commands::Tail::new(timeout(cluster), path.as_bytes(), amount, skip_heading)?;
+    run(cluster, user, command).await
+}
+
+/// `size` bytes from `offset`, as text (v2's checks and messages).
+pub async fn view(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+    offset: i64,
+    size: i64,
+) -> Result<String, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    let max = max_size(cluster);
+    let Ok(offset) = u64::try_from(offset) else {
+        return Err(ServiceError::InvalidRequest(
+            "`offset` value must be an integer value equal or greater than 0".into(),
+        ));
+    };
+    let size = match u64::try_from(size) {
+        Ok(size) if size > 0 => size,
+        _ => {
+            return Err(ServiceError::InvalidRequest(
+                "`size` value must be an integer value greater than 0".into(),
+            ));
+        }
+    };
+    if size > max {
+        return Err(ServiceError::InvalidRequest(format!(
+            "`size` value must be less than {max} bytes"
+        )));
+    }
+    let command = commands::View::new(timeout(cluster), path.as_bytes(), offset, size)?;
+    run(cluster, user, command).await
+}
+
+pub async fn checksum(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+) -> Result<Checksum, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    run(
+        cluster,
+        user,
+        commands::Sha256Sum::new(timeout(cluster), path.as_bytes())?,
+    )
+    .await
+}
+
+pub async fn file_type(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+) -> Result<String, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    run(
+        cluster,
+        user,
+        commands::FileType::new(timeout(cluster), path.as_bytes())?,
+    )
+    .await
+}
+
+pub async fn stat(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+    dereference: bool,
+) -> Result<FileStat, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    let command = commands::Stat::new(timeout(cluster), path.as_bytes(), dereference)?;
+    run(cluster, user, command).await
+}
+
+pub async fn rm(cluster: &Cluster, user: &SshUser, raw: &[u8]) -> Result<(), ServiceError> {
+    let path = check_path(cluster, raw)?;
+    run(
+        cluster,
+        user,
+        commands::Rm::new(timeout(cluster), path.as_bytes())?,
+    )
+    .await
+}
+
+pub async fn mkdir(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+    parents: bool,
+) -> Result<File, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    run(
+        cluster,
+        user,
+        commands::Mkdir::new(timeout(cluster), path.as_bytes(), parents)?,
+    )
+    .await
+}
+
+/// A link at `link` pointing to `target`; both must lie under a configured file system.
+pub async fn symlink(
+    cluster: &Cluster,
+    user: &SshUser,
+    target: &[u8],
+    link: &[u8],
+) -> Result<File, ServiceError> {
+    let target = check_path(cluster, target)?;
+    let link = check_path(cluster, link)?;
+    let command = commands::Symlink::new(timeout(cluster), target.as_bytes(), link.as_bytes())?;
+    run(cluster, user, command).await
+}
+
+pub async fn chmod(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+    mode: &str,
+) -> Result<File, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    run(
+        cluster,
+        user,
+        commands::Chmod::new(timeout(cluster), path.as_bytes(), mode)?,
+    )
+    .await
+}
+
+pub async fn chown(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+    owner: &str,
+    group: &str,
+) -> Result<File, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    let command = commands::Chown::new(timeout(cluster), path.as_bytes(), owner, group)?;
+    run(cluster, user, command).await
+}
+
+/// A file's bytes as they arrive from the cluster; an `Err` item ends the download early.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, SshError>> + Send>>;
+
+/// A file's bytes, streamed: refused (413) past `max_ops_file_size` before any is read, and
+/// a failure before the first byte (missing, unreadable) is an error with v2's status.
+pub async fn download(
+    cluster: &Cluster,
+    user: &SshUser,
+    raw: &[u8],
+) -> Result<ByteStream, ServiceError> {
+    let path = check_path(cluster, raw)?;
+    let stat = commands::Stat::new(timeout(cluster), path.as_bytes(), true)?;
+    let stat = run(cluster, user, stat).await?;
+    if stat.size > max_size(cluster) {
+        return Err(ServiceError::TooLarge("File to download is too large."));
+    }
+    let cat = commands::Cat::new(timeout(cluster), path.as_bytes())?;
+    match cluster
+        .ssh
+        .execute_streaming(user, &cat.command_line())
+        .await?
+    {
+        Streamed::Finished(output) => {
+            cat.parse(output)?;
+            Ok(Box::pin(futures::stream::empty()))
+        }
+        Streamed::Stdout(chunks) => Ok(Box::pin(futures::stream::unfold(
+            chunks,
+            |mut chunks| async move { chunks.recv().await.map(|item| (item, chunks)) },
+        ))),
+    }
+}
+
+/// The most an upload may hold.
+pub fn upload_limit(cluster: &Cluster) -> u64 {
+    max_size(cluster)
+}
+
+/// Writes the chunks to `directory/name` atomically (see [`commands::Upload`]). The caller
+/// enforces [`upload_limit`] while it receives the file, and sends `Err(InputAborted)` to
+/// abandon the upload, which leaves no file behind.
+pub async fn upload(
+    cluster: &Cluster,
+    user: &SshUser,
+    directory: &[u8],
+    name: &[u8],
+    chunks: mpsc::Receiver<Result<Bytes, InputAborted>>,
+) -> Result<(), ServiceError> {
+    let directory = check_path(cluster, directory)?;
+    // Refuses `/`, `..` and NUL in the name: the file lands in `directory`, nowhere else.
+    directory.join(name)?;
+    let command = commands::Upload::new(timeout(cluster), directory.as_bytes(), name)?;
+    let output = cluster
+        .ssh
+        .execute_with_input(user, &command.command_line(), Input::Stream(chunks))
+        .await?;
+    Ok(command.parse(output)?)
+}
+
+pub async fn compress(
+    cluster: &Cluster,
+    user: &SshUser,
+    source: &[u8],
+    target: &[u8],
+    pattern: Option<&str>,
+    compression: Compression,
+    dereference: bool,
+) -> Result<(), ServiceError> {
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let (parent, base) = source.split_parent();
+    let command = commands::Compress::new(
+        timeout(cluster),
+        parent,
+        base,
+        target.as_bytes(),
+        pattern,
+        compression,
+        dereference,
+    )?;
+    run(cluster, user, command).await
+}
+
+pub async fn extract(
+    cluster: &Cluster,
+    user: &SshUser,
+    source: &[u8],
+    target: &[u8],
+    compression: Compression,
+) -> Result<(), ServiceError> {
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let command = commands::Extract::new(
+        timeout(cluster),
+        source.as_bytes(),
+        target.as_bytes(),
+        compression,
+    )?;
+    run(cluster, user, command).await
+}
