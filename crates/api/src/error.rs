@@ -67,7 +67,11 @@ impl ApiError {
 fn service_status(error: &ServiceError) -> StatusCode {
     match error {
         ServiceError::SystemNotFound => StatusCode::NOT_FOUND,
-        ServiceError::Unhealthy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Unhealthy { .. } | ServiceError::FilesystemUnhealthy { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ServiceError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ServiceError::Ssh(ssh) | ServiceError::Scheduler(SchedulerError::Ssh(ssh)) => {
             ssh_status(ssh)
         }
@@ -75,6 +79,14 @@ fn service_status(error: &ServiceError) -> StatusCode {
         ServiceError::Scheduler(SchedulerError::Command { .. }) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
+        ServiceError::Scheduler(SchedulerError::JobNotFound) => StatusCode::NOT_FOUND,
+        ServiceError::Scheduler(SchedulerError::JobNotActive { .. }) => StatusCode::CONFLICT,
+        ServiceError::Scheduler(
+            SchedulerError::InvalidArgument(_) | SchedulerError::Rejected { .. },
+        ) => StatusCode::BAD_REQUEST,
+        ServiceError::Scheduler(
+            SchedulerError::PolicyLimit { .. } | SchedulerError::AccessDenied { .. },
+        ) => StatusCode::FORBIDDEN,
     }
 }
 
@@ -209,6 +221,47 @@ mod tests {
                     system: "c".into(),
                 },
                 503,
+            ),
+            (
+                ServiceError::FilesystemUnhealthy {
+                    filesystem: "/home".into(),
+                    system: "c".into(),
+                },
+                503,
+            ),
+            (ServiceError::InvalidRequest("bad path".into()), 400),
+            (ServiceError::TooLarge("File to upload is too large."), 413),
+            (ServiceError::Scheduler(SchedulerError::JobNotFound), 404),
+            (
+                ServiceError::Scheduler(SchedulerError::JobNotActive {
+                    job_id: "1".into(),
+                    state: "COMPLETED".into(),
+                }),
+                409,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::InvalidArgument("x".into())),
+                400,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::Rejected {
+                    scheduler: "Slurm",
+                    message: "Invalid partition name specified".into(),
+                }),
+                400,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::PolicyLimit {
+                    message: "QOSMaxSubmitJobPerUserLimit".into(),
+                }),
+                403,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::AccessDenied {
+                    scheduler: "Slurm",
+                    message: "Access/permission denied".into(),
+                }),
+                403,
             ),
             (ServiceError::Ssh(SshError::CommandTimeout), 408),
             (ServiceError::Ssh(SshError::ConnectTimeout), 408),

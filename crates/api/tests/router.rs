@@ -237,3 +237,38 @@ async fn request_ids_are_propagated_when_valid_and_refused_when_not() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.is_none());
 }
+
+#[tokio::test]
+async fn compute_requests_are_validated_before_any_scheduler_call() {
+    let app = app().await;
+    let user = token(json!({}));
+    let post = |body: Value| {
+        Request::post("/compute/test-cluster/jobs")
+            .header("authorization", format!("Bearer {user}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    for body in [
+        json!({}),
+        json!({"job": {"script": "x"}}),
+        json!({"job": {"workingDirectory": "/home", "env": 3}}),
+    ] {
+        let (status, _, response) = call(&app, post(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(response.unwrap()["errorType"], "validation");
+    }
+    for path in [
+        "/compute/test-cluster/jobs/1.batch",
+        "/compute/test-cluster/jobs/a-b/metadata",
+        "/compute/test-cluster/jobs?time_window=2h",
+        "/compute/test-cluster/jobs?allusers=perhaps",
+    ] {
+        let (status, _, response) = call(&app, get(path, Some(&user))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(response.unwrap()["errorType"], "validation");
+    }
+    let (status, _, response) = call(&app, get("/compute/other/jobs/1", Some(&user))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(response.unwrap()["message"], "System not found");
+}

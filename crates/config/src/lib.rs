@@ -233,6 +233,13 @@ fn check_cluster(at: &str, cluster: &ClusterConfig, problems: &mut Problems) {
             "SSH proxies are not supported yet",
         );
     }
+    let max_age = cluster.scheduler.jobs_cache_max_age;
+    if !(max_age.is_finite() && (0.0..=60.0).contains(&max_age)) {
+        problems.push(
+            format!("{at}.scheduler.jobs_cache_max_age"),
+            "must be between 0 and 60 seconds",
+        );
+    }
     if ssh.max_clients == 0 {
         problems.push(format!("{at}.ssh.max_clients"), "must be greater than 0");
     }

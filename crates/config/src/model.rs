@@ -256,6 +256,10 @@ pub struct SchedulerConfig {
     pub api_version: Option<String>,
     #[serde(default = "defaults::scheduler_timeout")]
     pub timeout: u64,
+    /// Seconds a job listing may be served from an earlier identical one (0: only
+    /// concurrent identical listings share one scheduler call).
+    #[serde(default = "defaults::jobs_cache_max_age")]
+    pub jobs_cache_max_age: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -476,6 +480,9 @@ mod defaults {
     }
     pub fn scheduler_timeout() -> u64 {
         10
+    }
+    pub fn jobs_cache_max_age() -> f64 {
+        0.5
     }
     pub fn probing_interval() -> u64 {
         120

@@ -153,3 +153,31 @@ fn s3_probing_is_refused_until_it_exists() {
     let problems = Config::from_yaml(&yaml).unwrap_err().problems();
     assert_eq!(problems[0].field, "clusters[0].probing.services.s3");
 }
+
+#[test]
+fn the_jobs_cache_age_defaults_to_half_a_second_and_is_bounded() {
+    let known_hosts = known_hosts_file();
+    let yaml = valid_yaml(known_hosts.path());
+    let config = Config::from_yaml(&yaml).unwrap();
+    assert_eq!(config.clusters[0].scheduler.jobs_cache_max_age, 0.5);
+    for (value, ok) in [("0", true), ("2.5", true), ("-1", false), ("61", false)] {
+        let edited = yaml.replace(
+            "{type: slurm, version: \"22.05.8\"}",
+            &format!("{{type: slurm, version: \"22.05.8\", jobs_cache_max_age: {value}}}"),
+        );
+        match Config::from_yaml(&edited) {
+            Ok(config) => {
+                assert!(ok, "{value} accepted");
+                assert_eq!(
+                    config.clusters[0].scheduler.jobs_cache_max_age,
+                    value.parse::<f64>().unwrap()
+                );
+            }
+            Err(err) => {
+                assert!(!ok, "{value} refused: {err}");
+                let fields: Vec<String> = err.problems().into_iter().map(|p| p.field).collect();
+                assert_eq!(fields, ["clusters[0].scheduler.jobs_cache_max_age"]);
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! [`model`]. Slurm over SSH ([`slurm::SlurmCli`]) is the first backend; slurmrestd and PBS
 //! follow behind the same trait.
 
+pub mod job;
 pub mod model;
 pub mod slurm;
 
@@ -10,6 +11,9 @@ use async_trait::async_trait;
 use ironcrest_remote::CommandError;
 use ironcrest_ssh::{RunError, SshError, SshUser};
 
+pub use job::{
+    Job, JobDescription, JobEnv, JobFilter, JobMetadata, JobStatus, JobTask, JobTime, TimeWindow,
+};
 pub use model::{Account, Node, NodeState, Partition, PingStatus, Reservation};
 
 /// Everything the API asks of a workload manager. Every call runs as `user`.
@@ -26,6 +30,28 @@ pub trait Scheduler: Send + Sync {
     async fn accounts(&self, user: &SshUser) -> Result<Option<Vec<Account>>, SchedulerError>;
     /// One status per controller; the scheduler is healthy when all are up.
     async fn ping(&self, user: &SshUser) -> Result<Vec<PingStatus>, SchedulerError>;
+
+    /// Submits a batch job and returns its id.
+    async fn submit(&self, user: &SshUser, job: &JobDescription) -> Result<String, SchedulerError>;
+    /// Pending, running and recently finished jobs, merged from every source the
+    /// scheduler has.
+    async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError>;
+    /// One job (any user's, as the scheduler's privacy settings allow); `JobNotFound` if none.
+    async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError>;
+    async fn job_metadata(
+        &self,
+        user: &SshUser,
+        job_id: &str,
+    ) -> Result<JobMetadata, SchedulerError>;
+    /// Cancels an active job; an unknown or finished job is an error, never a silent success.
+    async fn cancel(&self, user: &SshUser, job_id: &str) -> Result<(), SchedulerError>;
+    /// Runs a shell command inside a running job's allocation and waits for it.
+    async fn attach(
+        &self,
+        user: &SshUser,
+        job_id: &str,
+        command: &str,
+    ) -> Result<(), SchedulerError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +63,29 @@ pub enum SchedulerError {
     Command {
         scheduler: &'static str,
         source: CommandError,
+    },
+    #[error("Job not found.")]
+    JobNotFound,
+    /// The job exists but has already finished, so it cannot be cancelled or attached to.
+    #[error("Job {job_id} is not active (state {state}).")]
+    JobNotActive { job_id: String, state: String },
+    /// A request value the scheduler cannot be given safely or at all.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The scheduler refused the request (unknown partition or account, bad option).
+    #[error("{scheduler} refused the request: {message}")]
+    Rejected {
+        scheduler: &'static str,
+        message: String,
+    },
+    /// The submission would exceed an accounting or QOS limit.
+    #[error("Job submission rejected: accounting/QOS policy limit exceeded. {message}")]
+    PolicyLimit { message: String },
+    /// The scheduler says the user may not act on this job.
+    #[error("{scheduler} denied access: {message}")]
+    AccessDenied {
+        scheduler: &'static str,
+        message: String,
     },
 }
 

@@ -7,19 +7,23 @@ use ironcrest_scheduler::Scheduler;
 use ironcrest_ssh::SshPool;
 
 use crate::ServiceError;
+use crate::compute::JobsCache;
 use crate::health::HealthReport;
 
 pub struct Cluster {
     pub config: ClusterConfig,
     pub ssh: SshPool,
     pub scheduler: Arc<dyn Scheduler>,
+    pub jobs_cache: JobsCache,
     /// The latest health-check run; `None` until the first one finishes.
     health: RwLock<Option<HealthReport>>,
 }
 
 impl Cluster {
     pub fn new(config: ClusterConfig, ssh: SshPool, scheduler: Arc<dyn Scheduler>) -> Self {
+        let max_age = std::time::Duration::from_secs_f64(config.scheduler.jobs_cache_max_age);
         Self {
+            jobs_cache: JobsCache::new(max_age),
             config,
             ssh,
             scheduler,

@@ -3,10 +3,12 @@
 //! values or a [`ServiceError`], which the API layer maps to HTTP in one place.
 
 pub mod cluster;
+pub mod compute;
+pub mod filesystem;
 pub mod health;
 pub mod status;
 
-use ironcrest_remote::CommandError;
+use ironcrest_remote::{CommandError, QuoteError};
 use ironcrest_scheduler::SchedulerError;
 use ironcrest_ssh::{RunError, SshError};
 
@@ -22,12 +24,28 @@ pub enum ServiceError {
         service: &'static str,
         system: String,
     },
+    /// A file system the request's path lies on failed its last health check.
+    #[error("The requested filesystem ({filesystem} on {system}) is unhealthy.")]
+    FilesystemUnhealthy { filesystem: String, system: String },
+    /// The request is invalid (a path outside the file systems, conflicting options, …);
+    /// the message names the problem.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A file past `max_ops_file_size`.
+    #[error("{0}")]
+    TooLarge(&'static str),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
     #[error(transparent)]
     Ssh(#[from] SshError),
     #[error(transparent)]
     Command(#[from] CommandError),
+}
+
+impl From<QuoteError> for ServiceError {
+    fn from(err: QuoteError) -> Self {
+        ServiceError::InvalidRequest(format!("Invalid value: {err}"))
+    }
 }
 
 impl From<RunError> for ServiceError {

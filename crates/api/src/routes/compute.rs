@@ -1,14 +1,310 @@
 //! `/compute/{system_name}/jobs…`: submit, list, inspect, cancel and attach to jobs
 //! (wire reference §2.2).
 
-use axum::Router;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use ironcrest_scheduler::job::is_valid_job_id;
+use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, TimeWindow};
+use ironcrest_services::{ServiceError, compute};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::{ValidQuery, lenient_bool};
 use crate::AppState;
+use crate::auth::AuthenticatedUser;
+use crate::error::ApiError;
 
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(submit, jobs, job, metadata, cancel, attach))]
 pub struct ComputeDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/compute/{system_name}/jobs", get(jobs).post(submit))
+        .route(
+            "/compute/{system_name}/jobs/{job_id}",
+            get(job).delete(cancel),
+        )
+        .route(
+            "/compute/{system_name}/jobs/{job_id}/metadata",
+            get(metadata),
+        )
+        .route("/compute/{system_name}/jobs/{job_id}/attach", put(attach))
+}
+
+/// `name` is limited to 235 characters, as in v2.
+const MAX_NAME: usize = 235;
+
+#[derive(Deserialize, ToSchema)]
+pub struct SubmitRequest {
+    job: JobDescription,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitResponse {
+    job_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobsResponse {
+    jobs: Vec<Job>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobMetadataResponse {
+    jobs: Vec<JobMetadata>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AttachRequest {
+    /// A shell command, run inside the job's allocation as the user.
+    command: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct JobsQuery {
+    /// Everyone's jobs, as far as the scheduler shows them.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    #[param(value_type = bool)]
+    allusers: bool,
+    /// Only jobs of this account; empty means no filter.
+    account: Option<String>,
+    /// Only jobs of this name (at most 235 characters); empty means no filter.
+    name: Option<String>,
+    /// How far back finished jobs are listed: `1h`, `8h`, `24h` (default), `3d`, `7d`.
+    #[param(value_type = Option<String>)]
+    time_window: Option<String>,
+}
+
+impl JobsQuery {
+    fn into_filter(self) -> Result<JobFilter, ApiError> {
+        // httpx sends a None parameter as an empty value: v2 reads that as absent.
+        let present = |value: Option<String>| value.filter(|v| !v.is_empty());
+        let name = present(self.name);
+        if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
+            return Err(validation(
+                "query",
+                "name",
+                format!("String should have at most {MAX_NAME} characters"),
+            ));
+        }
+        let time_window = match present(self.time_window) {
+            None => TimeWindow::default(),
+            Some(text) => {
+                serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
+                    validation(
+                        "query",
+                        "time_window",
+                        format!("Input should be '1h', '8h', '24h', '3d' or '7d', not '{text}'"),
+                    )
+                })?
+            }
+        };
+        Ok(JobFilter {
+            all_users: self.allusers,
+            account: present(self.account),
+            name,
+            time_window,
+        })
+    }
+}
+
+fn validation(location: &'static str, name: &str, message: String) -> ApiError {
+    ApiError::Validation {
+        location,
+        name: name.to_string(),
+        message,
+    }
+}
+
+fn checked_job_id(job_id: String) -> Result<String, ApiError> {
+    if is_valid_job_id(&job_id) {
+        Ok(job_id)
+    } else {
+        Err(validation(
+            "path",
+            "job_id",
+            "String should match pattern '^[a-zA-Z0-9]+$'".into(),
+        ))
+    }
+}
+
+/// A JSON body, with failures answered as FirecREST validation errors (400).
+struct ValidJson<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(value)| ValidJson(value))
+            .map_err(|rejection| validation("body", "", rejection.body_text()))
+    }
+}
+
+fn service_error(user: &AuthenticatedUser) -> impl Fn(ServiceError) -> ApiError + '_ {
+    |error| ApiError::Service {
+        error,
+        user: user.0.username.clone(),
+    }
+}
+
+#[utoipa::path(post, path = "/compute/{system_name}/jobs", tag = "compute",
+    params(("system_name" = String, Path)),
+    request_body = SubmitRequest,
+    responses((status = 201, body = SubmitResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn submit(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidJson(request): ValidJson<SubmitRequest>,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let job_id = compute::submit(&cluster, &user.0, &request.job)
+        .await
+        .map_err(&to_api)?;
+    Ok((StatusCode::CREATED, Json(SubmitResponse { job_id })))
+}
+
+#[utoipa::path(get, path = "/compute/{system_name}/jobs", tag = "compute",
+    params(("system_name" = String, Path), JobsQuery),
+    responses((status = 200, body = JobsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn jobs(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path(system_name): Path<String>,
+    ValidQuery(query): ValidQuery<JobsQuery>,
+) -> Result<Json<JobsResponse>, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let filter = query.into_filter()?;
+    let jobs = compute::jobs(&cluster, &user.0, filter)
+        .await
+        .map_err(&to_api)?;
+    Ok(Json(JobsResponse { jobs }))
+}
+
+#[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}", tag = "compute",
+    params(("system_name" = String, Path), ("job_id" = String, Path)),
+    responses((status = 200, body = JobsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn job(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path((system_name, job_id)): Path<(String, String)>,
+) -> Result<Json<JobsResponse>, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let job_id = checked_job_id(job_id)?;
+    let job = compute::job(&cluster, &user.0, &job_id)
+        .await
+        .map_err(&to_api)?;
+    Ok(Json(JobsResponse { jobs: vec![job] }))
+}
+
+#[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}/metadata", tag = "compute",
+    params(("system_name" = String, Path), ("job_id" = String, Path)),
+    responses((status = 200, body = JobMetadataResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn metadata(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path((system_name, job_id)): Path<(String, String)>,
+) -> Result<Json<JobMetadataResponse>, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let job_id = checked_job_id(job_id)?;
+    let metadata = compute::metadata(&cluster, &user.0, &job_id)
+        .await
+        .map_err(&to_api)?;
+    Ok(Json(JobMetadataResponse {
+        jobs: vec![metadata],
+    }))
+}
+
+#[utoipa::path(delete, path = "/compute/{system_name}/jobs/{job_id}", tag = "compute",
+    params(("system_name" = String, Path), ("job_id" = String, Path)),
+    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn cancel(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path((system_name, job_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let job_id = checked_job_id(job_id)?;
+    compute::cancel(&cluster, &user.0, &job_id)
+        .await
+        .map_err(&to_api)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(put, path = "/compute/{system_name}/jobs/{job_id}/attach", tag = "compute",
+    params(("system_name" = String, Path), ("job_id" = String, Path)),
+    request_body = AttachRequest,
+    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn attach(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    Path((system_name, job_id)): Path<(String, String)>,
+    ValidJson(request): ValidJson<AttachRequest>,
+) -> Result<StatusCode, ApiError> {
+    let to_api = service_error(&user);
+    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
+    let job_id = checked_job_id(job_id)?;
+    compute::attach(&cluster, &user.0, &job_id, &request.command)
+        .await
+        .map_err(&to_api)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_the_compute_routes() {
+        use utoipa::OpenApi;
+        let json = serde_json::to_value(ComputeDoc::openapi()).unwrap();
+        let paths = &json["paths"];
+        assert!(paths["/compute/{system_name}/jobs"]["post"].is_object());
+        assert!(paths["/compute/{system_name}/jobs"]["get"].is_object());
+        assert!(paths["/compute/{system_name}/jobs/{job_id}"]["get"].is_object());
+        assert!(paths["/compute/{system_name}/jobs/{job_id}"]["delete"].is_object());
+        assert!(paths["/compute/{system_name}/jobs/{job_id}/metadata"]["get"].is_object());
+        assert!(paths["/compute/{system_name}/jobs/{job_id}/attach"]["put"].is_object());
+    }
+
+    #[test]
+    fn empty_query_values_are_absent_and_windows_are_checked() {
+        let query = |account: &str, name: &str, window: Option<&str>| JobsQuery {
+            allusers: false,
+            account: Some(account.into()),
+            name: Some(name.into()),
+            time_window: window.map(String::from),
+        };
+        let filter = query("", "", Some("")).into_filter().unwrap();
+        assert_eq!(filter, JobFilter::default());
+        let filter = query("p", "n", Some("7d")).into_filter().unwrap();
+        assert_eq!(filter.account.as_deref(), Some("p"));
+        assert_eq!(filter.time_window, TimeWindow::SevenDays);
+        assert!(query("", "", Some("2d")).into_filter().is_err());
+        assert!(query("", &"x".repeat(236), None).into_filter().is_err());
+    }
+
+    #[test]
+    fn job_ids_are_validated() {
+        assert!(checked_job_id("123".into()).is_ok());
+        assert!(checked_job_id("1.batch".into()).is_err());
+    }
 }

@@ -5,7 +5,9 @@
 
 mod auth;
 mod cli;
+mod compute;
 mod delegation;
+mod filesystem;
 mod harness;
 mod ssh_recovery;
 mod status;

@@ -1,19 +1,35 @@
 //! Slurm over SSH: each Slurm command is a [`RemoteCommand`](ironcrest_remote::RemoteCommand)
 //! type in its own file, run through the cluster's SSH pool as the calling user.
 
+mod job_rows;
 mod key_value;
+mod sacct;
 mod sacctmgr;
+mod sbatch;
+mod scancel;
 mod scontrol;
 mod sinfo;
+mod squeue;
+mod srun;
 
 use async_trait::async_trait;
 use ironcrest_ssh::{SshPool, SshUser};
 
+pub use sacct::Sacct;
 pub use sacctmgr::UserAccounts;
-pub use scontrol::{Partitions, Ping, Reservations};
+pub use sbatch::Sbatch;
+pub use scancel::Scancel;
+pub use scontrol::{BatchScript, JobStreams, Partitions, Ping, Reservations, Streams};
 pub use sinfo::Nodes;
+pub use squeue::Squeue;
+pub use srun::Attach;
 
-use crate::{Account, Node, Partition, PingStatus, Reservation, Scheduler, SchedulerError};
+use ironcrest_remote::{QuoteError, RemoteCommand};
+
+use crate::{
+    Account, Job, JobDescription, JobFilter, JobMetadata, Node, Partition, PingStatus, Reservation,
+    Scheduler, SchedulerError,
+};
 
 const SLURM: &str = "Slurm";
 
@@ -25,6 +41,22 @@ impl SlurmCli {
     pub fn new(ssh: SshPool) -> Self {
         Self { ssh }
     }
+
+    async fn run<C: RemoteCommand + Sync>(
+        &self,
+        user: &SshUser,
+        command: &C,
+    ) -> Result<C::Parsed, SchedulerError> {
+        self.ssh
+            .run(user, command)
+            .await
+            .map_err(|err| SchedulerError::from_run(SLURM, err))
+    }
+}
+
+/// Filter values are quoted; only a NUL cannot be passed at all.
+fn nul(_: QuoteError) -> SchedulerError {
+    SchedulerError::InvalidArgument("Values must not contain NUL characters.".into())
 }
 
 #[async_trait]
@@ -76,6 +108,79 @@ impl Scheduler for SlurmCli {
             .await
             .map_err(|err| SchedulerError::from_run(SLURM, err))
     }
+
+    async fn submit(&self, user: &SshUser, job: &JobDescription) -> Result<String, SchedulerError> {
+        self.run(user, &Sbatch::new(job)?).await?
+    }
+
+    async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+        let account = filter.account.as_deref();
+        let name = filter.name.as_deref();
+        let sacct =
+            Sacct::list(filter.all_users, account, name, filter.time_window).map_err(nul)?;
+        let own = (!filter.all_users).then_some(user.username.as_str());
+        let squeue = Squeue::list(own, account, name).map_err(nul)?;
+        let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
+        Ok(job_rows::merge(sacct?, squeue?))
+    }
+
+    async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError> {
+        let sacct = Sacct::job(job_id).map_err(nul)?;
+        let squeue = Squeue::job(job_id).map_err(nul)?;
+        let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
+        job_rows::merge(sacct?, squeue?)
+            .into_iter()
+            .find(|job| job.job_id == job_id)
+            .ok_or(SchedulerError::JobNotFound)
+    }
+
+    async fn job_metadata(
+        &self,
+        user: &SshUser,
+        job_id: &str,
+    ) -> Result<JobMetadata, SchedulerError> {
+        let streams = JobStreams::new(job_id).map_err(nul)?;
+        let script = BatchScript::new(job_id).map_err(nul)?;
+        let (streams, script) = tokio::join!(self.run(user, &streams), self.run(user, &script));
+        let streams = streams?.ok_or(SchedulerError::JobNotFound)?;
+        Ok(JobMetadata {
+            job_id: job_id.to_string(),
+            script: script?,
+            standard_input: streams.stdin,
+            standard_output: streams.stdout,
+            standard_error: streams.stderr,
+        })
+    }
+
+    async fn cancel(&self, user: &SshUser, job_id: &str) -> Result<(), SchedulerError> {
+        // scancel answers 0 for unknown and finished jobs: learn the true state first.
+        let job = self.job(user, job_id).await?;
+        if !job.is_active() {
+            return Err(SchedulerError::JobNotActive {
+                job_id: job_id.to_string(),
+                state: job.status.state,
+            });
+        }
+        self.run(user, &Scancel::new(job_id).map_err(nul)?).await?
+    }
+
+    async fn attach(
+        &self,
+        user: &SshUser,
+        job_id: &str,
+        command: &str,
+    ) -> Result<(), SchedulerError> {
+        // srun waits for a pending job's allocation: only a running job can be attached to.
+        let job = self.job(user, job_id).await?;
+        if job.status.state != "RUNNING" {
+            return Err(SchedulerError::JobNotActive {
+                job_id: job_id.to_string(),
+                state: job.status.state,
+            });
+        }
+        self.run(user, &Attach::new(job_id, command).map_err(nul)?)
+            .await?
+    }
 }
 
 #[cfg(test)]
@@ -110,5 +215,18 @@ pub(crate) mod fixtures {
 
     pub fn slurm(name: &str) -> Fixture {
         load("slurm-22.05", name)
+    }
+
+    /// The job id a captured command line names (ids differ between captures).
+    pub fn job_id(command: &str) -> String {
+        command
+            .split_whitespace()
+            .map(|word| {
+                word.trim_start_matches("--jobid=")
+                    .trim_start_matches("--jobs=")
+            })
+            .find(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or_else(|| panic!("no job id in {command}"))
+            .to_string()
     }
 }

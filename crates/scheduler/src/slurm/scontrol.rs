@@ -1,6 +1,7 @@
-//! `scontrol` queries: partitions, reservations and the controller ping.
+//! `scontrol` queries: partitions, reservations, the controller ping, and a job's record
+//! and batch script (for its metadata).
 
-use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
+use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 
 use super::key_value::{non_null, parse_record};
 use crate::{Partition, PingStatus, Reservation};
@@ -163,6 +164,120 @@ impl RemoteCommand for Ping {
     }
 }
 
+/// The standard streams of a job, from `scontrol show -o job <id>`; `None` for a job the
+/// controller does not know (never did, or purged after `MinJobAge`).
+pub struct JobStreams {
+    line: CommandLine,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Streams {
+    pub stdin: Option<String>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+}
+
+impl JobStreams {
+    pub fn new(job_id: &str) -> Result<Self, QuoteError> {
+        Ok(Self {
+            line: CommandLine::builder("scontrol")
+                .env("SLURM_TIME_FORMAT", "%s")?
+                .flag("show")
+                .flag("-o")
+                .flag("job")
+                .arg(job_id)?
+                .build(),
+        })
+    }
+}
+
+impl RemoteCommand for JobStreams {
+    type Parsed = Option<Streams>;
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<Option<Streams>, CommandError> {
+        if output.exit_status != 0 {
+            if output.stderr_text().contains("Invalid job id specified") {
+                return Ok(None);
+            }
+            return Err(CommandError::failed(&output));
+        }
+        let text = output.stdout_text();
+        let Some(line) = text.lines().find(|l| l.starts_with("JobId=")) else {
+            return Err(unexpected(format!("no job record in {text:?}")));
+        };
+        let get = |key: &str| spaced_value(line, key).filter(|v| !v.is_empty() && v != "(null)");
+        Ok(Some(Streams {
+            stdin: get("StdIn"),
+            stdout: get("StdOut"),
+            stderr: get("StdErr"),
+        }))
+    }
+}
+
+/// The value of `key` in a one-line record where values (paths) may contain spaces: it
+/// runs up to the next ` Word=`.
+fn spaced_value(line: &str, key: &str) -> Option<String> {
+    let needle = format!(" {key}=");
+    let start = line.find(&needle)? + needle.len();
+    let rest = &line[start..];
+    let mut end = rest.len();
+    for (i, _) in rest.match_indices(' ') {
+        let word: String = rest[i + 1..]
+            .chars()
+            .take_while(|c| *c != '=' && *c != ' ')
+            .collect();
+        let starts_key = word.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && rest[i + 1 + word.len()..].starts_with('=');
+        if starts_key {
+            end = i;
+            break;
+        }
+    }
+    Some(rest[..end].trim_end().to_string())
+}
+
+/// `scontrol write batch_script <id> -`: the script while the controller holds the job;
+/// `None` otherwise (Slurm then says so on stderr, exiting 0).
+pub struct BatchScript {
+    line: CommandLine,
+}
+
+impl BatchScript {
+    pub fn new(job_id: &str) -> Result<Self, QuoteError> {
+        Ok(Self {
+            line: CommandLine::builder("scontrol")
+                .flag("write")
+                .flag("batch_script")
+                .arg(job_id)?
+                .flag("-")
+                .build(),
+        })
+    }
+}
+
+impl RemoteCommand for BatchScript {
+    type Parsed = Option<String>;
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<Option<String>, CommandError> {
+        let stderr = output.stderr_text();
+        if stderr.contains("retrieval failed") || stderr.contains("Invalid job id specified") {
+            return Ok(None);
+        }
+        if output.exit_status != 0 {
+            return Err(CommandError::failed(&output));
+        }
+        Ok(Some(output.stdout_text().into_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +394,50 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_streams_of_a_job() {
+        let fixture = fixtures::slurm("scontrol_job");
+        let command = JobStreams::new(&fixtures::job_id(&fixture.command)).unwrap();
+        assert_eq!(command.command_line().to_string(), fixture.command);
+        let streams = command.parse(fixture.output).unwrap().unwrap();
+        assert_eq!(streams.stdin.as_deref(), Some("/dev/null"));
+        assert!(
+            streams
+                .stdout
+                .as_deref()
+                .unwrap()
+                .starts_with("/home/fireuser/")
+        );
+        assert!(streams.stderr.is_some());
+        let unknown = JobStreams::new("999999")
+            .unwrap()
+            .parse(fixtures::slurm("scontrol_job_unknown").output)
+            .unwrap();
+        assert_eq!(unknown, None);
+    }
+
+    #[test]
+    fn paths_with_spaces_are_read_whole() {
+        let line = "JobId=1 WorkDir=/a b StdErr=/a b/e.txt StdIn=/dev/null StdOut=/x y=z/o Power=";
+        assert_eq!(spaced_value(line, "StdErr").as_deref(), Some("/a b/e.txt"));
+        assert_eq!(spaced_value(line, "WorkDir").as_deref(), Some("/a b"));
+        assert_eq!(spaced_value(line, "Power").as_deref(), Some(""));
+        assert_eq!(spaced_value(line, "Missing"), None);
+    }
+
+    #[test]
+    fn the_batch_script() {
+        let fixture = fixtures::slurm("scontrol_batch_script");
+        let command = BatchScript::new(&fixtures::job_id(&fixture.command)).unwrap();
+        assert_eq!(command.command_line().to_string(), fixture.command);
+        let script = command.parse(fixture.output).unwrap().unwrap();
+        assert!(script.starts_with("#!/bin/bash"));
+        let unknown = BatchScript::new("999999")
+            .unwrap()
+            .parse(fixtures::slurm("scontrol_batch_script_unknown").output)
+            .unwrap();
+        assert_eq!(unknown, None);
     }
 }

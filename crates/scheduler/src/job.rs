@@ -1,0 +1,278 @@
+//! Jobs as FirecREST shows them (wire reference §1, §2.2): the submitted [`JobDescription`]
+//! (camelCase or snake_case keys, as v2 accepts both), and the [`Job`] and [`JobMetadata`]
+//! a scheduler reports back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What `POST /compute/{system}/jobs` submits. Unknown keys are ignored, as in v2.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDescription {
+    #[serde(alias = "working_directory", alias = "current_working_directory")]
+    pub working_directory: String,
+    /// The batch script's text, written to the scheduler's standard input.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// A script already on the cluster (absolute path).
+    #[serde(default, alias = "script_path")]
+    pub script_path: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub partition: Option<String>,
+    #[serde(default)]
+    pub reservation: Option<String>,
+    #[serde(default, alias = "standard_input")]
+    pub standard_input: Option<String>,
+    #[serde(default, alias = "standard_output")]
+    pub standard_output: Option<String>,
+    #[serde(default, alias = "standard_error")]
+    pub standard_error: Option<String>,
+    #[serde(default)]
+    pub constraints: Option<String>,
+    /// An object `{"K": "V"}` or a list `["K=V"]`; v2's default is `{"F7T_version": "v2.0.0"}`.
+    #[serde(default, alias = "environment")]
+    #[schema(value_type = Option<Object>)]
+    pub env: Option<JobEnv>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum JobEnv {
+    Map(BTreeMap<String, String>),
+    List(Vec<String>),
+}
+
+impl JobDescription {
+    /// The environment as `(name, value)` pairs, v2's default when none was given. A list
+    /// entry without `=` is refused rather than guessed at.
+    pub fn environment(&self) -> Result<Vec<(String, String)>, String> {
+        let pairs: Vec<(String, String)> = match &self.env {
+            None => vec![("F7T_version".into(), "v2.0.0".into())],
+            Some(JobEnv::Map(map)) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(JobEnv::List(list)) => list
+                .iter()
+                .map(|entry| {
+                    entry
+                        .split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| {
+                            format!("Environment entry {entry:?} is not of the form NAME=VALUE.")
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        for (name, _) in &pairs {
+            if !is_env_name(name) {
+                return Err(format!(
+                    "Environment variable name {name:?} is invalid: use letters, digits and '_', not starting with a digit."
+                ));
+            }
+        }
+        Ok(pairs)
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Job ids as v2 accepts them in paths: `^[a-zA-Z0-9]+$`.
+pub fn is_valid_job_id(job_id: &str) -> bool {
+    !job_id.is_empty() && job_id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub exit_code: Option<i64>,
+    pub interrupt_signal: Option<i64>,
+}
+
+/// Times are epoch seconds; `elapsed`, `suspended` and `limit` are durations in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobTime {
+    pub elapsed: Option<i64>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub suspended: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobTask {
+    pub id: String,
+    pub name: String,
+    pub status: JobStatus,
+    pub time: JobTime,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub job_id: String,
+    pub name: String,
+    pub status: JobStatus,
+    pub tasks: Option<Vec<JobTask>>,
+    pub time: JobTime,
+    pub account: Option<String>,
+    pub allocation_nodes: i64,
+    pub cluster: String,
+    pub group: Option<String>,
+    pub nodes: String,
+    pub partition: String,
+    pub kill_request_user: Option<String>,
+    pub user: Option<String>,
+    pub working_directory: String,
+    pub priority: Option<i64>,
+}
+
+impl Job {
+    /// Whether the scheduler may still run or stop the job (not in a final state).
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.status.state.as_str(),
+            "PENDING"
+                | "RUNNING"
+                | "SUSPENDED"
+                | "REQUEUED"
+                | "REQUEUE_HOLD"
+                | "REQUEUE_FED"
+                | "CONFIGURING"
+                | "COMPLETING"
+                | "RESIZING"
+                | "RESV_DEL_HOLD"
+                | "SIGNALING"
+                | "STAGE_OUT"
+                | "STOPPED"
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetadata {
+    pub job_id: String,
+    pub script: Option<String>,
+    pub standard_input: Option<String>,
+    pub standard_output: Option<String>,
+    pub standard_error: Option<String>,
+}
+
+/// v2's `time_window` values: how far back finished jobs are listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, ToSchema)]
+pub enum TimeWindow {
+    #[serde(rename = "1h")]
+    OneHour,
+    #[serde(rename = "8h")]
+    EightHours,
+    #[default]
+    #[serde(rename = "24h")]
+    OneDay,
+    #[serde(rename = "3d")]
+    ThreeDays,
+    #[serde(rename = "7d")]
+    SevenDays,
+}
+
+impl TimeWindow {
+    pub fn seconds(self) -> i64 {
+        match self {
+            TimeWindow::OneHour => 3600,
+            TimeWindow::EightHours => 8 * 3600,
+            TimeWindow::OneDay => 24 * 3600,
+            TimeWindow::ThreeDays => 3 * 24 * 3600,
+            TimeWindow::SevenDays => 7 * 24 * 3600,
+        }
+    }
+}
+
+/// The filters of `GET /compute/{system}/jobs`; empty strings are already `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct JobFilter {
+    pub all_users: bool,
+    pub account: Option<String>,
+    pub name: Option<String>,
+    pub time_window: TimeWindow,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_accept_camel_and_snake_case() {
+        let camel: JobDescription = serde_json::from_value(serde_json::json!({
+            "workingDirectory": "/home/u", "scriptPath": "/home/u/s.sh",
+            "standardOutput": "o", "environment": ["A=1", "B=x=y"], "unknown": 1
+        }))
+        .unwrap();
+        assert_eq!(camel.working_directory, "/home/u");
+        assert_eq!(camel.script_path.as_deref(), Some("/home/u/s.sh"));
+        assert_eq!(camel.standard_output.as_deref(), Some("o"));
+        assert_eq!(
+            camel.environment().unwrap(),
+            vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        for key in ["working_directory", "current_working_directory"] {
+            let snake: JobDescription = serde_json::from_value(serde_json::json!({
+                key: "/w", "script_path": "/s", "env": {"K": "v"}
+            }))
+            .unwrap();
+            assert_eq!(snake.working_directory, "/w");
+            assert_eq!(snake.script_path.as_deref(), Some("/s"));
+            assert_eq!(snake.environment().unwrap(), vec![("K".into(), "v".into())]);
+        }
+    }
+
+    #[test]
+    fn environment_defaults_and_refusals() {
+        let none = JobDescription::default();
+        assert_eq!(
+            none.environment().unwrap(),
+            vec![("F7T_version".into(), "v2.0.0".into())]
+        );
+        for bad in [
+            JobEnv::List(vec!["NOEQUALS".into()]),
+            JobEnv::Map([("1A".to_string(), "v".to_string())].into()),
+            JobEnv::Map([("A B".to_string(), "v".to_string())].into()),
+            JobEnv::Map([("".to_string(), "v".to_string())].into()),
+        ] {
+            let description = JobDescription {
+                env: Some(bad),
+                ..JobDescription::default()
+            };
+            assert!(description.environment().is_err());
+        }
+    }
+
+    #[test]
+    fn job_ids_are_alphanumeric() {
+        assert!(is_valid_job_id("123"));
+        assert!(is_valid_job_id("abc1"));
+        for bad in ["", "1;2", "1 2", "1.batch", "-1", "1\n"] {
+            assert!(!is_valid_job_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn time_windows_parse_v2_spellings() {
+        let window: TimeWindow = serde_json::from_str("\"3d\"").unwrap();
+        assert_eq!(window.seconds(), 3 * 24 * 3600);
+        assert!(serde_json::from_str::<TimeWindow>("\"2h\"").is_err());
+        assert_eq!(TimeWindow::default(), TimeWindow::OneDay);
+    }
+}

@@ -1,0 +1,314 @@
+//! `sbatch`: submits a batch job, its script on standard input or at a remote path.
+//!
+//! The job's environment is not spelled into `--export=ALL,K=V` (sbatch splits that on
+//! commas and cannot carry every value): each variable is given to sbatch's own process
+//! through `env -- 'K=V' … sbatch --export=ALL`, every assignment one quoted word, so
+//! quotes, `$(..)`, commas and newlines reach the job literally.
+
+use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
+
+use super::SLURM;
+use crate::{JobDescription, SchedulerError};
+
+pub struct Sbatch {
+    line: CommandLine,
+    script: Option<Vec<u8>>,
+}
+
+impl Sbatch {
+    pub fn new(job: &JobDescription) -> Result<Self, SchedulerError> {
+        let invalid = |_| {
+            SchedulerError::InvalidArgument("Job fields must not contain NUL characters.".into())
+        };
+        let script = match (&job.script, &job.script_path) {
+            (Some(_), Some(_)) => {
+                return Err(SchedulerError::InvalidArgument(
+                    "Give either script or scriptPath, not both.".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(SchedulerError::InvalidArgument(
+                    "A job needs a script or a scriptPath.".into(),
+                ));
+            }
+            (script, _) => script.as_ref().map(|s| s.as_bytes().to_vec()),
+        };
+        if job.working_directory.is_empty() {
+            return Err(SchedulerError::InvalidArgument(
+                "The working directory must not be empty.".into(),
+            ));
+        }
+        // slurmdbd stores a `"` in a job name as a backtick, and a newline would split the
+        // listing's rows: refuse rather than show a different name.
+        if job
+            .name
+            .as_deref()
+            .is_some_and(|n| n.chars().any(|c| c == '"' || c.is_control()))
+        {
+            return Err(SchedulerError::InvalidArgument(
+                "Job names cannot contain '\"' or control characters.".into(),
+            ));
+        }
+        let environment = job.environment().map_err(SchedulerError::InvalidArgument)?;
+        let assignments = environment
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"));
+        let mut builder = CommandLine::builder("env")
+            .operands(assignments)
+            .map_err(invalid)?
+            .flag("sbatch")
+            .flag("--export=ALL")
+            .option("--chdir", &job.working_directory)
+            .map_err(invalid)?;
+        let options: [(&'static str, &Option<String>); 8] = [
+            ("--partition", &job.partition),
+            ("--reservation", &job.reservation),
+            ("--account", &job.account),
+            ("--job-name", &job.name),
+            ("--error", &job.standard_error),
+            ("--output", &job.standard_output),
+            ("--input", &job.standard_input),
+            ("--constraint", &job.constraints),
+        ];
+        for (option, value) in options {
+            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                builder = builder.option(option, value).map_err(invalid)?;
+            }
+        }
+        if let Some(path) = &job.script_path {
+            builder = builder.operands([path]).map_err(invalid)?;
+        }
+        Ok(Self {
+            line: builder.build(),
+            script,
+        })
+    }
+}
+
+impl RemoteCommand for Sbatch {
+    /// The job id, or the scheduler's refusal.
+    type Parsed = Result<String, SchedulerError>;
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn stdin(&self) -> Option<&[u8]> {
+        self.script.as_deref()
+    }
+
+    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
+        if output.exit_status != 0 {
+            return refusal(&output).map(Err);
+        }
+        let stdout = output.stdout_text();
+        stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("Submitted batch job "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            .map(|id| Ok(id.to_string()))
+            .ok_or_else(|| CommandError::UnexpectedOutput {
+                command: "sbatch",
+                detail: format!("no job id in {stdout:?}"),
+            })
+    }
+}
+
+/// A failed sbatch: a policy limit (403), a request Slurm refuses (400), or anything else
+/// (the controller unreachable, …), which stays a command failure (500).
+fn refusal(output: &Output) -> Result<SchedulerError, CommandError> {
+    let stderr = output.stderr_text().trim().to_string();
+    if is_policy_limit(&stderr) {
+        return Ok(SchedulerError::PolicyLimit { message: stderr });
+    }
+    let lower = stderr.to_ascii_lowercase();
+    let transient = [
+        "timed out",
+        "unable to contact",
+        "connection refused",
+        "zero bytes were transmitted",
+    ];
+    let refused = lower.contains("batch job submission failed")
+        || lower.contains("unable to open file")
+        || lower.contains("invalid");
+    if refused && !transient.iter().any(|t| lower.contains(t)) {
+        return Ok(SchedulerError::Rejected {
+            scheduler: SLURM,
+            message: stderr,
+        });
+    }
+    Err(CommandError::failed(output))
+}
+
+/// v2's test: a word like `QOSMaxSubmitJobPerUserLimit` or `AssocGrpCpuLimit`'s `Max`/`Min`
+/// kin, or sbatch's own wording of such a refusal.
+fn is_policy_limit(stderr: &str) -> bool {
+    let lower = stderr.to_ascii_lowercase();
+    lower.contains("accounting/qos policy")
+        || lower
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|word| {
+                ["qos", "assoc"].iter().any(|prefix| {
+                    word.strip_prefix(prefix).is_some_and(|rest| {
+                        (rest.starts_with("max") || rest.starts_with("min"))
+                            && rest.ends_with("limit")
+                    })
+                })
+            })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::JobEnv;
+    use crate::slurm::fixtures;
+
+    fn inline(script: &str) -> JobDescription {
+        JobDescription {
+            working_directory: "/home/fireuser".into(),
+            script: Some(script.into()),
+            ..JobDescription::default()
+        }
+    }
+
+    #[test]
+    fn the_captured_submission() {
+        let fixture = fixtures::slurm("sbatch_inline");
+        let job = JobDescription {
+            name: Some("cap-env".into()),
+            account: Some("project1".into()),
+            standard_output: Some("/home/fireuser/cap-%j.out".into()),
+            env: Some(JobEnv::Map(
+                [("MYVAR".to_string(), "a,b 'q' $(x)".to_string())].into(),
+            )),
+            ..inline("#!/bin/bash\necho $MYVAR\n")
+        };
+        let sbatch = Sbatch::new(&job).unwrap();
+        assert_eq!(sbatch.command_line().to_string(), fixture.command);
+        assert_eq!(
+            sbatch.stdin(),
+            Some(b"#!/bin/bash\necho $MYVAR\n".as_slice())
+        );
+        let id = sbatch.parse(fixture.output).unwrap().unwrap();
+        assert!(id.bytes().all(|b| b.is_ascii_digit()));
+    }
+
+    #[test]
+    fn every_field_is_one_quoted_word() {
+        let hostile = "x' $(touch /tmp/pwned) `id` \"q\"\nnext,comma";
+        let name = "x' $(touch /tmp/pwned) |;&";
+        let job = JobDescription {
+            working_directory: hostile.into(),
+            script: None,
+            script_path: Some(format!("/s/{hostile}")),
+            name: Some(name.into()),
+            account: Some(hostile.into()),
+            partition: Some(hostile.into()),
+            reservation: Some(hostile.into()),
+            standard_input: Some(hostile.into()),
+            standard_output: Some(hostile.into()),
+            standard_error: Some(hostile.into()),
+            constraints: Some(hostile.into()),
+            env: Some(JobEnv::List(vec![format!("V={hostile}")])),
+        };
+        let line = Sbatch::new(&job).unwrap().command_line();
+        // Run the line with printf in place of env to see the words the shell makes.
+        let text = line.to_string().replacen(" env ", " printf %s\\\\0 ", 1);
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&text)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let words: Vec<String> = String::from_utf8(output.stdout)
+            .unwrap()
+            .split('\0')
+            .map(String::from)
+            .collect();
+        assert!(words.contains(&format!("V={hostile}")));
+        assert!(words.contains(&format!("--job-name={name}")));
+        assert!(words.contains(&format!("--chdir={hostile}")));
+        assert!(words.contains(&format!("/s/{hostile}")));
+        assert!(!std::path::Path::new("/tmp/pwned").exists());
+    }
+
+    #[test]
+    fn refusals_of_the_request() {
+        let nul = JobDescription {
+            name: Some("a\0b".into()),
+            ..inline("x")
+        };
+        assert!(matches!(
+            Sbatch::new(&nul),
+            Err(SchedulerError::InvalidArgument(_))
+        ));
+        for name in ["a\"b", "a\nb", "a\tb"] {
+            let job = JobDescription {
+                name: Some(name.into()),
+                ..inline("x")
+            };
+            assert!(matches!(
+                Sbatch::new(&job),
+                Err(SchedulerError::InvalidArgument(_))
+            ));
+        }
+        let neither = JobDescription {
+            script: None,
+            ..inline("x")
+        };
+        assert!(matches!(
+            Sbatch::new(&neither),
+            Err(SchedulerError::InvalidArgument(_))
+        ));
+        let both = JobDescription {
+            script_path: Some("/s".into()),
+            ..inline("x")
+        };
+        assert!(matches!(
+            Sbatch::new(&both),
+            Err(SchedulerError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn an_invalid_partition_is_rejected_with_slurms_message() {
+        let fixture = fixtures::slurm("sbatch_bad_partition");
+        let result = Sbatch::new(&inline("x"))
+            .unwrap()
+            .parse(fixture.output)
+            .unwrap();
+        match result {
+            Err(SchedulerError::Rejected { message, .. }) => {
+                assert!(
+                    message.contains("Invalid partition name specified"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn policy_limits_are_recognised() {
+        for stderr in [
+            "sbatch: error: QOSMaxSubmitJobPerUserLimit",
+            "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+            "error: AssocMaxJobsLimit",
+        ] {
+            assert!(is_policy_limit(stderr), "{stderr}");
+        }
+        assert!(!is_policy_limit(
+            "sbatch: error: invalid partition specified: nope"
+        ));
+        let output = Output {
+            stderr: b"sbatch: error: Batch job submission failed: Socket timed out on send/recv operation".to_vec(),
+            exit_status: 1,
+            ..Output::default()
+        };
+        assert!(
+            refusal(&output).is_err(),
+            "a transient failure stays a command failure"
+        );
+    }
+}

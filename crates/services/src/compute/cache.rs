@@ -1,0 +1,200 @@
+//! The coalescing cache in front of the scheduler's job queries (issue 4 item 4).
+//!
+//! Identical queries by the same user that arrive while one is running share that one
+//! scheduler call; a finished answer is served again for at most `max_age`. A submit or
+//! cancel by the user drops that user's entries, so their own change shows at once.
+//! Failed calls are not cached: the next waiter runs the query itself.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ironcrest_scheduler::{Job, JobFilter};
+use tokio::sync::OnceCell;
+// Tokio's clock, so that tests can pause and advance it; the real clock otherwise.
+use tokio::time::Instant;
+
+/// What was asked: a listing, or one job by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobQuery {
+    List(JobFilter),
+    One(String),
+}
+
+type Answer = (Instant, Arc<Vec<Job>>);
+/// Per user and query: the answer, or the call in flight that will give it.
+type Entries = HashMap<(String, JobQuery), Arc<OnceCell<Answer>>>;
+
+pub struct JobsCache {
+    max_age: Duration,
+    entries: Mutex<Entries>,
+}
+
+impl JobsCache {
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The answer to `query` for `user`: joined in flight, reused while fresh, else fetched.
+    pub async fn get_or_fetch<E, F, Fut>(
+        &self,
+        user: &str,
+        query: JobQuery,
+        fetch: F,
+    ) -> Result<Arc<Vec<Job>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<Job>, E>>,
+    {
+        let cell = self.cell(user, query);
+        let (_, jobs) = cell
+            .get_or_try_init(|| async { Ok((Instant::now(), Arc::new(fetch().await?))) })
+            .await?;
+        Ok(jobs.clone())
+    }
+
+    /// Forgets every answer given to `user` (after their submit or cancel).
+    pub fn invalidate(&self, user: &str) {
+        self.lock().retain(|(owner, _), _| owner != user);
+    }
+
+    fn cell(&self, user: &str, query: JobQuery) -> Arc<OnceCell<Answer>> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        // Drop what has gone stale, so the map stays as small as the recent traffic.
+        entries.retain(|_, cell| match cell.get() {
+            Some((at, _)) => now.duration_since(*at) < self.max_age,
+            None => true,
+        });
+        entries
+            .entry((user.to_string(), query))
+            .or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A scheduler stand-in that counts its calls and answers after `delay`.
+    struct Counting {
+        calls: AtomicUsize,
+        delay: Duration,
+    }
+
+    impl Counting {
+        fn new(delay: Duration) -> Arc<Self> {
+            Arc::new(Self {
+                calls: AtomicUsize::new(0),
+                delay,
+            })
+        }
+
+        async fn fetch(&self) -> Result<Vec<Job>, String> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            Ok(vec![Job {
+                job_id: n.to_string(),
+                ..Job::default()
+            }])
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    fn list() -> JobQuery {
+        JobQuery::List(JobFilter::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_identical_listings_share_one_call() {
+        let cache = Arc::new(JobsCache::new(Duration::ZERO));
+        let scheduler = Counting::new(Duration::from_millis(100));
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (cache, scheduler) = (cache.clone(), scheduler.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_fetch("alice", list(), || scheduler.fetch())
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap()[0].job_id, "0");
+        }
+        assert_eq!(scheduler.calls(), 1);
+        // With max_age 0 a finished answer is not reused.
+        cache
+            .get_or_fetch("alice", list(), || scheduler.fetch())
+            .await
+            .unwrap();
+        assert_eq!(scheduler.calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn users_and_queries_do_not_share() {
+        let cache = JobsCache::new(Duration::from_secs(1));
+        let scheduler = Counting::new(Duration::from_millis(10));
+        let one = JobQuery::One("7".into());
+        let (a, b, c) = tokio::join!(
+            cache.get_or_fetch("alice", list(), || scheduler.fetch()),
+            cache.get_or_fetch("bob", list(), || scheduler.fetch()),
+            cache.get_or_fetch("alice", one, || scheduler.fetch()),
+        );
+        let mut ids = vec![
+            a.unwrap()[0].job_id.clone(),
+            b.unwrap()[0].job_id.clone(),
+            c.unwrap()[0].job_id.clone(),
+        ];
+        ids.sort();
+        assert_eq!(ids, ["0", "1", "2"]);
+        assert_eq!(scheduler.calls(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_expire_and_invalidation_is_per_user() {
+        let cache = JobsCache::new(Duration::from_millis(500));
+        let scheduler = Counting::new(Duration::ZERO);
+        let get = |user: &'static str| cache.get_or_fetch(user, list(), || scheduler.fetch());
+        get("alice").await.unwrap();
+        get("bob").await.unwrap();
+        get("alice").await.unwrap();
+        assert_eq!(scheduler.calls(), 2, "fresh answers are reused");
+        cache.invalidate("alice");
+        get("alice").await.unwrap();
+        get("bob").await.unwrap();
+        assert_eq!(scheduler.calls(), 3, "only alice's entries were dropped");
+        tokio::time::advance(Duration::from_millis(600)).await;
+        get("bob").await.unwrap();
+        assert_eq!(scheduler.calls(), 4, "stale answers are fetched again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_not_cached() {
+        let cache = JobsCache::new(Duration::from_secs(10));
+        let failing = cache
+            .get_or_fetch("alice", list(), || async { Err::<Vec<Job>, _>("down") })
+            .await;
+        assert_eq!(failing.unwrap_err(), "down");
+        let scheduler = Counting::new(Duration::ZERO);
+        cache
+            .get_or_fetch("alice", list(), || scheduler.fetch())
+            .await
+            .unwrap();
+        assert_eq!(scheduler.calls(), 1);
+    }
+}

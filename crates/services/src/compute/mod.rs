@@ -1,0 +1,268 @@
+//! The compute service (wire reference §2.2): submit, list, inspect, cancel and attach to
+//! jobs through the cluster's scheduler, gated on the scheduler's health. Job queries go
+//! through the cluster's [`JobsCache`].
+
+mod cache;
+
+use ironcrest_config::ProbedService;
+use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, SchedulerError};
+use ironcrest_ssh::SshUser;
+
+pub use cache::{JobQuery, JobsCache};
+
+use crate::{Cluster, ServiceError};
+
+pub async fn submit(
+    cluster: &Cluster,
+    user: &SshUser,
+    job: &JobDescription,
+) -> Result<String, ServiceError> {
+    cluster.require_healthy(ProbedService::Scheduler)?;
+    let job_id = cluster.scheduler.submit(user, job).await;
+    cluster.jobs_cache.invalidate(&user.username);
+    Ok(job_id?)
+}
+
+pub async fn jobs(
+    cluster: &Cluster,
+    user: &SshUser,
+    filter: JobFilter,
+) -> Result<Vec<Job>, ServiceError> {
+    cluster.require_healthy(ProbedService::Scheduler)?;
+    let jobs = cluster
+        .jobs_cache
+        .get_or_fetch(&user.username, JobQuery::List(filter.clone()), || {
+            cluster.scheduler.jobs(user, &filter)
+        })
+        .await?;
+    Ok(jobs.as_ref().clone())
+}
+
+pub async fn job(cluster: &Cluster, user: &SshUser, job_id: &str) -> Result<Job, ServiceError> {
+    cluster.require_healthy(ProbedService::Scheduler)?;
+    let found = cluster
+        .jobs_cache
+        .get_or_fetch(
+            &user.username,
+            JobQuery::One(job_id.to_string()),
+            || async {
+                // "Not found" is an answer worth sharing too: cache it as no job.
+                match cluster.scheduler.job(user, job_id).await {
+                    Ok(job) => Ok(vec![job]),
+                    Err(SchedulerError::JobNotFound) => Ok(Vec::new()),
+                    Err(err) => Err(err),
+                }
+            },
+        )
+        .await?;
+    found
+        .first()
+        .cloned()
+        .ok_or(ServiceError::Scheduler(SchedulerError::JobNotFound))
+}
+
+pub async fn metadata(
+    cluster: &Cluster,
+    user: &SshUser,
+    job_id: &str,
+) -> Result<JobMetadata, ServiceError> {
+    cluster.require_healthy(ProbedService::Scheduler)?;
+    Ok(cluster.scheduler.job_metadata(user, job_id).await?)
+}
+
+pub async fn cancel(cluster: &Cluster, user: &SshUser, job_id: &str) -> Result<(), ServiceError> {
+    cluster.require_healthy(ProbedService::Scheduler)?;
+    let result = cluster.scheduler.cancel(user, job_id).await;
+    cluster.jobs_cache.invalidate(&user.username);
+    Ok(result?)
+}
+
+pub async fn attach(
+    cluster: &Cluster,
+    user: &SshUser,
+    job_id: &str,
+    command: &str,
+) -> Result<(), ServiceError> {
+    cluster.require_healthy(ProbedService::Scheduler)?;
+    Ok(cluster.scheduler.attach(user, job_id, command).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use chrono::Utc;
+    use ironcrest_scheduler::{Account, Node, Partition, PingStatus, Reservation, Scheduler};
+    use ironcrest_ssh::{CredentialProvider, Credentials, PoolSettings, SshError, SshPool};
+
+    use super::*;
+    use crate::health::{HealthCheck, HealthReport};
+
+    /// Counts job queries; everything else is out of scope here.
+    #[derive(Default)]
+    struct Fake {
+        listings: AtomicUsize,
+        lookups: AtomicUsize,
+    }
+
+    fn unused() -> SchedulerError {
+        SchedulerError::InvalidArgument("not used in this test".into())
+    }
+
+    #[async_trait]
+    impl Scheduler for Fake {
+        async fn nodes(&self, _: &SshUser) -> Result<Vec<Node>, SchedulerError> {
+            Err(unused())
+        }
+        async fn partitions(&self, _: &SshUser, _: bool) -> Result<Vec<Partition>, SchedulerError> {
+            Err(unused())
+        }
+        async fn reservations(&self, _: &SshUser) -> Result<Vec<Reservation>, SchedulerError> {
+            Err(unused())
+        }
+        async fn accounts(&self, _: &SshUser) -> Result<Option<Vec<Account>>, SchedulerError> {
+            Err(unused())
+        }
+        async fn ping(&self, _: &SshUser) -> Result<Vec<PingStatus>, SchedulerError> {
+            Err(unused())
+        }
+        async fn submit(&self, _: &SshUser, _: &JobDescription) -> Result<String, SchedulerError> {
+            Ok("1".into())
+        }
+        async fn jobs(&self, _: &SshUser, _: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+            self.listings.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Ok(Vec::new())
+        }
+        async fn job(&self, _: &SshUser, _: &str) -> Result<Job, SchedulerError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            Err(SchedulerError::JobNotFound)
+        }
+        async fn job_metadata(&self, _: &SshUser, _: &str) -> Result<JobMetadata, SchedulerError> {
+            Err(unused())
+        }
+        async fn cancel(&self, _: &SshUser, _: &str) -> Result<(), SchedulerError> {
+            Ok(())
+        }
+        async fn attach(&self, _: &SshUser, _: &str, _: &str) -> Result<(), SchedulerError> {
+            Ok(())
+        }
+    }
+
+    struct NoCredentials;
+
+    #[async_trait]
+    impl CredentialProvider for NoCredentials {
+        async fn credentials(&self, _: &SshUser) -> Result<Credentials, SshError> {
+            Err(SshError::Credentials("no SSH in these tests".into()))
+        }
+    }
+
+    fn cluster(fake: Arc<Fake>, max_age: f64) -> Cluster {
+        let yaml = format!(
+            "name: c\nssh: {{host: h, port: 22}}\n\
+             scheduler: {{type: slurm, version: \"1\", jobs_cache_max_age: {max_age}}}\n\
+             service_account: {{client_id: a, secret: b}}\nprobing: {{interval: 10}}\n"
+        );
+        let config: ironcrest_config::ClusterConfig = serde_yaml_ng::from_str(&yaml).unwrap();
+        let pool = SshPool::new(
+            PoolSettings::from_config(&config.ssh, 1024),
+            Arc::new(NoCredentials),
+        );
+        Cluster::new(config, pool, fake)
+    }
+
+    fn alice() -> SshUser {
+        SshUser::new("alice", "token")
+    }
+
+    #[tokio::test]
+    async fn concurrent_listings_share_a_call_and_submit_invalidates() {
+        let fake = Arc::new(Fake::default());
+        let cluster = cluster(fake.clone(), 30.0);
+        let user = alice();
+        let results =
+            futures::future::join_all((0..16).map(|_| jobs(&cluster, &user, JobFilter::default())))
+                .await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(fake.listings.load(Ordering::SeqCst), 1);
+        jobs(&cluster, &user, JobFilter::default()).await.unwrap();
+        assert_eq!(
+            fake.listings.load(Ordering::SeqCst),
+            1,
+            "fresh answer reused"
+        );
+        submit(&cluster, &user, &JobDescription::default())
+            .await
+            .unwrap();
+        jobs(&cluster, &user, JobFilter::default()).await.unwrap();
+        assert_eq!(
+            fake.listings.load(Ordering::SeqCst),
+            2,
+            "the submit showed at once"
+        );
+        cancel(&cluster, &user, "1").await.unwrap();
+        jobs(&cluster, &user, JobFilter::default()).await.unwrap();
+        assert_eq!(
+            fake.listings.load(Ordering::SeqCst),
+            3,
+            "the cancel showed at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_job_is_not_found_and_that_answer_is_shared() {
+        let fake = Arc::new(Fake::default());
+        let cluster = cluster(fake.clone(), 30.0);
+        for _ in 0..2 {
+            let error = job(&cluster, &alice(), "7").await.unwrap_err();
+            assert!(matches!(
+                error,
+                ServiceError::Scheduler(SchedulerError::JobNotFound)
+            ));
+        }
+        assert_eq!(fake.lookups.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_scheduler_gates_every_compute_call() {
+        let fake = Arc::new(Fake::default());
+        let cluster = cluster(fake.clone(), 0.0);
+        cluster.record_health(HealthReport {
+            last_health_check: Some(Utc::now()),
+            checks: vec![HealthCheck {
+                service: Some(ProbedService::Scheduler),
+                last_checked: Utc::now(),
+                latency: 0.1,
+                healthy: false,
+                message: Some("down".into()),
+                path: None,
+            }],
+        });
+        let user = alice();
+        let gated = |result: Result<(), ServiceError>| {
+            matches!(
+                result,
+                Err(ServiceError::Unhealthy {
+                    service: "scheduler",
+                    ..
+                })
+            )
+        };
+        assert!(gated(
+            jobs(&cluster, &user, JobFilter::default()).await.map(drop)
+        ));
+        assert!(gated(job(&cluster, &user, "1").await.map(drop)));
+        assert!(gated(metadata(&cluster, &user, "1").await.map(drop)));
+        assert!(gated(
+            submit(&cluster, &user, &JobDescription::default())
+                .await
+                .map(drop)
+        ));
+        assert!(gated(cancel(&cluster, &user, "1").await));
+        assert!(gated(attach(&cluster, &user, "1", "true").await));
+        assert_eq!(fake.listings.load(Ordering::SeqCst), 0);
+    }
+}

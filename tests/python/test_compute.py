@@ -1,0 +1,133 @@
+"""Jobs through the official pyfirecrest v2 client against the Ironcrest started by
+`scripts/dev-env up` (Slurm 22.05 over SSH, user fireuser). The tests run as root on the
+same machine, so they put scripts into, and read outputs from, fireuser's home directly."""
+
+import os
+import time
+import uuid
+
+import firecrest
+import pytest
+from firecrest.v2 import Firecrest
+
+SYSTEM = "cluster-slurm-ssh"
+HOME = "/home/fireuser"
+PWNED = "/tmp/pwned"
+RESERVATION = os.environ.get("IRONCREST_DEV_SLURM_RESERVATION", "fire_resv")
+
+
+@pytest.fixture(scope="module")
+def client():
+    auth = firecrest.ClientCredentialsAuth(
+        os.environ["IRONCREST_DEV_CLIENT_ID"],
+        os.environ["IRONCREST_DEV_CLIENT_SECRET"],
+        os.environ["IRONCREST_DEV_OIDC_TOKEN_URL"],
+    )
+    client = Firecrest(firecrest_url=os.environ["IRONCREST_DEV_URL"], authorization=auth)
+    # pyfirecrest assumes API 2.4.0 and then refuses `job_info(account=...)` (2.4.2+).
+    client.set_api_version("2.5.4")
+    return client
+
+
+def unique(prefix):
+    return os.path.join(HOME, f"{prefix}-{uuid.uuid4().hex}")
+
+
+def read_when_present(path, attempts=100):
+    for _ in range(attempts):
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                return f.read()
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never appeared")
+
+
+def wait_for_state(client, job_id, state, attempts=400):
+    for _ in range(attempts):
+        try:
+            jobs = client.job_info(SYSTEM, job_id)
+        except firecrest.FirecrestException as e:
+            if e.responses[-1].status_code != 404:
+                raise
+        else:
+            if jobs[0]["status"]["state"] == state:
+                return jobs[0]
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} never reached {state}")
+
+
+def test_submit_script_string_with_env_and_account_and_wait(client):
+    out = unique("pyfirecrest-env")
+    value = "$(touch /tmp/pwned) 'single' \"double\" a,b"
+    job = client.submit(
+        SYSTEM,
+        working_dir=HOME,
+        script_str=f"#!/bin/bash\n#SBATCH --output=/dev/null\nprintf '%s' \"$GREETING\" > '{out}'\n",
+        env_vars={"GREETING": value},
+        account="project1",
+    )
+    job_id = job["jobId"]
+    done = client.wait_for_job(SYSTEM, job_id)
+    assert done[0]["status"]["state"] == "COMPLETED"
+    info = client.job_info(SYSTEM, job_id)
+    assert info[0]["jobId"] == job_id
+    assert info[0]["account"] == "project1"
+    assert info[0]["status"]["exitCode"] == 0
+    assert read_when_present(out) == value.encode()
+    assert not os.path.exists(PWNED)
+    os.remove(out)
+    # The listing (pyfirecrest sends an empty `account=`) has it too.
+    assert job_id in [j["jobId"] for j in client.job_info(SYSTEM)]
+    assert job_id in [j["jobId"] for j in client.job_info(SYSTEM, allusers=True)]
+    assert job_id in [j["jobId"] for j in client.job_info(SYSTEM, account="project1")]
+    assert job_id not in [j["jobId"] for j in client.job_info(SYSTEM, account="staff")]
+
+
+def test_remote_script_metadata_attach_and_cancel(client):
+    script_path = unique("pyfirecrest-script") + ".sh"
+    script = f"#!/bin/bash\n#SBATCH --reservation={RESERVATION}\n#SBATCH --output=/dev/null\nsleep 120\n"
+    with open(script_path, "w") as f:
+        f.write(script)
+    os.chmod(script_path, 0o644)
+    try:
+        job_id = client.submit(SYSTEM, working_dir=HOME, script_remote_path=script_path)["jobId"]
+        metadata = client.job_metadata(SYSTEM, job_id)
+        assert metadata[0]["jobId"] == job_id
+        assert metadata[0]["script"] == script
+        assert metadata[0]["standardOutput"] == "/dev/null"
+
+        wait_for_state(client, job_id, "RUNNING")
+        marker = unique("pyfirecrest-attached")
+        client.attach_to_job(SYSTEM, job_id, f"echo \"$SLURM_JOB_ID\" > '{marker}'")
+        assert read_when_present(marker) == f"{job_id}\n".encode()
+        os.remove(marker)
+
+        client.cancel_job(SYSTEM, job_id)
+        done = client.wait_for_job(SYSTEM, job_id)
+        assert done[0]["status"]["state"].startswith("CANCELLED")
+        with pytest.raises(firecrest.FirecrestException) as excinfo:
+            client.cancel_job(SYSTEM, job_id)
+        assert excinfo.value.responses[-1].status_code == 409
+    finally:
+        os.remove(script_path)
+
+
+def test_unknown_job_is_not_found(client):
+    for call in (client.job_info, client.job_metadata, client.cancel_job):
+        with pytest.raises(firecrest.FirecrestException) as excinfo:
+            call(SYSTEM, "999999999")
+        response = excinfo.value.responses[-1]
+        assert response.status_code == 404
+        assert "Job not found" in response.json()["message"]
+
+
+def test_unknown_partition_is_refused_with_slurms_message(client):
+    with pytest.raises(firecrest.FirecrestException) as excinfo:
+        client.submit(
+            SYSTEM,
+            working_dir=HOME,
+            script_str="#!/bin/bash\n#SBATCH --partition=nosuchpartition\ntrue\n",
+        )
+    response = excinfo.value.responses[-1]
+    assert response.status_code == 400
+    assert "Invalid partition name specified" in response.json()["message"]
