@@ -215,7 +215,7 @@ pub fn merge(sacct: Vec<Row>, squeue: Vec<Row>) -> Vec<Job> {
         }
     }
     for row in squeue {
-        let Row::Job(mut job) = row else { continue };
+        let Row::Job(job) = row else { continue };
         match index.get(&job.job_id) {
             Some(&i) => {
                 let accounted = std::mem::take(&mut jobs[i]);
