@@ -1,18 +1,17 @@
 //! `/compute/{system_name}/jobs…`: submit, list, inspect, cancel and attach to jobs
 //! (wire reference §2.2).
 
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use ironcrest_scheduler::job::is_valid_job_id;
 use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, TimeWindow};
-use ironcrest_services::{ServiceError, compute};
-use serde::de::DeserializeOwned;
+use ironcrest_services::compute;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ValidQuery, lenient_bool};
+use super::{ValidJson, ValidQuery, lenient_bool, service_error};
 use crate::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
@@ -130,27 +129,6 @@ fn checked_job_id(job_id: String) -> Result<String, ApiError> {
             "job_id",
             "String should match pattern '^[a-zA-Z0-9]+$'".into(),
         ))
-    }
-}
-
-/// A JSON body, with failures answered as FirecREST validation errors (400).
-struct ValidJson<T>(T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        Json::<T>::from_request(request, state)
-            .await
-            .map(|Json(value)| ValidJson(value))
-            .map_err(|rejection| validation("body", "", rejection.body_text()))
-    }
-}
-
-fn service_error(user: &AuthenticatedUser) -> impl Fn(ServiceError) -> ApiError + '_ {
-    |error| ApiError::Service {
-        error,
-        user: user.0.username.clone(),
     }
 }
 

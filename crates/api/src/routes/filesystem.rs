@@ -6,9 +6,7 @@
 //! replace their bytes). JSON bodies carry Unicode paths only.
 
 use axum::body::Body;
-use axum::extract::{
-    DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, Path, Request, State,
-};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,13 +17,12 @@ use ironcrest_services::filesystem::{
 };
 use ironcrest_services::{Cluster, ServiceError};
 use ironcrest_ssh::InputAborted;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ValidQuery, lenient_bool};
+use super::{ValidJson, ValidQuery, lenient_bool};
 use crate::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
@@ -159,24 +156,6 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-/// A JSON body, with failures answered as FirecREST validation errors (400).
-struct ValidJson<T>(T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        Json::<T>::from_request(request, state)
-            .await
-            .map(|Json(value)| ValidJson(value))
-            .map_err(|rejection| ApiError::Validation {
-                location: "body",
-                name: String::new(),
-                message: rejection.body_text(),
-            })
-    }
 }
 
 /// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).

@@ -4,13 +4,17 @@ pub mod compute;
 pub mod filesystem;
 pub mod status;
 
+use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
+use ironcrest_services::ServiceError;
+
 use crate::AppState;
+use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
 
 pub fn router() -> Router<AppState> {
@@ -32,6 +36,32 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQu
             .map(|Query(value)| ValidQuery(value))
             .map_err(|rejection| ApiError::Validation {
                 location: "query",
+                name: String::new(),
+                message: rejection.body_text(),
+            })
+    }
+}
+
+/// Maps a service error to the API error that names the authenticated user.
+pub fn service_error(user: &AuthenticatedUser) -> impl Fn(ServiceError) -> ApiError + '_ {
+    |error| ApiError::Service {
+        error,
+        user: user.0.username.clone(),
+    }
+}
+
+/// A JSON body, with failures answered as FirecREST validation errors (400).
+pub struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(value)| ValidJson(value))
+            .map_err(|rejection| ApiError::Validation {
+                location: "body",
                 name: String::new(),
                 message: rejection.body_text(),
             })

@@ -13,7 +13,7 @@ use ironcrest_services::status::{self, UserInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ValidQuery, lenient_bool};
+use super::{ValidQuery, lenient_bool, service_error};
 use crate::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
@@ -72,15 +72,6 @@ pub struct PartitionsQuery {
     #[serde(default, deserialize_with = "lenient_bool")]
     #[param(value_type = bool)]
     show_hidden: bool,
-}
-
-fn service_error(
-    user: &AuthenticatedUser,
-) -> impl Fn(ironcrest_services::ServiceError) -> ApiError + '_ {
-    |error| ApiError::Service {
-        error,
-        user: user.0.username.clone(),
-    }
 }
 
 #[utoipa::path(get, path = "/status/systems", tag = "status",
