@@ -34,7 +34,9 @@ def scenarios(timeout):
                      f"{t} head -- {f}", 0),
         "ops/download 1 MiB": (f"/filesystem/{SYSTEM}/ops/download?path={big}",
                                f"{t} cat -- {big}", 1 << 20),
-        "status/userinfo": (f"/status/{SYSTEM}/userinfo", "LC_ALL=C id", 0),
+        "status/userinfo": (f"/status/{SYSTEM}/userinfo",
+                            "LC_ALL=C id && LC_ALL=C sacctmgr --noheader --parsable2 show user name=fireuser "
+                            "withassoc format=DefaultAccount,Account", 0),
     }
 
 
