@@ -1,8 +1,13 @@
 """Jobs through the official pyfirecrest v2 client against the Ironcrest started by
-`scripts/dev-env up` (Slurm 22.05 over SSH, user fireuser). The tests run as root on the
+`scripts/dev-env up` (Slurm 22.05 over SSH, user fireuser), and against a second Ironcrest in
+`hybrid` mode (slurmrestd, with metadata, script paths and attach over SSH). The tests run as root on the
 same machine, so they put scripts into, and read outputs from, fireuser's home directly."""
 
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import time
 import uuid
 
@@ -16,17 +21,75 @@ PWNED = "/tmp/pwned"
 RESERVATION = os.environ.get("IRONCREST_DEV_SLURM_RESERVATION", "fire_resv")
 
 
-@pytest.fixture(scope="module")
-def client():
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def newest_binary():
+    candidates = [os.path.join(REPO, "target", d, "ironcrest") for d in ("debug", "release")]
+    candidates = [c for c in candidates if os.path.exists(c)]
+    return max(candidates, key=os.path.getmtime)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=["ssh", "hybrid"])
+def client(request):
+    """pyfirecrest against the dev Ironcrest (Slurm over SSH), and against a second Ironcrest
+    started here with the same configuration in `hybrid` mode (slurmrestd API v0.0.38)."""
     auth = firecrest.ClientCredentialsAuth(
         os.environ["IRONCREST_DEV_CLIENT_ID"],
         os.environ["IRONCREST_DEV_CLIENT_SECRET"],
         os.environ["IRONCREST_DEV_OIDC_TOKEN_URL"],
     )
-    client = Firecrest(firecrest_url=os.environ["IRONCREST_DEV_URL"], authorization=auth)
+    url = os.environ["IRONCREST_DEV_URL"]
+    process = None
+    workdir = None
+    if request.param == "hybrid":
+        with open(os.path.join(os.environ["IRONCREST_DEV_PREFIX"], "ironcrest", "config.yaml")) as f:
+            config = f.read()
+        port = free_port()
+        config = config.replace(
+            f"127.0.0.1:{os.environ['IRONCREST_DEV_PORT']}", f"127.0.0.1:{port}"
+        ).replace(
+            "connection_mode: ssh",
+            "connection_mode: hybrid\n      api_url: "
+            + os.environ["IRONCREST_DEV_SLURMRESTD_URL"]
+            + '\n      api_version: "0.0.38"',
+        )
+        assert "connection_mode: hybrid" in config
+        workdir = tempfile.mkdtemp(prefix="ironcrest-hybrid-")
+        path = os.path.join(workdir, "config.yaml")
+        with open(path, "w") as f:
+            f.write(config)
+        log = open(os.path.join(workdir, "ironcrest.log"), "wb")
+        process = subprocess.Popen([newest_binary(), "serve", "--config", path], stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}"
+    client = Firecrest(firecrest_url=url, authorization=auth)
     # pyfirecrest assumes API 2.4.0 and then refuses `job_info(account=...)` (2.4.2+).
     client.set_api_version("2.5.4")
-    return client
+    try:
+        for _ in range(150):
+            try:
+                system = next(s for s in client.systems() if s["name"] == SYSTEM)
+                health = system.get("servicesHealth") or []
+                if health and all(h["healthy"] for h in health):
+                    break
+            except Exception:
+                pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"Ironcrest ({request.param}) never became healthy")
+        yield client
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def unique(prefix):

@@ -8,8 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use ironcrest_api::AppState;
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
-use ironcrest_config::{Config, ConnectionMode, LogFormat, LoggerConfig, Problem, SchedulerType};
+use ironcrest_config::{
+    Config, ConnectionMode, LogFormat, LoggerConfig, Problem, SchedulerConfig, SchedulerType,
+};
+use ironcrest_scheduler::Scheduler;
+use ironcrest_scheduler::pbs::PbsCli;
 use ironcrest_scheduler::slurm::SlurmCli;
+use ironcrest_scheduler::slurmrest::{ApiVersion, SlurmRest};
 use ironcrest_services::health::HealthChecker;
 use ironcrest_services::{Cluster, Clusters};
 use ironcrest_ssh::{PoolSettings, SshPool};
@@ -36,20 +41,53 @@ pub fn unsupported_features(config: &Config) -> Vec<Problem> {
         });
     }
     for (idx, cluster) in config.clusters.iter().enumerate() {
-        if cluster.scheduler.kind == SchedulerType::Pbs {
+        if cluster.scheduler.kind == SchedulerType::Slurm
+            && cluster.scheduler.connection_mode != ConnectionMode::Ssh
+            && api_version(&cluster.scheduler).is_none()
+        {
             problems.push(Problem {
-                field: format!("clusters[{idx}].scheduler.type"),
-                message: "the PBS backend is not available yet".into(),
-            });
-        }
-        if cluster.scheduler.connection_mode != ConnectionMode::Ssh {
-            problems.push(Problem {
-                field: format!("clusters[{idx}].scheduler.connection_mode"),
-                message: "only connection_mode ssh is available yet".into(),
+                field: format!("clusters[{idx}].scheduler.api_version"),
+                message: "supported slurmrestd API versions are 0.0.38 to 0.0.42".into(),
             });
         }
     }
     problems
+}
+
+fn api_version(scheduler: &SchedulerConfig) -> Option<ApiVersion> {
+    scheduler.api_version.as_deref().and_then(ApiVersion::parse)
+}
+
+/// The cluster's scheduler backend: PBS over SSH, the Slurm CLI over SSH, or slurmrestd
+/// (with the CLI beside it for what REST cannot do in `hybrid` mode). PBS in rest or hybrid
+/// mode is refused by configuration validation.
+fn scheduler(
+    config: &SchedulerConfig,
+    pool: &SshPool,
+    http: &reqwest::Client,
+) -> anyhow::Result<Arc<dyn Scheduler>> {
+    if config.kind == SchedulerType::Pbs {
+        return Ok(Arc::new(PbsCli::new(pool.clone())));
+    }
+    let cli = SlurmCli::new(pool.clone());
+    let (api_url, version) = match config.connection_mode {
+        ConnectionMode::Ssh => return Ok(Arc::new(cli)),
+        ConnectionMode::Rest | ConnectionMode::Hybrid => (
+            config
+                .api_url
+                .as_deref()
+                .context("scheduler.api_url is required for rest and hybrid")?,
+            api_version(config).context("unsupported scheduler.api_version")?,
+        ),
+    };
+    let cli = (config.connection_mode == ConnectionMode::Hybrid).then_some(cli);
+    Ok(Arc::new(SlurmRest::new(
+        http.clone(),
+        api_url,
+        version,
+        Duration::from_secs(config.timeout),
+        cli,
+    )))
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -120,7 +158,7 @@ pub async fn serve(
         );
         let pool = SshPool::new(settings, credentials.clone());
         tokio::spawn(pool.clone().maintain(shutdown.clone().cancelled_owned()));
-        let scheduler = Arc::new(SlurmCli::new(pool.clone()));
+        let scheduler = scheduler(&cluster_config.scheduler, &pool, &http)?;
         clusters.push(Cluster::new(cluster_config.clone(), pool, scheduler));
     }
     let clusters = Clusters::new(clusters);

@@ -49,6 +49,28 @@ pub enum JobEnv {
 }
 
 impl JobDescription {
+    /// What every backend refuses: not exactly one of script and scriptPath, an empty
+    /// working directory, and a job name slurmdbd would store differently (it turns `"`
+    /// into a backtick) or that would split a listing's rows (control characters).
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.script, &self.script_path) {
+            (Some(_), Some(_)) => return Err("Give either script or scriptPath, not both.".into()),
+            (None, None) => return Err("A job needs a script or a scriptPath.".into()),
+            _ => {}
+        }
+        if self.working_directory.is_empty() {
+            return Err("The working directory must not be empty.".into());
+        }
+        if self
+            .name
+            .as_deref()
+            .is_some_and(|n| n.chars().any(|c| c == '"' || c.is_control()))
+        {
+            return Err("Job names cannot contain '\"' or control characters.".into());
+        }
+        Ok(())
+    }
+
     /// The environment as `(name, value)` pairs, v2's default when none was given. A list
     /// entry without `=` is refused rather than guessed at.
     pub fn environment(&self) -> Result<Vec<(String, String)>, String> {

@@ -1,11 +1,13 @@
 //! Workload managers behind one [`Scheduler`] trait. The status and compute services only
 //! see the trait; each backend turns its scheduler's answers into the FirecREST objects in
-//! [`model`]. Slurm over SSH ([`slurm::SlurmCli`]) is the first backend; slurmrestd and PBS
-//! follow behind the same trait.
+//! [`model`]. Backends: Slurm over SSH ([`slurm::SlurmCli`]) and Slurm through slurmrestd
+//! ([`slurmrest::SlurmRest`], `rest` and `hybrid` connection modes).
 
 pub mod job;
 pub mod model;
+pub mod pbs;
 pub mod slurm;
+pub mod slurmrest;
 
 use async_trait::async_trait;
 use ironcrest_remote::CommandError;
@@ -87,6 +89,20 @@ pub enum SchedulerError {
         scheduler: &'static str,
         message: String,
     },
+    /// slurmrestd answered with an error or something unreadable.
+    #[error("Unexpected Slurm API response. status:{status} message:{message}")]
+    RestApi { status: u16, message: String },
+    /// slurmrestd could not be reached or did not answer in time.
+    #[error("Slurm API unavailable: {0}")]
+    RestUnavailable(String),
+    /// slurmrestd did not accept the caller's token, which Ironcrest had accepted.
+    #[error(
+        "slurmrestd did not accept the user's access token ({message}); it must trust the identity provider's keys and find a `sun` or `username` claim."
+    )]
+    RestTokenRefused { message: String },
+    /// The configured backend cannot do this (e.g. job metadata in `rest` mode).
+    #[error("{0}")]
+    NotSupported(String),
 }
 
 impl SchedulerError {

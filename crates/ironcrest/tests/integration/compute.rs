@@ -12,11 +12,20 @@ use serde_json::{Value, json};
 
 use crate::harness::{SYSTEM, TestServer, env, user_token};
 
-const HOME: &str = "/home/fireuser";
-const PWNED: &str = "/tmp/pwned";
+/// How the server reaches Slurm: the flows' expectations differ where `rest` refuses what
+/// only the CLI can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Ssh,
+    Hybrid,
+    Rest,
+}
+
+pub const HOME: &str = "/home/fireuser";
+pub const PWNED: &str = "/tmp/pwned";
 
 /// A name no other test run uses.
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -28,7 +37,7 @@ fn jobs_url(server: &TestServer) -> String {
     format!("{}/compute/{SYSTEM}/jobs", server.url)
 }
 
-async fn submit(server: &TestServer, token: &str, job: Value) -> reqwest::Response {
+pub async fn submit(server: &TestServer, token: &str, job: Value) -> reqwest::Response {
     server
         .http
         .post(jobs_url(server))
@@ -39,7 +48,7 @@ async fn submit(server: &TestServer, token: &str, job: Value) -> reqwest::Respon
         .unwrap()
 }
 
-async fn submit_ok(server: &TestServer, token: &str, job: Value) -> String {
+pub async fn submit_ok(server: &TestServer, token: &str, job: Value) -> String {
     let response = submit(server, token, job).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
@@ -48,7 +57,7 @@ async fn submit_ok(server: &TestServer, token: &str, job: Value) -> String {
 }
 
 /// The job's record, once it appears.
-async fn get_job(server: &TestServer, token: &str, job_id: &str) -> Value {
+pub async fn get_job(server: &TestServer, token: &str, job_id: &str) -> Value {
     for _ in 0..100 {
         let response = server
             .get(&format!("/compute/{SYSTEM}/jobs/{job_id}"), Some(token))
@@ -64,7 +73,7 @@ async fn get_job(server: &TestServer, token: &str, job_id: &str) -> Value {
 }
 
 /// Polls until the job's state satisfies `done` (bounded: jobs may queue behind others).
-async fn wait_for(
+pub async fn wait_for(
     server: &TestServer,
     token: &str,
     job_id: &str,
@@ -80,7 +89,7 @@ async fn wait_for(
     panic!("job {job_id} never reached the expected state");
 }
 
-fn finished(state: &str) -> bool {
+pub fn finished(state: &str) -> bool {
     [
         "COMPLETED",
         "FAILED",
@@ -94,7 +103,7 @@ fn finished(state: &str) -> bool {
 }
 
 /// Waits for a file the job writes (NFS-free, but the job may still be flushing).
-async fn read_when_present(path: &Path) -> Vec<u8> {
+pub async fn read_when_present(path: &Path) -> Vec<u8> {
     for _ in 0..100 {
         if let Ok(bytes) = std::fs::read(path) {
             return bytes;
@@ -104,7 +113,7 @@ async fn read_when_present(path: &Path) -> Vec<u8> {
     panic!("{} never appeared", path.display());
 }
 
-async fn delete(server: &TestServer, token: &str, job_id: &str) -> reqwest::Response {
+pub async fn delete(server: &TestServer, token: &str, job_id: &str) -> reqwest::Response {
     server
         .http
         .delete(format!("{}/{job_id}", jobs_url(server)))
@@ -114,7 +123,7 @@ async fn delete(server: &TestServer, token: &str, job_id: &str) -> reqwest::Resp
         .unwrap()
 }
 
-async fn attach(
+pub async fn attach(
     server: &TestServer,
     token: &str,
     job_id: &str,
@@ -130,20 +139,18 @@ async fn attach(
         .unwrap()
 }
 
-async fn message(response: reqwest::Response) -> String {
+pub async fn message(response: reqwest::Response) -> String {
     let body: Value = response.json().await.unwrap();
     body["message"].as_str().unwrap_or_default().to_string()
 }
 
-#[tokio::test]
-async fn an_inline_job_gets_hostile_values_literally_and_completes() {
-    let server = TestServer::start().await;
+pub async fn inline_job_flow(server: &TestServer) {
     let token = user_token().await;
     let out = PathBuf::from(HOME).join(unique("ironcrest-env"));
     let hostile = "$(touch /tmp/pwned) `touch /tmp/pwned` 'single' \"double\" a,b=c\nsecond line";
     let name = "n$(touch /tmp/pwned)'`x;|&";
     let job_id = submit_ok(
-        &server,
+        server,
         &token,
         json!({
             "working_directory": HOME,
@@ -155,7 +162,7 @@ async fn an_inline_job_gets_hostile_values_literally_and_completes() {
         }),
     )
     .await;
-    let job = wait_for(&server, &token, &job_id, finished).await;
+    let job = wait_for(server, &token, &job_id, finished).await;
     assert_eq!(job["status"]["state"], "COMPLETED", "{job}");
     assert_eq!(job["status"]["exitCode"], 0);
     assert_eq!(job["account"], "project1");
@@ -170,7 +177,7 @@ async fn an_inline_job_gets_hostile_values_literally_and_completes() {
     // The list form of env, and the snake_case aliases, are accepted too.
     let out = PathBuf::from(HOME).join(unique("ironcrest-envlist"));
     let job_id = submit_ok(
-        &server,
+        server,
         &token,
         json!({
             "current_working_directory": HOME,
@@ -180,14 +187,12 @@ async fn an_inline_job_gets_hostile_values_literally_and_completes() {
         }),
     )
     .await;
-    wait_for(&server, &token, &job_id, finished).await;
+    wait_for(server, &token, &job_id, finished).await;
     assert_eq!(read_when_present(&out).await, b"1-x=y\n");
     let _ = std::fs::remove_file(&out);
 }
 
-#[tokio::test]
-async fn a_script_path_job_can_be_inspected_attached_to_and_cancelled() {
-    let server = TestServer::start().await;
+pub async fn script_path_job_flow(server: &TestServer) {
     let token = user_token().await;
     let script_path = PathBuf::from(HOME).join(unique("ironcrest-script"));
     let script = "#!/bin/bash\nsleep 120\n";
@@ -195,7 +200,7 @@ async fn a_script_path_job_can_be_inspected_attached_to_and_cancelled() {
     std::fs::set_permissions(&script_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = format!("{}.out", script_path.display());
     let job_id = submit_ok(
-        &server,
+        server,
         &token,
         json!({
             "workingDirectory": HOME,
@@ -215,10 +220,10 @@ async fn a_script_path_job_can_be_inspected_attached_to_and_cancelled() {
     assert_eq!(metadata["standardOutput"], out.as_str());
     assert_eq!(metadata["standardInput"], "/dev/null");
 
-    wait_for(&server, &token, &job_id, |s| s == "RUNNING").await;
+    wait_for(server, &token, &job_id, |s| s == "RUNNING").await;
     let marker = PathBuf::from(HOME).join(unique("ironcrest-attached"));
     let response = attach(
-        &server,
+        server,
         &token,
         &job_id,
         &format!("echo \"in $SLURM_JOB_ID\" > '{}'", marker.display()),
@@ -231,9 +236,9 @@ async fn a_script_path_job_can_be_inspected_attached_to_and_cancelled() {
     );
     let _ = std::fs::remove_file(&marker);
 
-    let response = delete(&server, &token, &job_id).await;
+    let response = delete(server, &token, &job_id).await;
     assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
-    let job = wait_for(&server, &token, &job_id, finished).await;
+    let job = wait_for(server, &token, &job_id, finished).await;
     assert!(
         job["status"]["state"]
             .as_str()
@@ -242,29 +247,27 @@ async fn a_script_path_job_can_be_inspected_attached_to_and_cancelled() {
         "{job}"
     );
     // Slurm's scancel would exit 0 again; Ironcrest says the job is over.
-    let response = delete(&server, &token, &job_id).await;
+    let response = delete(server, &token, &job_id).await;
     assert_eq!(response.status(), 409);
     assert!(message(response).await.contains("is not active"));
-    let response = attach(&server, &token, &job_id, "true").await;
+    let response = attach(server, &token, &job_id, "true").await;
     assert_eq!(response.status(), 409);
     let _ = std::fs::remove_file(&script_path);
     let _ = std::fs::remove_file(&out);
 }
 
-#[tokio::test]
-async fn listings_apply_each_filter() {
-    let server = TestServer::start().await;
+pub async fn listings_flow(server: &TestServer) {
     let token = user_token().await;
     let name_a = unique("ironcrest-list-a");
     let name_b = unique("ironcrest-list-b");
     let job_a = submit_ok(
-        &server,
+        server,
         &token,
         json!({"workingDirectory": HOME, "script": "#!/bin/bash\ntrue\n", "name": name_a, "account": "project1", "standardOutput": "/dev/null"}),
     )
     .await;
     let job_b = submit_ok(
-        &server,
+        server,
         &token,
         json!({"workingDirectory": HOME, "script": "#!/bin/bash\ntrue\n", "name": name_b, "standardOutput": "/dev/null"}),
     )
@@ -285,8 +288,8 @@ async fn listings_apply_each_filter() {
         ids(&all).contains(&job_a) && ids(&all).contains(&job_b),
         "{all}"
     );
-    wait_for(&server, &token, &job_a, finished).await;
-    wait_for(&server, &token, &job_b, finished).await;
+    wait_for(server, &token, &job_a, finished).await;
+    wait_for(server, &token, &job_b, finished).await;
 
     let cases: Vec<(String, bool, bool)> = vec![
         (String::new(), true, true),
@@ -325,13 +328,11 @@ async fn listings_apply_each_filter() {
     assert_eq!(response.status(), 400);
 }
 
-#[tokio::test]
-async fn errors_have_firecrest_statuses_and_slurms_messages() {
-    let server = TestServer::start().await;
+pub async fn errors_flow(server: &TestServer, mode: Mode) {
     let token = user_token().await;
 
     let response = submit(
-        &server,
+        server,
         &token,
         json!({"workingDirectory": HOME, "script": "#!/bin/bash\ntrue\n", "partition": "nosuchpartition"}),
     )
@@ -344,13 +345,17 @@ async fn errors_have_firecrest_statuses_and_slurms_messages() {
     );
 
     let response = submit(
-        &server,
+        server,
         &token,
         json!({"workingDirectory": HOME, "scriptPath": "/home/fireuser/no-such-script.sh"}),
     )
     .await;
-    assert_eq!(response.status(), 400);
-    assert!(message(response).await.contains("Unable to open file"));
+    if mode == Mode::Rest {
+        assert_eq!(response.status(), 501);
+    } else {
+        assert_eq!(response.status(), 400);
+        assert!(message(response).await.contains("Unable to open file"));
+    }
 
     for job in [
         json!({"workingDirectory": HOME, "script": "x", "name": "quote\"d"}),
@@ -360,7 +365,7 @@ async fn errors_have_firecrest_statuses_and_slurms_messages() {
         json!({"workingDirectory": HOME, "script": "x", "env": {"1BAD": "v"}}),
         json!({"workingDirectory": HOME, "script": "x", "env": ["NOEQUALS"]}),
     ] {
-        let response = submit(&server, &token, job.clone()).await;
+        let response = submit(server, &token, job.clone()).await;
         assert_eq!(response.status(), 400, "{job}");
     }
 
@@ -374,20 +379,51 @@ async fn errors_have_firecrest_statuses_and_slurms_messages() {
     }
 
     let unknown = "999999999";
-    for path in [unknown.to_string(), format!("{unknown}/metadata")] {
-        let response = server
-            .get(&format!("/compute/{SYSTEM}/jobs/{path}"), Some(&token))
-            .await;
-        assert_eq!(response.status(), 404, "{path}");
-        assert_eq!(message(response).await, "Job not found.");
-    }
-    let response = delete(&server, &token, unknown).await;
+    let response = server
+        .get(&format!("/compute/{SYSTEM}/jobs/{unknown}"), Some(&token))
+        .await;
     assert_eq!(response.status(), 404);
     assert_eq!(message(response).await, "Job not found.");
-    let response = attach(&server, &token, unknown, "true").await;
+    let response = server
+        .get(
+            &format!("/compute/{SYSTEM}/jobs/{unknown}/metadata"),
+            Some(&token),
+        )
+        .await;
+    if mode == Mode::Rest {
+        assert_eq!(response.status(), 501);
+    } else {
+        assert_eq!(response.status(), 404);
+        assert_eq!(message(response).await, "Job not found.");
+    }
+    let response = delete(server, &token, unknown).await;
     assert_eq!(response.status(), 404);
+    assert_eq!(message(response).await, "Job not found.");
+    let response = attach(server, &token, unknown, "true").await;
+    let expected = if mode == Mode::Rest { 501 } else { 404 };
+    assert_eq!(response.status(), expected);
 
     let response = server.get("/compute/nosuchsystem/jobs", Some(&token)).await;
     assert_eq!(response.status(), 404);
     assert!(!Path::new(PWNED).exists());
+}
+
+#[tokio::test]
+async fn an_inline_job_gets_hostile_values_literally_and_completes() {
+    inline_job_flow(&TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn a_script_path_job_can_be_inspected_attached_to_and_cancelled() {
+    script_path_job_flow(&TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn listings_apply_each_filter() {
+    listings_flow(&TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn errors_have_firecrest_statuses_and_slurms_messages() {
+    errors_flow(&TestServer::start().await, Mode::Ssh).await;
 }

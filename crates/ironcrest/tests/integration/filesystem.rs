@@ -960,3 +960,104 @@ async fn a_path_on_an_unhealthy_file_system_is_503() {
     // The healthy one still answers.
     client.ok("ls", HOME.as_bytes(), "").await;
 }
+
+/// `ls` of a flat directory is served over SFTP, `ls` with `recursive=true` runs the tool:
+/// on a directory whose only subdirectory is empty both must give the same `File`s, for
+/// hostile names, links, hidden files, special permission bits and numeric ids. Likewise
+/// `head` and `view` (SFTP reads) against `head` with `skipTrailing` and `tail` (tools).
+/// That SFTP is used without any command is shown by the ssh crate's pool tests.
+#[tokio::test]
+async fn sftp_results_equal_the_tools_results() {
+    let client = Client::start().await;
+    let dir = WorkDir::new("sftp-equal");
+    for (i, name) in HOSTILE.iter().enumerate() {
+        dir.file(name, format!("content {i}\n").as_bytes());
+    }
+    dir.file(&[b'L'; 255], b"long");
+    dir.file(b".hidden", b"dot");
+    let special = dir.file(b"setuid", b"#!/bin/sh\n");
+    std::fs::set_permissions(&special, std::fs::Permissions::from_mode(0o4754)).unwrap();
+    std::fs::create_dir(dir.path(b"sticky dir")).unwrap();
+    chown_fireuser(&dir.path(b"sticky dir"));
+    std::fs::set_permissions(
+        dir.path(b"sticky dir"),
+        std::fs::Permissions::from_mode(0o1770),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("$(touch PWNED) -> x\n", dir.path(b"link -> 'odd'")).unwrap();
+    chown_fireuser(&dir.path(b"link -> 'odd'"));
+    std::os::unix::fs::symlink("/", dir.path(b"root link")).unwrap();
+
+    for query in [
+        "",
+        "&showHidden=true",
+        "&numericUid=true",
+        "&showHidden=true&numericUid=true",
+    ] {
+        let over_sftp = client.ok("ls", dir.str().as_bytes(), query).await;
+        let by_ls = client
+            .ok(
+                "ls",
+                dir.str().as_bytes(),
+                &format!("{query}&recursive=true"),
+            )
+            .await;
+        assert_eq!(over_sftp, by_ls, "query {query:?}");
+        assert!(
+            over_sftp.as_array().unwrap().len() >= HOSTILE.len() + 4,
+            "{over_sftp}"
+        );
+    }
+
+    // Readable but not searchable: `ls` fails on every entry, SFTP must not list none.
+    let blind = dir.path(b"blind");
+    std::fs::create_dir(&blind).unwrap();
+    dir.file(b"blind/inside", b"x");
+    chown_fireuser(&blind);
+    std::fs::set_permissions(&blind, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let blind = blind.as_os_str().as_bytes();
+    let flat = client.get("ls", blind, "").await;
+    assert_eq!(flat, client.get("ls", blind, "&recursive=true").await);
+    assert_ne!(flat.0, 200, "{flat:?}");
+    std::fs::set_permissions(dir.path(b"blind"), std::fs::Permissions::from_mode(0o750)).unwrap();
+
+    let text: Vec<u8> = (0..3000)
+        .flat_map(|i| format!("line {i} of some thirty bytes\n").into_bytes())
+        .collect();
+    let file = dir.file(b"big text", &text);
+    let path = file.as_os_str().as_bytes();
+    let len = text.len();
+    for bytes in [1, 100, 70_000, len] {
+        let read = client.ok("head", path, &format!("&bytes={bytes}")).await;
+        let by_head = client
+            .ok(
+                "head",
+                path,
+                &format!("&bytes={}&skipTrailing=true", len - bytes),
+            )
+            .await;
+        assert_eq!(read["content"], by_head["content"], "{bytes} bytes");
+    }
+    for lines in [1, 10, 2999, 3000] {
+        let read = client.ok("head", path, &format!("&lines={lines}")).await;
+        let by_head = client
+            .ok(
+                "head",
+                path,
+                &format!("&lines={}&skipTrailing=true", 3000 - lines),
+            )
+            .await;
+        assert_eq!(read["content"], by_head["content"], "{lines} lines");
+    }
+    let read = client.ok("head", path, "&lines=5000").await;
+    assert_eq!(read["content"].as_str().unwrap().as_bytes(), text);
+    let viewed = client
+        .ok(
+            "view",
+            path,
+            &format!("&offset={}&size=70000", len - 70_000),
+        )
+        .await;
+    let by_tail = client.ok("tail", path, "&bytes=70000").await;
+    assert_eq!(viewed, by_tail["content"]);
+}

@@ -6,6 +6,7 @@
 mod auth;
 mod cli;
 mod compute;
+mod compute_rest;
 mod delegation;
 mod filesystem;
 mod harness;

@@ -1,14 +1,14 @@
 //! Slurm over SSH: each Slurm command is a [`RemoteCommand`](ironcrest_remote::RemoteCommand)
 //! type in its own file, run through the cluster's SSH pool as the calling user.
 
-mod job_rows;
+pub(crate) mod job_rows;
 mod key_value;
 mod sacct;
 mod sacctmgr;
-mod sbatch;
+pub(crate) mod sbatch;
 mod scancel;
 mod scontrol;
-mod sinfo;
+pub(crate) mod sinfo;
 mod squeue;
 mod srun;
 

@@ -20,35 +20,8 @@ impl Sbatch {
         let invalid = |_| {
             SchedulerError::InvalidArgument("Job fields must not contain NUL characters.".into())
         };
-        let script = match (&job.script, &job.script_path) {
-            (Some(_), Some(_)) => {
-                return Err(SchedulerError::InvalidArgument(
-                    "Give either script or scriptPath, not both.".into(),
-                ));
-            }
-            (None, None) => {
-                return Err(SchedulerError::InvalidArgument(
-                    "A job needs a script or a scriptPath.".into(),
-                ));
-            }
-            (script, _) => script.as_ref().map(|s| s.as_bytes().to_vec()),
-        };
-        if job.working_directory.is_empty() {
-            return Err(SchedulerError::InvalidArgument(
-                "The working directory must not be empty.".into(),
-            ));
-        }
-        // slurmdbd stores a `"` in a job name as a backtick, and a newline would split the
-        // listing's rows: refuse rather than show a different name.
-        if job
-            .name
-            .as_deref()
-            .is_some_and(|n| n.chars().any(|c| c == '"' || c.is_control()))
-        {
-            return Err(SchedulerError::InvalidArgument(
-                "Job names cannot contain '\"' or control characters.".into(),
-            ));
-        }
+        job.check().map_err(SchedulerError::InvalidArgument)?;
+        let script = job.script.as_ref().map(|s| s.as_bytes().to_vec());
         let environment = job.environment().map_err(SchedulerError::InvalidArgument)?;
         let assignments = environment
             .iter()
@@ -143,7 +116,7 @@ fn refusal(output: &Output) -> Result<SchedulerError, CommandError> {
 
 /// v2's test: a word like `QOSMaxSubmitJobPerUserLimit` or `AssocGrpCpuLimit`'s `Max`/`Min`
 /// kin, or sbatch's own wording of such a refusal.
-fn is_policy_limit(stderr: &str) -> bool {
+pub(crate) fn is_policy_limit(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
     lower.contains("accounting/qos policy")
         || lower

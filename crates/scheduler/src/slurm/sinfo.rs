@@ -96,7 +96,7 @@ fn present(field: &str) -> Option<&str> {
 }
 
 /// Maps Slurm's long state names (with their `*~#!%$@^-` suffix flags) to FirecREST's.
-fn node_state(raw: &str) -> NodeState {
+pub(crate) fn node_state(raw: &str) -> NodeState {
     let state = raw
         .trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-'])
         .to_ascii_lowercase();

@@ -1,0 +1,280 @@
+//! The PBS commands, each a [`RemoteCommand`] run over SSH as the calling user, and their
+//! readers for OpenPBS's `-F json` and `pbs_rstat -f` outputs.
+
+use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+use serde_json::Value;
+
+use super::parse;
+use super::{PBS, PbsJob};
+use crate::slurm::sbatch::is_policy_limit;
+use crate::{JobDescription, Node, Partition, PingStatus, Reservation, SchedulerError};
+
+fn json(output: &Output, command: &'static str) -> Result<Value, CommandError> {
+    if output.exit_status != 0 {
+        return Err(CommandError::failed(output));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|err| CommandError::UnexpectedOutput {
+        command,
+        detail: format!("invalid JSON: {err}"),
+    })
+}
+
+fn unexpected(command: &'static str) -> impl Fn(String) -> CommandError {
+    move |detail| CommandError::UnexpectedOutput { command, detail }
+}
+
+/// `qsub`, the script on standard input or at a remote path, run in the working directory
+/// (`cd <wd> && …`: PBS starts jobs in the home directory otherwise). The environment
+/// reaches qsub's own process through `env -- 'K=V' …` and the job through `-V`, so every
+/// value arrives literally (qsub's `-v` splits on commas).
+pub struct Qsub {
+    line: CommandLine,
+    script: Option<Vec<u8>>,
+}
+
+impl Qsub {
+    pub fn new(job: &JobDescription) -> Result<Self, SchedulerError> {
+        job.check().map_err(SchedulerError::InvalidArgument)?;
+        let refuse =
+            |what: &str| SchedulerError::InvalidArgument(format!("PBS jobs cannot set {what}."));
+        if job.standard_input.is_some() {
+            return Err(refuse("standardInput"));
+        }
+        if job.constraints.is_some() {
+            return Err(refuse("constraints"));
+        }
+        if job
+            .script_path
+            .as_deref()
+            .is_some_and(|p| !p.starts_with('/'))
+        {
+            return Err(SchedulerError::InvalidArgument(
+                "scriptPath must be an absolute path.".into(),
+            ));
+        }
+        let nul = |_: QuoteError| {
+            SchedulerError::InvalidArgument("Job fields must not contain NUL characters.".into())
+        };
+        let environment = job.environment().map_err(SchedulerError::InvalidArgument)?;
+        let cd = CommandLine::builder("cd")
+            .operands([&job.working_directory])
+            .map_err(nul)?
+            .build();
+        let mut qsub = CommandLine::builder("env")
+            .operands(environment.iter().map(|(k, v)| format!("{k}={v}")))
+            .map_err(nul)?
+            .flag("qsub")
+            .flag("-V");
+        // A reservation is a queue in PBS, and takes the partition's place.
+        let queue = job.reservation.as_ref().or(job.partition.as_ref());
+        for (flag, value) in [
+            ("-N", job.name.as_ref()),
+            ("-q", queue),
+            ("-P", job.account.as_ref()),
+            ("-o", job.standard_output.as_ref()),
+            ("-e", job.standard_error.as_ref()),
+        ] {
+            if let Some(value) = value {
+                if value.starts_with('-') {
+                    return Err(SchedulerError::InvalidArgument(format!(
+                        "The value of qsub {flag} must not start with '-'."
+                    )));
+                }
+                qsub = qsub.flag(flag).arg(value).map_err(nul)?;
+            }
+        }
+        if let Some(path) = &job.script_path {
+            qsub = qsub.arg(path).map_err(nul)?;
+        }
+        Ok(Self {
+            line: cd.and_then(qsub.build()),
+            script: job.script.as_ref().map(|s| s.as_bytes().to_vec()),
+        })
+    }
+}
+
+impl RemoteCommand for Qsub {
+    /// The job id, or PBS's refusal.
+    type Parsed = Result<String, SchedulerError>;
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn stdin(&self) -> Option<&[u8]> {
+        self.script.as_deref()
+    }
+
+    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
+        if output.exit_status != 0 {
+            let stderr = output.stderr_text().trim().to_string();
+            let lower = stderr.to_ascii_lowercase();
+            if is_policy_limit(&stderr) || lower.contains("would exceed") {
+                return Ok(Err(SchedulerError::PolicyLimit { message: stderr }));
+            }
+            if lower.starts_with("qsub:") && !lower.contains("cannot connect") {
+                return Ok(Err(SchedulerError::Rejected {
+                    scheduler: PBS,
+                    message: stderr,
+                }));
+            }
+            return Err(CommandError::failed(&output));
+        }
+        let stdout = output.stdout_text();
+        let id: String = stdout
+            .trim()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if id.is_empty() {
+            return Err(CommandError::UnexpectedOutput {
+                command: "qsub",
+                detail: format!("no job id in {stdout:?}"),
+            });
+        }
+        Ok(Ok(id))
+    }
+}
+
+/// `qstat -F json -f -x`: every job the server still knows, finished ones included.
+pub struct Jobs;
+
+impl RemoteCommand for Jobs {
+    type Parsed = Vec<PbsJob>;
+
+    fn command_line(&self) -> CommandLine {
+        CommandLine::builder("qstat")
+            .flag("-F")
+            .flag("json")
+            .flag("-f")
+            .flag("-x")
+            .build()
+    }
+
+    fn parse(&self, output: Output) -> Result<Vec<PbsJob>, CommandError> {
+        parse::jobs(&json(&output, "qstat")?).map_err(unexpected("qstat"))
+    }
+}
+
+/// `qdel <full id>`.
+pub struct Qdel {
+    line: CommandLine,
+    job_id: String,
+}
+
+impl Qdel {
+    pub fn new(pbs_id: &str, job_id: &str) -> Result<Self, QuoteError> {
+        Ok(Self {
+            line: CommandLine::builder("qdel").arg(pbs_id)?.build(),
+            job_id: job_id.to_string(),
+        })
+    }
+}
+
+impl RemoteCommand for Qdel {
+    type Parsed = Result<(), SchedulerError>;
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
+        if output.exit_status == 0 {
+            return Ok(Ok(()));
+        }
+        let stderr = output.stderr_text().trim().to_string();
+        if stderr.contains("Unknown Job Id") {
+            return Ok(Err(SchedulerError::JobNotFound));
+        }
+        if stderr.contains("Job has finished") {
+            return Ok(Err(SchedulerError::JobNotActive {
+                job_id: self.job_id.clone(),
+                state: "COMPLETED".into(),
+            }));
+        }
+        if stderr.contains("Unauthorized Request") {
+            return Ok(Err(SchedulerError::AccessDenied {
+                scheduler: PBS,
+                message: stderr,
+            }));
+        }
+        Err(CommandError::failed(&output))
+    }
+}
+
+/// `pbsnodes -a -F json`.
+pub struct Nodes;
+
+impl RemoteCommand for Nodes {
+    type Parsed = Vec<Node>;
+
+    fn command_line(&self) -> CommandLine {
+        CommandLine::builder("pbsnodes")
+            .flag("-a")
+            .flag("-F")
+            .flag("json")
+            .build()
+    }
+
+    fn parse(&self, output: Output) -> Result<Vec<Node>, CommandError> {
+        parse::nodes(&json(&output, "pbsnodes")?).map_err(unexpected("pbsnodes"))
+    }
+}
+
+/// `qstat -F json -f -Q`: queues are PBS's partitions.
+pub struct Queues;
+
+impl RemoteCommand for Queues {
+    type Parsed = Vec<Partition>;
+
+    fn command_line(&self) -> CommandLine {
+        CommandLine::builder("qstat")
+            .flag("-F")
+            .flag("json")
+            .flag("-f")
+            .flag("-Q")
+            .build()
+    }
+
+    fn parse(&self, output: Output) -> Result<Vec<Partition>, CommandError> {
+        parse::queues(&json(&output, "qstat")?).map_err(unexpected("qstat"))
+    }
+}
+
+/// `qstat -F json -f -B`: the server's state is the ping.
+pub struct Server;
+
+impl RemoteCommand for Server {
+    type Parsed = Vec<PingStatus>;
+
+    fn command_line(&self) -> CommandLine {
+        CommandLine::builder("qstat")
+            .flag("-F")
+            .flag("json")
+            .flag("-f")
+            .flag("-B")
+            .build()
+    }
+
+    fn parse(&self, output: Output) -> Result<Vec<PingStatus>, CommandError> {
+        parse::servers(&json(&output, "qstat")?).map_err(unexpected("qstat"))
+    }
+}
+
+/// `pbs_rstat -f` (no JSON form exists).
+pub struct Reservations;
+
+impl RemoteCommand for Reservations {
+    type Parsed = Vec<Reservation>;
+
+    fn command_line(&self) -> CommandLine {
+        CommandLine::builder("pbs_rstat").flag("-f").build()
+    }
+
+    fn parse(&self, output: Output) -> Result<Vec<Reservation>, CommandError> {
+        if output.exit_status != 0 {
+            return Err(CommandError::failed(&output));
+        }
+        parse::reservations(&output.stdout_text(), parse::now()).map_err(unexpected("pbs_rstat"))
+    }
+}

@@ -1,0 +1,167 @@
+//! PBS / OpenPBS over SSH: `qsub` (script on stdin, in the working directory), `qstat -F
+//! json -f -x` for jobs (finished ones included), `qdel`, `pbsnodes -a -F json`,
+//! `qstat -F json -f -Q` (queues as partitions), `pbs_rstat -f`, and `qstat -F json -f -B`
+//! as the ping. PBS has no accounts (userinfo's `accounts` is null) and no equivalent of
+//! `srun --overlap`, so attach is unsupported.
+//!
+//! A job's FirecREST id is the numeric part of its PBS id (`1043[].pbs01` → `1043`); the
+//! full id is kept for `qdel`. Jobs are looked up in the full listing, which also covers
+//! arrays (`qstat <id>` would need the `[]` suffix) and answers 404 for an unknown id
+//! where v2 gives 500.
+
+mod commands;
+mod parse;
+
+use async_trait::async_trait;
+use ironcrest_remote::{QuoteError, RemoteCommand};
+use ironcrest_ssh::{SshPool, SshUser};
+
+pub use commands::{Jobs, Nodes, Qdel, Qsub, Queues, Reservations, Server};
+
+use crate::{
+    Account, Job, JobDescription, JobFilter, JobMetadata, Node, Partition, PingStatus, Reservation,
+    Scheduler, SchedulerError,
+};
+
+const PBS: &str = "PBS";
+
+/// A job as `qstat` reports it: the FirecREST view plus what only PBS needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PbsJob {
+    /// The full PBS id (`1041.pbs01`, `1043[].pbs01`).
+    pub pbs_id: String,
+    pub job: Job,
+    /// `Output_Path` and `Error_Path` without their `host:` prefix.
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+}
+
+pub struct PbsCli {
+    ssh: SshPool,
+}
+
+impl PbsCli {
+    pub fn new(ssh: SshPool) -> Self {
+        Self { ssh }
+    }
+
+    async fn run<C: RemoteCommand + Sync>(
+        &self,
+        user: &SshUser,
+        command: &C,
+    ) -> Result<C::Parsed, SchedulerError> {
+        self.ssh
+            .run(user, command)
+            .await
+            .map_err(|err| SchedulerError::from_run(PBS, err))
+    }
+
+    async fn find(&self, user: &SshUser, job_id: &str) -> Result<PbsJob, SchedulerError> {
+        self.run(user, &Jobs)
+            .await?
+            .into_iter()
+            .find(|job| job.job.job_id == job_id)
+            .ok_or(SchedulerError::JobNotFound)
+    }
+}
+
+fn nul(_: QuoteError) -> SchedulerError {
+    SchedulerError::InvalidArgument("Values must not contain NUL characters.".into())
+}
+
+/// The listing filters v2 applies to PBS jobs, plus the time window for finished jobs.
+fn listed(job: &Job, user: &SshUser, filter: &JobFilter, now: i64) -> bool {
+    (filter.all_users || job.user.as_deref() == Some(user.username.as_str()))
+        && filter.name.as_ref().is_none_or(|name| &job.name == name)
+        && filter
+            .account
+            .as_ref()
+            .is_none_or(|account| job.account.as_ref() == Some(account))
+        && job
+            .time
+            .end
+            .is_none_or(|end| end >= now - filter.time_window.seconds())
+}
+
+#[async_trait]
+impl Scheduler for PbsCli {
+    async fn nodes(&self, user: &SshUser) -> Result<Vec<Node>, SchedulerError> {
+        self.run(user, &Nodes).await
+    }
+
+    async fn partitions(
+        &self,
+        user: &SshUser,
+        _show_hidden: bool,
+    ) -> Result<Vec<Partition>, SchedulerError> {
+        // PBS queues have no hidden flag.
+        self.run(user, &Queues).await
+    }
+
+    async fn reservations(&self, user: &SshUser) -> Result<Vec<Reservation>, SchedulerError> {
+        self.run(user, &Reservations).await
+    }
+
+    async fn accounts(&self, _user: &SshUser) -> Result<Option<Vec<Account>>, SchedulerError> {
+        Ok(None)
+    }
+
+    async fn ping(&self, user: &SshUser) -> Result<Vec<PingStatus>, SchedulerError> {
+        self.run(user, &Server).await
+    }
+
+    async fn submit(&self, user: &SshUser, job: &JobDescription) -> Result<String, SchedulerError> {
+        self.run(user, &Qsub::new(job)?).await?
+    }
+
+    async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+        let now = parse::now();
+        Ok(self
+            .run(user, &Jobs)
+            .await?
+            .into_iter()
+            .map(|job| job.job)
+            .filter(|job| listed(job, user, filter, now))
+            .collect())
+    }
+
+    async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError> {
+        Ok(self.find(user, job_id).await?.job)
+    }
+
+    async fn job_metadata(
+        &self,
+        user: &SshUser,
+        job_id: &str,
+    ) -> Result<JobMetadata, SchedulerError> {
+        let job = self.find(user, job_id).await?;
+        Ok(JobMetadata {
+            job_id: job_id.to_string(),
+            script: None,
+            standard_input: None,
+            standard_output: job.stdout,
+            standard_error: job.stderr,
+        })
+    }
+
+    async fn cancel(&self, user: &SshUser, job_id: &str) -> Result<(), SchedulerError> {
+        let job = self.find(user, job_id).await?;
+        if !job.job.is_active() {
+            return Err(SchedulerError::JobNotActive {
+                job_id: job_id.to_string(),
+                state: job.job.status.state,
+            });
+        }
+        self.run(user, &Qdel::new(&job.pbs_id, job_id).map_err(nul)?)
+            .await?
+    }
+
+    async fn attach(&self, _: &SshUser, _: &str, _: &str) -> Result<(), SchedulerError> {
+        Err(SchedulerError::NotSupported(
+            "Attaching to a job is not available with PBS.".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;
