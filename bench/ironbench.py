@@ -25,6 +25,7 @@ def scenarios(timeout):
     """name → (HTTP path, equivalent remote command, what one operation moves in bytes)."""
     t = f"LC_ALL=C timeout {timeout}"
     d, f, big = BENCH_DIR, f"{BENCH_DIR}/small.txt", f"{BENCH_DIR}/one-mib.bin"
+    bigger = f"{BENCH_DIR}/four-mib.bin"
     return {
         "ops/ls": (f"/filesystem/{SYSTEM}/ops/ls?path={d}&showHidden=false&recursive=false&numericUid=false&dereference=false",
                    f"{t} ls -l --quoting-style=c --time-style='{TIME_STYLE}' -- {d}", 0),
@@ -34,6 +35,10 @@ def scenarios(timeout):
                      f"{t} head -- {f}", 0),
         "ops/download 1 MiB": (f"/filesystem/{SYSTEM}/ops/download?path={big}",
                                f"{t} cat -- {big}", 1 << 20),
+        # Beside the 1 MiB one, for server RSS across file sizes (under the dev
+        # environment's 5 MiB max_ops_file_size).
+        "ops/download 4 MiB": (f"/filesystem/{SYSTEM}/ops/download?path={bigger}",
+                               f"{t} cat -- {bigger}", 4 << 20),
         "status/userinfo": (f"/status/{SYSTEM}/userinfo",
                             "LC_ALL=C id && LC_ALL=C sacctmgr --noheader --parsable2 show user name=fireuser "
                             "withassoc format=DefaultAccount,Account", 0),

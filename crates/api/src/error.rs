@@ -87,6 +87,13 @@ fn service_status(error: &ServiceError) -> StatusCode {
         ServiceError::Scheduler(
             SchedulerError::PolicyLimit { .. } | SchedulerError::AccessDenied { .. },
         ) => StatusCode::FORBIDDEN,
+        // slurmrestd misbehaving is a bad gateway; unreachable, or refusing a token Ironcrest
+        // accepted, is a failed dependency like an unreachable SSH host.
+        ServiceError::Scheduler(SchedulerError::RestApi { .. }) => StatusCode::BAD_GATEWAY,
+        ServiceError::Scheduler(
+            SchedulerError::RestUnavailable(_) | SchedulerError::RestTokenRefused { .. },
+        ) => StatusCode::FAILED_DEPENDENCY,
+        ServiceError::Scheduler(SchedulerError::NotSupported(_)) => StatusCode::NOT_IMPLEMENTED,
     }
 }
 
@@ -262,6 +269,27 @@ mod tests {
                     message: "Access/permission denied".into(),
                 }),
                 403,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::RestApi {
+                    status: 500,
+                    message: "x".into(),
+                }),
+                502,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::RestUnavailable("refused".into())),
+                424,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::RestTokenRefused {
+                    message: "Unspecified error".into(),
+                }),
+                424,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::NotSupported("metadata".into())),
+                501,
             ),
             (ServiceError::Ssh(SshError::CommandTimeout), 408),
             (ServiceError::Ssh(SshError::ConnectTimeout), 408),

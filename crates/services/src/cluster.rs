@@ -1,6 +1,7 @@
 //! A configured cluster at run time: its SSH pool, its scheduler and its latest health.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use ironcrest_config::{ClusterConfig, ProbedService};
 use ironcrest_scheduler::Scheduler;
@@ -17,6 +18,9 @@ pub struct Cluster {
     pub jobs_cache: JobsCache,
     /// The latest health-check run; `None` until the first one finishes.
     health: RwLock<Option<HealthReport>>,
+    /// The cluster's UTC offset in seconds if its zone has a fixed one (`None`: it has
+    /// daylight saving time), and when it was learnt; see `filesystem::sftp`.
+    utc_offset: Mutex<Option<(Instant, Option<i32>)>>,
 }
 
 impl Cluster {
@@ -28,7 +32,20 @@ impl Cluster {
             ssh,
             scheduler,
             health: RwLock::new(None),
+            utc_offset: Mutex::new(None),
         }
+    }
+
+    /// The UTC offset learnt less than `max_age` ago, if any.
+    pub(crate) fn utc_offset(&self, max_age: Duration) -> Option<Option<i32>> {
+        let learnt = *self.utc_offset.lock().unwrap_or_else(|p| p.into_inner());
+        learnt
+            .filter(|(at, _)| at.elapsed() < max_age)
+            .map(|(_, offset)| offset)
+    }
+
+    pub(crate) fn record_utc_offset(&self, offset: Option<i32>) {
+        *self.utc_offset.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), offset));
     }
 
     pub fn name(&self) -> &str {

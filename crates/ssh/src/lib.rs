@@ -4,6 +4,8 @@
 //! - [`SshPool`]: per-user connections multiplexing channels, a global connection bound,
 //!   idle eviction, keepalive, transparent replacement of dead connections; stdin and stdout
 //!   can be streamed ([`Input::Stream`], [`SshPool::execute_streaming`]).
+//! - [`Sftp`]: a standing per-connection SFTP session for file operations that need no
+//!   remote process ([`SshPool::sftp`]).
 //! - [`CredentialProvider`]: where login keys come from ([`CertificateAuthority`],
 //!   [`StaticKeys`], [`KeyService`]); see [`provider_from_config`].
 //! - Host keys are always verified against the cluster's `known_hosts` file.
@@ -17,6 +19,7 @@ mod exec;
 mod known_hosts;
 mod pool;
 mod settings;
+mod sftp;
 
 use std::fmt;
 
@@ -30,6 +33,7 @@ pub use error::{CredentialsSetupError, RunError, SshError};
 pub use exec::{Input, InputAborted, Streamed};
 pub use pool::{PoolStats, SshPool};
 pub use settings::PoolSettings;
+pub use sftp::{READ_CHUNK, Sftp, SftpAttrs, SftpEntry, SftpError, SftpHandle};
 
 /// The account a command runs as. The token is only sent to an external key service.
 #[derive(Clone)]

@@ -6,25 +6,31 @@
 //! being opened); at the bound an idle connection of another user is evicted, otherwise
 //! the request waits up to the connection timeout for a free slot.
 //!
+//! A connection may also carry one standing SFTP session ([`SshPool::sftp`], see
+//! [`crate::sftp`]): it takes one of the connection's channel slots while it lives, but
+//! does not keep the connection from going idle; requests using it are counted apart.
+//!
 //! Opening a connection is a spawned task whose result every waiting request of that user
 //! shares, so N concurrent first requests cause one handshake, and a cancelled request
 //! does not abort a handshake others wait for.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use ironcrest_remote::{CommandLine, Output, RemoteCommand};
 use russh::Channel;
 use russh::client::{self, Msg};
+use russh_sftp::client::RawSftpSession;
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use crate::connection::{self, SshHandle};
 use crate::credentials::CredentialProvider;
 use crate::exec::{self, Input, Limits, Streamed};
+use crate::sftp::{Sftp, SftpError};
 use crate::{PoolSettings, RunError, SshError, SshUser};
 
 /// Result of a shared connection attempt: `None` while it runs.
@@ -47,6 +53,12 @@ pub struct PoolStats {
     pub channels: usize,
     /// Connections successfully opened since the pool was created.
     pub opened_total: u64,
+    /// Standing SFTP sessions (each also counted in `channels`).
+    pub sftp_sessions: usize,
+    /// Session channels opened for commands (`exec`) since the pool was created.
+    pub exec_channels_total: u64,
+    /// SFTP sessions opened since the pool was created.
+    pub sftp_opened_total: u64,
 }
 
 struct Inner {
@@ -58,6 +70,11 @@ struct Inner {
     changed: Notify,
     next_id: AtomicU64,
     opened_total: AtomicU64,
+    exec_channels_total: AtomicU64,
+    sftp_opened_total: AtomicU64,
+    /// Serialises opening SFTP sessions, so concurrent first requests of a user open one
+    /// (and take one channel slot, not one each). Held only while a session is opened.
+    sftp_opening: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -82,15 +99,44 @@ struct Connection {
     capacity: AtomicUsize,
     channels: AtomicUsize,
     last_used: Mutex<Instant>,
+    /// The standing SFTP session, if open and not known dead.
+    sftp: Mutex<Option<Arc<RawSftpSession>>>,
+    /// Whether the SFTP session holds one of the channel slots.
+    sftp_channel: AtomicBool,
+    /// Requests currently using the SFTP session.
+    sftp_requests: AtomicUsize,
 }
 
 impl Connection {
-    fn has_room(&self) -> bool {
-        self.channels.load(Ordering::SeqCst) < self.capacity.load(Ordering::SeqCst)
+    /// Channels in use, the SFTP session's included.
+    fn channels_in_use(&self) -> usize {
+        self.channels.load(Ordering::SeqCst) + usize::from(self.sftp_channel.load(Ordering::SeqCst))
     }
 
+    fn has_room(&self) -> bool {
+        self.channels_in_use() < self.capacity.load(Ordering::SeqCst)
+    }
+
+    /// No command and no SFTP request running (an open SFTP session alone is idle).
     fn is_idle(&self) -> bool {
-        self.channels.load(Ordering::SeqCst) == 0
+        self.channels.load(Ordering::SeqCst) == 0 && self.sftp_requests.load(Ordering::SeqCst) == 0
+    }
+
+    fn live_sftp(&self) -> Option<Arc<RawSftpSession>> {
+        self.sftp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the SFTP session `dead` (if it is still the current one) and frees its slot.
+    fn drop_sftp(&self, dead: &Arc<RawSftpSession>) {
+        let mut current = self.sftp.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|s| Arc::ptr_eq(s, dead)) {
+            *current = None;
+            self.sftp_channel.store(false, Ordering::SeqCst);
+            let _ = dead.close_session();
+        }
     }
 
     fn touch(&self) {
@@ -122,6 +168,31 @@ impl Drop for Slot {
     }
 }
 
+/// An SFTP request's claim on a connection; released on drop.
+struct SftpUse {
+    inner: Arc<Inner>,
+    connection: Arc<Connection>,
+}
+
+impl SftpUse {
+    fn new(inner: &Arc<Inner>, connection: Arc<Connection>) -> Self {
+        connection.sftp_requests.fetch_add(1, Ordering::SeqCst);
+        connection.touch();
+        Self {
+            inner: inner.clone(),
+            connection,
+        }
+    }
+}
+
+impl Drop for SftpUse {
+    fn drop(&mut self) {
+        self.connection.touch();
+        self.connection.sftp_requests.fetch_sub(1, Ordering::SeqCst);
+        self.inner.changed.notify_waiters();
+    }
+}
+
 /// What a request does next, decided under the state lock.
 enum Step {
     Use(Slot),
@@ -141,6 +212,9 @@ impl SshPool {
                 changed: Notify::new(),
                 next_id: AtomicU64::new(1),
                 opened_total: AtomicU64::new(0),
+                exec_channels_total: AtomicU64::new(0),
+                sftp_opened_total: AtomicU64::new(0),
+                sftp_opening: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -232,7 +306,12 @@ impl SshPool {
             let slot = self.inner.acquire(user).await?;
             let opening = slot.connection.handle.channel_open_session();
             let failure = match tokio::time::timeout(settings.connection_timeout(), opening).await {
-                Ok(Ok(channel)) => return Ok((channel, slot)),
+                Ok(Ok(channel)) => {
+                    self.inner
+                        .exec_channels_total
+                        .fetch_add(1, Ordering::SeqCst);
+                    return Ok((channel, slot));
+                }
                 Ok(Err(russh::Error::ChannelOpenFailure(reason))) => {
                     // sshd's MaxSessions is lower than we assumed: stop at what this
                     // connection carries now, and let the retry use another one.
@@ -266,6 +345,88 @@ impl SshPool {
             tracing::debug!(ssh.user = %user.username, error = %failure.detail(), "retrying on another connection");
             retried = true;
         }
+    }
+
+    /// The standing SFTP session of one of `user`'s connections, opened (on a connection
+    /// with a free channel) if none has one. Requests on it share it; one that finds it
+    /// dead marks it so, and the next call opens a new one.
+    pub async fn sftp(&self, user: &SshUser) -> Result<Sftp, SftpError> {
+        if let Some(sftp) = self.live_sftp(user) {
+            return Ok(sftp);
+        }
+        let opening = self.inner.sftp_opening.lock().await;
+        if let Some(sftp) = self.live_sftp(user) {
+            return Ok(sftp);
+        }
+        let unusable = |err: SshError| SftpError::Session(err.detail());
+        let slot = self.inner.acquire(user).await.map_err(unusable)?;
+        let connection = slot.connection.clone();
+        let session = self.open_sftp(&connection).await?;
+        *connection
+            .sftp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(session);
+        // The slot's channel becomes the session's: counted before the slot is freed.
+        connection.sftp_channel.store(true, Ordering::SeqCst);
+        self.inner.sftp_opened_total.fetch_add(1, Ordering::SeqCst);
+        tracing::debug!(ssh.user = %user.username, ssh.connection = connection.id, "SFTP session opened");
+        drop(slot);
+        drop(opening);
+        self.sftp_on(connection)
+            .ok_or_else(|| SftpError::Session("SFTP session closed while opening".into()))
+    }
+
+    /// A live session on one of `user`'s connections, if any.
+    fn live_sftp(&self, user: &SshUser) -> Option<Sftp> {
+        let connection = {
+            let state = self.inner.lock();
+            state
+                .users
+                .get(&user.username)?
+                .connections
+                .iter()
+                .find(|c| !c.handle.is_closed() && c.live_sftp().is_some())?
+                .clone()
+        };
+        self.sftp_on(connection)
+    }
+
+    fn sftp_on(&self, connection: Arc<Connection>) -> Option<Sftp> {
+        let session = connection.live_sftp()?;
+        let dead = {
+            let connection = connection.clone();
+            let session = session.clone();
+            move || connection.drop_sftp(&session)
+        };
+        Some(Sftp {
+            session,
+            _use: Arc::new(SftpUse::new(&self.inner, connection)),
+            on_dead: Arc::new(dead),
+        })
+    }
+
+    /// Opens the `sftp` subsystem on a new channel of `connection` and initialises it.
+    async fn open_sftp(&self, connection: &Connection) -> Result<Arc<RawSftpSession>, SftpError> {
+        let settings = &self.inner.settings;
+        let unusable = |err: &dyn std::fmt::Display| SftpError::Session(err.to_string());
+        let opening = async {
+            let channel = connection
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| unusable(&e))?;
+            channel
+                .request_subsystem(true, "sftp")
+                .await
+                .map_err(|e| unusable(&e))?;
+            let session = RawSftpSession::new(channel.into_stream());
+            session.set_timeout(settings.command_timeout().as_secs().max(1));
+            session.init().await.map_err(|e| unusable(&e))?;
+            Ok(Arc::new(session))
+        };
+        tokio::time::timeout(settings.connection_timeout(), opening)
+            .await
+            .map_err(|_| SftpError::Session("opening the SFTP session timed out".into()))?
     }
 
     /// Runs a [`RemoteCommand`] and parses its output.
@@ -350,9 +511,17 @@ impl SshPool {
                 .users
                 .values()
                 .flat_map(|u| &u.connections)
-                .map(|c| c.channels.load(Ordering::SeqCst))
+                .map(|c| c.channels_in_use())
                 .sum(),
             opened_total: self.inner.opened_total.load(Ordering::SeqCst),
+            sftp_sessions: state
+                .users
+                .values()
+                .flat_map(|u| &u.connections)
+                .filter(|c| c.sftp_channel.load(Ordering::SeqCst))
+                .count(),
+            exec_channels_total: self.inner.exec_channels_total.load(Ordering::SeqCst),
+            sftp_opened_total: self.inner.sftp_opened_total.load(Ordering::SeqCst),
         }
     }
 }
@@ -512,6 +681,9 @@ impl Inner {
                         capacity: AtomicUsize::new(self.settings.max_sessions_per_connection),
                         channels: AtomicUsize::new(0),
                         last_used: Mutex::new(Instant::now()),
+                        sftp: Mutex::new(None),
+                        sftp_channel: AtomicBool::new(false),
+                        sftp_requests: AtomicUsize::new(0),
                     }));
                     state.open += 1;
                     self.opened_total.fetch_add(1, Ordering::SeqCst);

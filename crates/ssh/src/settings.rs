@@ -44,7 +44,7 @@ impl PoolSettings {
         Duration::from_secs(self.timeouts.login)
     }
 
-    pub(crate) fn command_timeout(&self) -> Duration {
+    pub fn command_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.command_execution)
     }
 

@@ -11,7 +11,7 @@ use ironcrest_config::{Secret, StaticKey};
 use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
 use ironcrest_ssh::{
     CertificateAuthority, CredentialProvider, Credentials, Input, InputAborted, PoolSettings,
-    RunError, SshError, SshPool, SshUser, StaticKeys, Streamed,
+    RunError, SftpError, SshError, SshPool, SshUser, StaticKeys, Streamed,
 };
 use russh::keys::PrivateKey;
 use russh::keys::ssh_key::{Algorithm, LineEnding};
@@ -797,4 +797,86 @@ async fn streamed_stdin_is_delivered_and_an_abandoned_one_never_reaches_eof() {
     assert!(result.is_err());
     eventually("channel released", || pool.stats().channels == 0).await;
     assert!(!marker.exists(), "the command saw EOF");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_standing_sftp_session_serves_concurrent_requests_without_exec() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = sshd.shared_dir().to_path_buf();
+    std::fs::write(dir.join("a file"), b"hello sftp").expect("file");
+    std::os::unix::fs::symlink("a file", dir.join("link")).expect("link");
+    let pool = ca_pool(&sshd, sshd.settings());
+    let me = user(USER);
+    let dir_bytes = dir.as_os_str().as_encoded_bytes().to_vec();
+
+    let listings = futures::future::join_all((0..20).map(|_| {
+        let pool = pool.clone();
+        let me = me.clone();
+        let dir_bytes = dir_bytes.clone();
+        async move {
+            pool.sftp(&me)
+                .await
+                .expect("sftp")
+                .read_dir(&dir_bytes)
+                .await
+        }
+    }))
+    .await;
+    for listing in listings {
+        let mut names: Vec<String> = listing
+            .expect("listed")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        names.sort();
+        assert!(names.contains(&"a file".to_string()), "{names:?}");
+        assert!(names.contains(&"link".to_string()), "{names:?}");
+    }
+    let sftp = pool.sftp(&me).await.expect("sftp");
+    let mut link = dir_bytes.clone();
+    link.extend_from_slice(b"/link");
+    assert_eq!(sftp.read_link(&link).await.expect("readlink"), "a file");
+    let mut file = dir_bytes.clone();
+    file.extend_from_slice(b"/a file");
+    let (handle, attrs) = sftp.open_read(&file).await.expect("open");
+    assert_eq!(attrs.size, Some(10));
+    assert_eq!(&handle.read(6, 100).await.expect("read")[..], b"sftp");
+    assert!(handle.read(10, 100).await.expect("eof").is_empty());
+    drop(handle);
+    let mut missing = dir_bytes.clone();
+    missing.extend_from_slice(b"/missing");
+    // SSH_FX_NO_SUCH_FILE.
+    assert!(matches!(
+        sftp.lstat(&missing).await,
+        Err(SftpError::Status { code: 2, .. })
+    ));
+    assert!(matches!(
+        sftp.lstat(b"/tmp/\xff").await,
+        Err(SftpError::NotUtf8)
+    ));
+    drop(sftp);
+
+    let stats = pool.stats();
+    assert_eq!(stats.opened_total, 1, "{stats:?}");
+    assert_eq!(
+        stats.sftp_opened_total, 1,
+        "one session for every request: {stats:?}"
+    );
+    assert_eq!(stats.sftp_sessions, 1, "{stats:?}");
+    assert_eq!(
+        stats.channels, 1,
+        "the session holds one channel: {stats:?}"
+    );
+    assert_eq!(stats.exec_channels_total, 0, "{stats:?}");
+    let log = sshd.log();
+    assert_eq!(log.matches("subsystem 'sftp'").count(), 1, "{log}");
+    assert!(!log.contains("Starting session: command"), "{log}");
+
+    // The session ends with its connection; the next request opens both again.
+    pool.close_all().await;
+    assert_eq!(pool.stats().sftp_sessions, 0);
+    let sftp = pool.sftp(&me).await.expect("reopened");
+    sftp.lstat(&file).await.expect("lstat");
+    assert_eq!(pool.stats().sftp_opened_total, 2);
+    assert_eq!(pool.stats().opened_total, 2);
 }

@@ -4,10 +4,13 @@
 //! Every operation first checks the ssh service's health, then validates its paths
 //! ([`path::validate`]: absolute, normalised, under a configured file system; always on)
 //! and the health of the file system they lie on (503), then runs its command under
-//! `timeout <T>` with `T` = `ssh.timeout.command_execution`.
+//! `timeout <T>` with `T` = `ssh.timeout.command_execution`. What SFTP can do exactly as
+//! the tools do is served over the user's standing SFTP session instead ([`sftp`]), with
+//! the command as the fallback.
 
 pub mod commands;
 pub mod path;
+mod sftp;
 
 use std::pin::Pin;
 
@@ -70,6 +73,9 @@ pub async fn ls(
 ) -> Result<Vec<File>, ServiceError> {
     let path = check_path(cluster, raw)?;
     let command = commands::Ls::new(timeout(cluster), path.as_bytes(), options)?;
+    if let Some(files) = sftp::ls(cluster, user, &path, options).await {
+        return Ok(files);
+    }
     run(cluster, user, command).await
 }
 
@@ -95,6 +101,9 @@ pub async fn head(
     let path = check_path(cluster, raw)?;
     let amount = amount(bytes, lines)?;
     let command = commands::Head::new(timeout(cluster), path.as_bytes(), amount, skip_trailing)?;
+    if !skip_trailing && let Some(content) = sftp::head(cluster, user, &path, amount).await {
+        return Ok(content);
+    }
     run(cluster, user, command).await
 }
 
@@ -141,6 +150,9 @@ pub async fn view(
         )));
     }
     let command = commands::View::new(timeout(cluster), path.as_bytes(), offset, size)?;
+    if let Some(text) = sftp::view(cluster, user, &path, offset, size).await {
+        return Ok(text);
+    }
     run(cluster, user, command).await
 }
 
@@ -185,12 +197,11 @@ pub async fn stat(
 
 pub async fn rm(cluster: &Cluster, user: &SshUser, raw: &[u8]) -> Result<(), ServiceError> {
     let path = check_path(cluster, raw)?;
-    run(
-        cluster,
-        user,
-        commands::Rm::new(timeout(cluster), path.as_bytes())?,
-    )
-    .await
+    let command = commands::Rm::new(timeout(cluster), path.as_bytes())?;
+    if sftp::rm(cluster, user, &path).await.is_some() {
+        return Ok(());
+    }
+    run(cluster, user, command).await
 }
 
 pub async fn mkdir(
@@ -259,6 +270,9 @@ pub async fn download(
     raw: &[u8],
 ) -> Result<ByteStream, ServiceError> {
     let path = check_path(cluster, raw)?;
+    if let Some(stream) = sftp::download(cluster, user, &path).await {
+        return stream;
+    }
     let stat = commands::Stat::new(timeout(cluster), path.as_bytes(), true)?;
     let stat = run(cluster, user, stat).await?;
     if stat.size > max_size(cluster) {
