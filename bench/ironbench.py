@@ -78,17 +78,8 @@ def summary(latencies, elapsed, size):
     return rate, p50, p99, mbps
 
 
-async def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", default="1,16,64")
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--only", default="", help="comma-separated scenario names")
-    parser.add_argument("--pid", type=int, required=True, help="Ironcrest's pid, for RSS")
-    args = parser.parse_args()
-    env = os.environ
-    token = subprocess.run([env["IRONCREST_DEV_REPO"] + "/scripts/dev-env", "token"], check=True,
-                           capture_output=True, text=True).stdout.strip()
-
+async def open_ssh(env):
+    """One SSH connection as fireuser, with a throwaway key certified by the dev CA."""
     keydir = tempfile.mkdtemp(prefix="ironbench-")
     key = os.path.join(keydir, "key")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
@@ -100,6 +91,25 @@ async def main():
     for name in os.listdir(keydir):
         os.unlink(os.path.join(keydir, name))
     os.rmdir(keydir)
+    return ssh
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--pid", type=int, required=True, help="Ironcrest's pid, for RSS")
+    parser.add_argument("--suite", choices=["filesystem", "compute"], default="filesystem")
+    args = parser.parse_args()
+    env = os.environ
+    token = subprocess.run([env["IRONCREST_DEV_REPO"] + "/scripts/dev-env", "token"], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    if args.suite == "compute":
+        from compute_bench import run
+        await run(args, token, env)
+        return
+    ssh = await open_ssh(env)
 
     selected = [s for s in args.only.split(",") if s]
     headers = {"Authorization": f"Bearer {token}"}
