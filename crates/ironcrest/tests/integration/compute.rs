@@ -162,7 +162,16 @@ pub async fn inline_job_flow(server: &TestServer) {
         }),
     )
     .await;
-    let job = wait_for(server, &token, &job_id, finished).await;
+    let mut job = wait_for(server, &token, &job_id, finished).await;
+    // The controller reports the final state at once; the exit code comes with the
+    // accounting record a little later, and is null until then.
+    for _ in 0..150 {
+        if !job["status"]["exitCode"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        job = get_job(server, &token, &job_id).await;
+    }
     assert_eq!(job["status"]["state"], "COMPLETED", "{job}");
     assert_eq!(job["status"]["exitCode"], 0);
     assert_eq!(job["account"], "project1");
