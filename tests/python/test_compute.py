@@ -132,7 +132,12 @@ def test_submit_script_string_with_env_and_account_and_wait(client):
     job_id = job["jobId"]
     done = client.wait_for_job(SYSTEM, job_id)
     assert done[0]["status"]["state"] == "COMPLETED"
-    info = client.job_info(SYSTEM, job_id)
+    # The exit code arrives with the accounting record, shortly after the final state.
+    for _ in range(150):
+        info = client.job_info(SYSTEM, job_id)
+        if info[0]["status"]["exitCode"] is not None:
+            break
+        time.sleep(0.2)
     assert info[0]["jobId"] == job_id
     assert info[0]["account"] == "project1"
     assert info[0]["status"]["exitCode"] == 0
