@@ -387,8 +387,9 @@ where
             // group, so TERM reaches the whole command, not just its shell. Messages are
             // read (and dropped) throughout: russh queues channel messages in a bounded
             // buffer, and an unread one would stall every channel of the connection.
+            // No EOF is sent: a stopped command must never read its input as complete
+            // (an abandoned upload would otherwise be renamed into place).
             let _ = write.signal(Sig::TERM).await;
-            let _ = write.eof().await;
             if !wait_for_close(&mut read, TERM_GRACE).await {
                 // sshd keeps the session (and its MaxSessions slot) until the process
                 // exits, so one that ignores TERM gets KILL.
