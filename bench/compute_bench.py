@@ -54,6 +54,13 @@ def row(name, clients, result):
 
 async def run(args, token, env):
     ssh = await open_ssh(env)
+    # sshd's MaxSessions (100 in the dev environment) bounds channels on one connection.
+    channels = asyncio.Semaphore(90)
+
+    async def remote(command, **kwargs):
+        async with channels:
+            return await ssh.run(command, check=True, **kwargs)
+
     headers = {"Authorization": f"Bearer {token}"}
     rest_headers = {"X-SLURM-USER-NAME": "fireuser", "X-SLURM-USER-TOKEN": token}
     uncached, uncached_url = await start_uncached_server(env)
@@ -70,11 +77,11 @@ async def run(args, token, env):
                         raise RuntimeError(f"{url}: HTTP {response.status}")
 
             async def raw_listing():
-                await asyncio.gather(ssh.run(SQUEUE, check=True), ssh.run(SACCT, check=True))
+                await asyncio.gather(remote(SQUEUE), remote(SACCT))
 
             async def raw_lookup():
-                await asyncio.gather(ssh.run(SQUEUE.replace("--user=fireuser", f"--jobs={job_id}"), check=True),
-                                     ssh.run(SACCT.replace("--starttime=now-24hours", f"--allusers --jobs={job_id}"), check=True))
+                await asyncio.gather(remote(SQUEUE.replace("--user=fireuser", f"--jobs={job_id}")),
+                                     remote(SACCT.replace("--starttime=now-24hours", f"--allusers --jobs={job_id}")))
 
             cases = [
                 ("GET jobs, cache on", lambda: get(f"{env['IRONCREST_DEV_URL']}/compute/{SYSTEM}/jobs")),
@@ -114,7 +121,7 @@ async def run(args, token, env):
                         raise RuntimeError(f"submit: HTTP {response.status}: {await response.text()}")
 
             async def raw_submit():
-                await ssh.run("LC_ALL=C sbatch --export=ALL --chdir=/home/fireuser", input=TINY_JOB, check=True)
+                await remote("LC_ALL=C sbatch --export=ALL --chdir=/home/fireuser", input=TINY_JOB)
 
             api_rate = await submit_all(api_submit)
             raw_rate = await submit_all(raw_submit)
