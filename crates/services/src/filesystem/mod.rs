@@ -214,7 +214,7 @@ pub async fn mkdir(
     run(
         cluster,
         user,
-        commands::Mkdir::new(timeout(cluster), path.as_bytes(), parents)?,
+        commands::mkdir(timeout(cluster), path.as_bytes(), parents)?,
     )
     .await
 }
@@ -228,7 +228,7 @@ pub async fn symlink(
 ) -> Result<File, ServiceError> {
     let target = check_path(cluster, target)?;
     let link = check_path(cluster, link)?;
-    let command = commands::Symlink::new(timeout(cluster), target.as_bytes(), link.as_bytes())?;
+    let command = commands::symlink(timeout(cluster), target.as_bytes(), link.as_bytes())?;
     run(cluster, user, command).await
 }
 
@@ -242,7 +242,7 @@ pub async fn chmod(
     run(
         cluster,
         user,
-        commands::Chmod::new(timeout(cluster), path.as_bytes(), mode)?,
+        commands::chmod(timeout(cluster), path.as_bytes(), mode)?,
     )
     .await
 }
@@ -255,7 +255,7 @@ pub async fn chown(
     group: &str,
 ) -> Result<File, ServiceError> {
     let path = check_path(cluster, raw)?;
-    let command = commands::Chown::new(timeout(cluster), path.as_bytes(), owner, group)?;
+    let command = commands::chown(timeout(cluster), path.as_bytes(), owner, group)?;
     run(cluster, user, command).await
 }
 

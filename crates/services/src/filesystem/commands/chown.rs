@@ -1,67 +1,47 @@
 //! `chown owner:group`, then the file as `ls -d` shows it.
 
-use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+use ironcrest_remote::QuoteError;
 
-use super::ls::{self, File, LsOptions};
+use super::ls::ChangedEntry;
 use super::timed;
 
-pub struct Chown {
-    line: CommandLine,
-}
-
-impl Chown {
-    /// An empty owner or group leaves it unchanged. The spec is `owner`, `:group` or
-    /// `owner:group`, so that an unknown owner reads `invalid user` (400) as in v2, not
-    /// `invalid spec`.
-    pub fn new(timeout: u64, path: &[u8], owner: &str, group: &str) -> Result<Self, QuoteError> {
-        let spec = if group.is_empty() {
-            owner.to_string()
-        } else {
-            format!("{owner}:{group}")
-        };
-        let spec = if spec.is_empty() {
-            ":".to_string()
-        } else {
-            spec
-        };
-        let line = timed(timeout, "chown")?
-            .arg(spec)?
-            .operands([path])?
-            .build()
-            .and_then(ls::line(
-                timeout,
-                path,
-                LsOptions {
-                    directory: true,
-                    ..LsOptions::default()
-                },
-            )?);
-        Ok(Self { line })
-    }
-}
-
-impl RemoteCommand for Chown {
-    type Parsed = File;
-
-    fn command_line(&self) -> CommandLine {
-        self.line.clone()
-    }
-
-    fn parse(&self, output: Output) -> Result<File, CommandError> {
-        ls::parse_single(output)
-    }
+/// An empty owner or group leaves it unchanged. The spec is `owner`, `:group` or
+/// `owner:group`, so that an unknown owner reads `invalid user` (400) as in v2, not
+/// `invalid spec`.
+pub fn chown(
+    timeout: u64,
+    path: &[u8],
+    owner: &str,
+    group: &str,
+) -> Result<ChangedEntry, QuoteError> {
+    let spec = if group.is_empty() {
+        owner.to_string()
+    } else {
+        format!("{owner}:{group}")
+    };
+    let spec = if spec.is_empty() {
+        ":".to_string()
+    } else {
+        spec
+    };
+    let change = timed(timeout, "chown")?
+        .arg(spec)?
+        .operands([path])?
+        .build();
+    ChangedEntry::new(change, timeout, path)
 }
 
 #[cfg(test)]
 mod tests {
+    use ironcrest_remote::RemoteCommand;
+
     use super::super::fixtures;
     use super::*;
 
     #[test]
     fn captured_chown() {
         let (fixture, output) = fixtures::load("chown");
-        let chown =
-            Chown::new(10, b"/home/fireuser/fixtures/lines.txt", "fireuser", "").expect("line");
+        let chown = chown(10, b"/home/fireuser/fixtures/lines.txt", "fireuser", "").expect("line");
         assert_eq!(chown.command_line().to_string(), fixture.command);
         assert_eq!(chown.parse(output).expect("parsed").user, "fireuser");
         let (_, invalid) = fixtures::load("chown-invalid");

@@ -53,12 +53,8 @@ impl Ls {
     }
 }
 
-/// The command line, also used after `mkdir`, `ln`, `chmod` and `chown` (with `-d`).
-pub(super) fn line(
-    timeout: u64,
-    path: &[u8],
-    options: LsOptions,
-) -> Result<CommandLine, QuoteError> {
+/// The command line, also used by [`ChangedEntry`] (with `-d`).
+fn line(timeout: u64, path: &[u8], options: LsOptions) -> Result<CommandLine, QuoteError> {
     let mut builder = timed(timeout, "ls")?
         .flag("-l")
         .flag("--quoting-style=c")
@@ -130,13 +126,42 @@ pub fn parse_ls(stdout: &[u8], recursive: bool) -> Result<Vec<File>, CommandErro
     Ok(files)
 }
 
-/// The single `File` that `ls -d` printed after `mkdir`, `ln`, `chmod` or `chown`.
-pub(super) fn parse_single(output: Output) -> Result<File, CommandError> {
-    let output = succeeded(output)?;
-    parse_ls(&output.stdout, false)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| unexpected(&output.stdout))
+/// A command that changes one entry (`mkdir`, `ln -s`, `chmod`, `chown`), followed by
+/// `ls -d` of that entry: its result is the entry as FirecREST shows it.
+pub struct ChangedEntry {
+    line: CommandLine,
+}
+
+impl ChangedEntry {
+    pub fn new(change: CommandLine, timeout: u64, shown: &[u8]) -> Result<Self, QuoteError> {
+        let show = line(
+            timeout,
+            shown,
+            LsOptions {
+                directory: true,
+                ..LsOptions::default()
+            },
+        )?;
+        Ok(Self {
+            line: change.and_then(show),
+        })
+    }
+}
+
+impl RemoteCommand for ChangedEntry {
+    type Parsed = File;
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<File, CommandError> {
+        let output = succeeded(output)?;
+        parse_ls(&output.stdout, false)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| unexpected(&output.stdout))
+    }
 }
 
 fn unexpected(line: &[u8]) -> CommandError {

@@ -1,53 +1,29 @@
 //! `mkdir [-p]`, then the new directory as `ls -d` shows it.
 
-use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+use ironcrest_remote::QuoteError;
 
-use super::ls::{self, File, LsOptions};
+use super::ls::ChangedEntry;
 use super::timed;
 
-pub struct Mkdir {
-    line: CommandLine,
-}
-
-impl Mkdir {
-    pub fn new(timeout: u64, path: &[u8], parents: bool) -> Result<Self, QuoteError> {
-        let mut builder = timed(timeout, "mkdir")?;
-        if parents {
-            builder = builder.flag("-p");
-        }
-        let line = builder.operands([path])?.build().and_then(ls::line(
-            timeout,
-            path,
-            LsOptions {
-                directory: true,
-                ..LsOptions::default()
-            },
-        )?);
-        Ok(Self { line })
+pub fn mkdir(timeout: u64, path: &[u8], parents: bool) -> Result<ChangedEntry, QuoteError> {
+    let mut builder = timed(timeout, "mkdir")?;
+    if parents {
+        builder = builder.flag("-p");
     }
-}
-
-impl RemoteCommand for Mkdir {
-    type Parsed = File;
-
-    fn command_line(&self) -> CommandLine {
-        self.line.clone()
-    }
-
-    fn parse(&self, output: Output) -> Result<File, CommandError> {
-        ls::parse_single(output)
-    }
+    ChangedEntry::new(builder.operands([path])?.build(), timeout, path)
 }
 
 #[cfg(test)]
 mod tests {
+    use ironcrest_remote::RemoteCommand;
+
     use super::super::fixtures;
     use super::*;
 
     #[test]
     fn captured_mkdir() {
         let (fixture, output) = fixtures::load("mkdir");
-        let mkdir = Mkdir::new(10, b"/home/fireuser/fixtures/new dir", true).expect("line");
+        let mkdir = mkdir(10, b"/home/fireuser/fixtures/new dir", true).expect("line");
         assert_eq!(mkdir.command_line().to_string(), fixture.command);
         let file = mkdir.parse(output).expect("parsed");
         assert_eq!(

@@ -1,53 +1,29 @@
 //! `ln -s`, then the new link as `ls -d` shows it.
 
-use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+use ironcrest_remote::QuoteError;
 
-use super::ls::{self, File, LsOptions};
+use super::ls::ChangedEntry;
 use super::timed;
 
-pub struct Symlink {
-    line: CommandLine,
-}
-
-impl Symlink {
-    pub fn new(timeout: u64, target: &[u8], link: &[u8]) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "ln")?
-            .flag("-s")
-            .operands([target, link])?
-            .build()
-            .and_then(ls::line(
-                timeout,
-                link,
-                LsOptions {
-                    directory: true,
-                    ..LsOptions::default()
-                },
-            )?);
-        Ok(Self { line })
-    }
-}
-
-impl RemoteCommand for Symlink {
-    type Parsed = File;
-
-    fn command_line(&self) -> CommandLine {
-        self.line.clone()
-    }
-
-    fn parse(&self, output: Output) -> Result<File, CommandError> {
-        ls::parse_single(output)
-    }
+pub fn symlink(timeout: u64, target: &[u8], link: &[u8]) -> Result<ChangedEntry, QuoteError> {
+    let change = timed(timeout, "ln")?
+        .flag("-s")
+        .operands([target, link])?
+        .build();
+    ChangedEntry::new(change, timeout, link)
 }
 
 #[cfg(test)]
 mod tests {
+    use ironcrest_remote::RemoteCommand;
+
     use super::super::fixtures;
     use super::*;
 
     #[test]
     fn captured_symlink() {
         let (fixture, output) = fixtures::load("symlink");
-        let ln = Symlink::new(
+        let ln = symlink(
             10,
             b"/home/fireuser/fixtures/lines.txt",
             b"/home/fireuser/fixtures/link",
