@@ -6,47 +6,14 @@ prepare and inspect files directly.
 
 import hashlib
 import os
-import pwd
-import shutil
-import uuid
 
-import firecrest
 import pytest
 from firecrest.FirecrestException import UnexpectedStatusException
-from firecrest.v2 import Firecrest
+
+from conftest import FIREUSER, own, write
 
 SYSTEM = "cluster-slurm-ssh"
-USER = pwd.getpwnam("fireuser")
-
-
-@pytest.fixture(scope="module")
-def client():
-    auth = firecrest.ClientCredentialsAuth(
-        os.environ["IRONCREST_DEV_CLIENT_ID"],
-        os.environ["IRONCREST_DEV_CLIENT_SECRET"],
-        os.environ["IRONCREST_DEV_OIDC_TOKEN_URL"],
-    )
-    return Firecrest(firecrest_url=os.environ["IRONCREST_DEV_URL"], authorization=auth)
-
-
-def own(path):
-    os.lchown(path, USER.pw_uid, USER.pw_gid)
-
-
-@pytest.fixture
-def workdir():
-    path = f"{USER.pw_dir}/py-fs-{uuid.uuid4().hex[:8]}"
-    os.mkdir(path)
-    own(path)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def write(path, content):
-    with open(path, "wb") as f:
-        f.write(content)
-    own(path)
-    return path
+USER = FIREUSER
 
 
 def test_list_files_with_every_flag(client, workdir):

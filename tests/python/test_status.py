@@ -1,23 +1,11 @@
 """The official pyfirecrest v2 client against the Ironcrest started by `scripts/dev-env up`."""
 
-import os
 import time
 
 import firecrest
 import pytest
-from firecrest.v2 import Firecrest
 
 SYSTEM = "cluster-slurm-ssh"
-
-
-@pytest.fixture(scope="module")
-def client():
-    auth = firecrest.ClientCredentialsAuth(
-        os.environ["IRONCREST_DEV_CLIENT_ID"],
-        os.environ["IRONCREST_DEV_CLIENT_SECRET"],
-        os.environ["IRONCREST_DEV_OIDC_TOKEN_URL"],
-    )
-    return Firecrest(firecrest_url=os.environ["IRONCREST_DEV_URL"], authorization=auth)
 
 
 def test_systems_report_every_probed_service_healthy(client):
@@ -28,7 +16,7 @@ def test_systems_report_every_probed_service_healthy(client):
         if health or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert {h["serviceType"] for h in health} == {"scheduler", "ssh", "filesystem"}
+    assert {h["serviceType"] for h in health} == {"scheduler", "ssh", "filesystem", "s3"}
     assert all(h["healthy"] for h in health), health
     assert systems[SYSTEM]["fileSystems"] == [
         {"path": "/home", "dataType": "users", "defaultWorkDir": True}

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ironcrest_auth::AuthError;
 use ironcrest_remote::CommandError;
+use ironcrest_s3::S3Error;
 use ironcrest_scheduler::SchedulerError;
 use ironcrest_services::ServiceError;
 use ironcrest_ssh::SshError;
@@ -94,6 +95,13 @@ fn service_status(error: &ServiceError) -> StatusCode {
             SchedulerError::RestUnavailable(_) | SchedulerError::RestTokenRefused { .. },
         ) => StatusCode::FAILED_DEPENDENCY,
         ServiceError::Scheduler(SchedulerError::NotSupported(_)) => StatusCode::NOT_IMPLEMENTED,
+        ServiceError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // Like the scheduler's REST API: a store refusing Ironcrest's signed request is a
+        // bad gateway, an unreachable one a failed dependency.
+        ServiceError::Staging(S3Error::Refused { .. }) => StatusCode::BAD_GATEWAY,
+        ServiceError::Staging(S3Error::Unreachable { .. }) => StatusCode::FAILED_DEPENDENCY,
+        ServiceError::Staging(S3Error::InvalidBucket(_)) => StatusCode::BAD_REQUEST,
+        ServiceError::Staging(S3Error::Signing(_)) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -290,6 +298,27 @@ mod tests {
             (
                 ServiceError::Scheduler(SchedulerError::NotSupported("metadata".into())),
                 501,
+            ),
+            (ServiceError::Misconfigured("no work dir".into()), 500),
+            (
+                ServiceError::Staging(S3Error::Refused {
+                    operation: "CreateBucket",
+                    status: 403,
+                    code: "AccessDenied".into(),
+                    message: String::new(),
+                }),
+                502,
+            ),
+            (
+                ServiceError::Staging(S3Error::Unreachable {
+                    endpoint: "http://s3".into(),
+                    message: "refused".into(),
+                }),
+                424,
+            ),
+            (
+                ServiceError::Staging(S3Error::InvalidBucket("A_b".into())),
+                400,
             ),
             (ServiceError::Ssh(SshError::CommandTimeout), 408),
             (ServiceError::Ssh(SshError::ConnectTimeout), 408),

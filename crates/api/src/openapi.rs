@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{compute, filesystem, status};
+use crate::routes::{compute, filesystem, status, transfer};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use crate::routes::{compute, filesystem, status};
         (name = "status", description = "Systems, their health, and scheduler information"),
         (name = "compute", description = "Jobs: submit, list, inspect, cancel, attach"),
         (name = "filesystem", description = "File operations on the cluster's file systems"),
+        (name = "transfer", description = "File operations as scheduler jobs, and S3-staged uploads and downloads"),
     ),
 )]
 struct ApiDoc;
@@ -47,6 +48,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(status::StatusDoc::openapi());
     document.merge(compute::ComputeDoc::openapi());
     document.merge(filesystem::FilesystemDoc::openapi());
+    document.merge(transfer::TransferDoc::openapi());
     document
 }
 

@@ -312,10 +312,15 @@ fn check_cluster(at: &str, cluster: &ClusterConfig, problems: &mut Problems) {
             );
         }
     }
-    if cluster.probing.services.contains_key(&ProbedService::S3) {
+    if cluster.probing.services.contains_key(&ProbedService::S3)
+        && !matches!(
+            cluster.data_operation.data_transfer,
+            Some(DataTransferConfig::S3(_))
+        )
+    {
         problems.push(
             format!("{at}.probing.services.s3"),
-            "S3 probing is not available yet (it comes with the transfer service)",
+            "probing s3 needs data_operation.data_transfer with service_type: s3",
         );
     }
 
@@ -355,8 +360,18 @@ fn check_cluster(at: &str, cluster: &ClusterConfig, problems: &mut Problems) {
             problems,
         );
         check_url(&format!("{s3_at}.public_url"), &s3.public_url, problems);
-        if s3.ttl == 0 {
-            problems.push(format!("{s3_at}.ttl"), "must be greater than 0");
+        // SigV4 presigned URLs are valid for at most seven days.
+        if s3.ttl == 0 || s3.ttl > 604_800 {
+            problems.push(
+                format!("{s3_at}.ttl"),
+                "must be between 1 and 604800 seconds (seven days, the SigV4 limit)",
+            );
+        }
+        if s3.multipart.parallel_runs == 0 {
+            problems.push(
+                format!("{s3_at}.multipart.parallel_runs"),
+                "must be greater than 0",
+            );
         }
         if s3.multipart.max_part_size < 5 * 1024 * 1024 {
             problems.push(

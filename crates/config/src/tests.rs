@@ -146,12 +146,30 @@ fn paths_normalise_like_python_normpath() {
 }
 
 #[test]
-fn s3_probing_is_refused_until_it_exists() {
+fn s3_probing_needs_an_s3_data_transfer() {
     let known_hosts = known_hosts_file();
     let yaml =
         valid_yaml(known_hosts.path()).replace("scheduler: {timeout: 5}", "storage: {timeout: 5}");
-    let problems = Config::from_yaml(&yaml).unwrap_err().problems();
+    Config::from_yaml(&yaml).expect("probing the configured S3 store is valid");
+    let without_s3 = yaml.replace("service_type: s3", "service_type: wormhole");
+    let without_s3 = without_s3
+        .split("        name: s3")
+        .next()
+        .unwrap()
+        .to_string();
+    let problems = Config::from_yaml(&without_s3).unwrap_err().problems();
     assert_eq!(problems[0].field, "clusters[0].probing.services.s3");
+}
+
+#[test]
+fn presigned_url_lifetimes_stay_within_the_sigv4_limit() {
+    let known_hosts = known_hosts_file();
+    let yaml = valid_yaml(known_hosts.path()).replace("ttl: 600", "ttl: 604801");
+    let problems = Config::from_yaml(&yaml).unwrap_err().problems();
+    assert_eq!(
+        problems[0].field,
+        "clusters[0].data_operation.data_transfer.ttl"
+    );
 }
 
 #[test]

@@ -10,12 +10,15 @@ use ironcrest_ssh::SshPool;
 use crate::ServiceError;
 use crate::compute::JobsCache;
 use crate::health::HealthReport;
+use crate::transfer::StagingArea;
 
 pub struct Cluster {
     pub config: ClusterConfig,
     pub ssh: SshPool,
     pub scheduler: Arc<dyn Scheduler>,
     pub jobs_cache: JobsCache,
+    /// The S3 staging area, when the cluster's data transfer is `s3`.
+    pub staging: Option<StagingArea>,
     /// The latest health-check run; `None` until the first one finishes.
     health: RwLock<Option<HealthReport>>,
     /// The cluster's UTC offset in seconds if its zone has a fixed one (`None`: it has
@@ -28,6 +31,7 @@ impl Cluster {
         let max_age = std::time::Duration::from_secs_f64(config.scheduler.jobs_cache_max_age);
         Self {
             jobs_cache: JobsCache::new(max_age),
+            staging: StagingArea::from_config(&config),
             config,
             ssh,
             scheduler,

@@ -200,7 +200,10 @@ impl HealthChecker {
                     .map_err(|e| e.to_string())?;
                 exit_ok(output.exit_status, &output.stderr_text())
             }
-            ProbedService::S3 => Err("S3 probing is not available yet".into()),
+            ProbedService::S3 => match &self.cluster.staging {
+                Some(staging) => staging.client.probe().await.map_err(|e| e.to_string()),
+                None => Err("no S3 data transfer is configured".into()),
+            },
         }
     }
 }

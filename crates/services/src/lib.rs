@@ -7,8 +7,10 @@ pub mod compute;
 pub mod filesystem;
 pub mod health;
 pub mod status;
+pub mod transfer;
 
 use ironcrest_remote::{CommandError, QuoteError};
+use ironcrest_s3::S3Error;
 use ironcrest_scheduler::SchedulerError;
 use ironcrest_ssh::{RunError, SshError};
 
@@ -34,6 +36,11 @@ pub enum ServiceError {
     /// A file past `max_ops_file_size`.
     #[error("{0}")]
     TooLarge(&'static str),
+    /// The deployment lacks something the request needs (e.g. a default work directory).
+    #[error("{0}")]
+    Misconfigured(String),
+    #[error(transparent)]
+    Staging(#[from] S3Error),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
     #[error(transparent)]

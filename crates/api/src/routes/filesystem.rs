@@ -64,13 +64,17 @@ const NO_PATH: &str =
 const NULL_PATH: &str = "All filesystem requests require a path or source_path parameter.";
 
 /// The request's user and cluster, and the one way errors become [`ApiError`]s.
-struct Context {
-    user: AuthenticatedUser,
-    cluster: Arc<Cluster>,
+pub(super) struct Context {
+    pub(super) user: AuthenticatedUser,
+    pub(super) cluster: Arc<Cluster>,
 }
 
 impl Context {
-    fn new(state: &AppState, user: AuthenticatedUser, system: &str) -> Result<Self, ApiError> {
+    pub(super) fn new(
+        state: &AppState,
+        user: AuthenticatedUser,
+        system: &str,
+    ) -> Result<Self, ApiError> {
         let cluster = state
             .clusters
             .get(system)
@@ -81,24 +85,24 @@ impl Context {
         Ok(Self { user, cluster })
     }
 
-    fn error(&self, error: ServiceError) -> ApiError {
+    pub(super) fn error(&self, error: ServiceError) -> ApiError {
         ApiError::Service {
             error,
             user: self.user.0.username.clone(),
         }
     }
 
-    fn invalid(&self, message: &str) -> ApiError {
+    pub(super) fn invalid(&self, message: &str) -> ApiError {
         self.error(ServiceError::InvalidRequest(message.into()))
     }
 
     /// The query's `path`, which every GET/DELETE op requires.
-    fn query_path(&self, path: QueryPath) -> Result<Vec<u8>, ApiError> {
+    pub(super) fn query_path(&self, path: QueryPath) -> Result<Vec<u8>, ApiError> {
         path.0.ok_or_else(|| self.invalid(NO_PATH))
     }
 
     /// A body's `path`/`sourcePath`/`source_path`.
-    fn body_path(&self, path: Option<Option<String>>) -> Result<Vec<u8>, ApiError> {
+    pub(super) fn body_path(&self, path: Option<Option<String>>) -> Result<Vec<u8>, ApiError> {
         match path {
             None => Err(self.invalid(NO_PATH)),
             Some(None) => Err(self.invalid(NULL_PATH)),
@@ -108,7 +112,7 @@ impl Context {
 }
 
 /// The `path` query parameter as bytes: percent-decoded without UTF-8 decoding.
-struct QueryPath(Option<Vec<u8>>);
+pub(super) struct QueryPath(Option<Vec<u8>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryPath {
     type Rejection = ApiError;
@@ -159,7 +163,9 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
 }
 
 /// Tells a missing field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+pub(super) fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
@@ -321,15 +327,15 @@ pub struct CompressBody {
         deserialize_with = "present"
     )]
     #[schema(value_type = String)]
-    path: Option<Option<String>>,
+    pub(super) path: Option<Option<String>>,
     #[serde(rename = "targetPath", alias = "target_path")]
-    target_path: String,
+    pub(super) target_path: String,
     #[serde(default, rename = "matchPattern", alias = "match_pattern")]
-    match_pattern: Option<String>,
+    pub(super) match_pattern: Option<String>,
     #[serde(default)]
-    dereference: Option<bool>,
+    pub(super) dereference: Option<bool>,
     #[serde(default)]
-    compression: Option<Compression>,
+    pub(super) compression: Option<Compression>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -341,11 +347,11 @@ pub struct ExtractBody {
         deserialize_with = "present"
     )]
     #[schema(value_type = String)]
-    path: Option<Option<String>>,
+    pub(super) path: Option<Option<String>>,
     #[serde(rename = "targetPath", alias = "target_path")]
-    target_path: String,
+    pub(super) target_path: String,
     #[serde(default)]
-    compression: Option<Compression>,
+    pub(super) compression: Option<Compression>,
 }
 
 /// A count that must not be negative.

@@ -3,6 +3,7 @@
 pub mod compute;
 pub mod filesystem;
 pub mod status;
+pub mod transfer;
 
 use axum::Json;
 use axum::Router;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     status::router()
         .merge(compute::router())
         .merge(filesystem::router())
+        .merge(transfer::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

@@ -12,3 +12,4 @@ mod filesystem;
 mod harness;
 mod ssh_recovery;
 mod status;
+mod transfer;

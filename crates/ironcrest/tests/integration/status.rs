@@ -14,7 +14,7 @@ async fn systems_list_the_cluster_with_every_probed_service_healthy() {
         .map(|h| h["serviceType"].as_str().unwrap())
         .collect();
     services.sort();
-    assert_eq!(services, ["filesystem", "scheduler", "ssh"]);
+    assert_eq!(services, ["filesystem", "s3", "scheduler", "ssh"]);
     let filesystem = health
         .iter()
         .find(|h| h["serviceType"] == "filesystem")

@@ -334,7 +334,7 @@ pub async fn compress(
     let target = check_path(cluster, target)?;
     let (parent, base) = source.split_parent();
     let command = commands::Compress::new(
-        timeout(cluster),
+        Some(timeout(cluster)),
         parent,
         base,
         target.as_bytes(),
@@ -355,7 +355,7 @@ pub async fn extract(
     let source = check_path(cluster, source)?;
     let target = check_path(cluster, target)?;
     let command = commands::Extract::new(
-        timeout(cluster),
+        Some(timeout(cluster)),
         source.as_bytes(),
         target.as_bytes(),
         compression,

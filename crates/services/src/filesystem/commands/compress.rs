@@ -7,7 +7,7 @@ use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteComm
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{succeeded, timed};
+use super::{bounded, succeeded};
 
 /// Compression of `compress`/`extract` archives; anything else is a 400.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -52,7 +52,7 @@ pub struct Compress {
 impl Compress {
     /// `parent`/`base` are the source split at its last `/`.
     pub fn new(
-        timeout: u64,
+        timeout: Option<u64>,
         parent: &[u8],
         base: &[u8],
         target: &[u8],
@@ -62,7 +62,7 @@ impl Compress {
     ) -> Result<Self, QuoteError> {
         let flags = compression.tar_flags(true, dereference);
         let line = match pattern {
-            None => timed(timeout, "tar")?
+            None => bounded(timeout, "tar")?
                 .arg(flags)?
                 .flag("-f")
                 .arg(target)?
@@ -70,7 +70,7 @@ impl Compress {
                 .arg(parent)?
                 .operands([base])?
                 .build(),
-            Some(pattern) => timed(timeout, "sh")?
+            Some(pattern) => bounded(timeout, "sh")?
                 .flag("-c")
                 .arg(PATTERN_SCRIPT)?
                 .flag("sh")
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn lines_quote_every_value() {
         let plain = Compress::new(
-            5,
+            Some(5),
             b"/h/u",
             b"-d $(x)",
             b"/h/u/a.tgz",
@@ -118,7 +118,7 @@ mod tests {
             "LC_ALL=C timeout 5 tar -cz -f /h/u/a.tgz -C /h/u -- '-d $(x)'"
         );
         let pattern = Compress::new(
-            5,
+            Some(5),
             b"/h/u",
             b"d",
             b"/h/u/a.tar",

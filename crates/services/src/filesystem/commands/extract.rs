@@ -2,7 +2,7 @@
 
 use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 
-use super::{Compression, succeeded, timed};
+use super::{Compression, bounded, succeeded};
 
 pub struct Extract {
     line: CommandLine,
@@ -10,12 +10,12 @@ pub struct Extract {
 
 impl Extract {
     pub fn new(
-        timeout: u64,
+        timeout: Option<u64>,
         archive: &[u8],
         target: &[u8],
         compression: Compression,
     ) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "tar")?
+        let line = bounded(timeout, "tar")?
             .arg(compression.tar_flags(false, false))?
             .flag("-f")
             .arg(archive)?
@@ -44,7 +44,8 @@ mod tests {
 
     #[test]
     fn line() {
-        let extract = Extract::new(5, b"/h/a b.tar.xz", b"/h/-t", Compression::Xz).expect("line");
+        let extract =
+            Extract::new(Some(5), b"/h/a b.tar.xz", b"/h/-t", Compression::Xz).expect("line");
         assert_eq!(
             extract.command_line().to_string(),
             "LC_ALL=C timeout 5 tar -xJ -f '/h/a b.tar.xz' -C /h/-t"

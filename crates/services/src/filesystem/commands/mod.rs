@@ -49,6 +49,15 @@ fn timed(seconds: u64, program: &'static str) -> Result<CommandLineBuilder, Quot
         .flag(program))
 }
 
+/// [`timed`] for a limit, the bare program without one (inside a batch job, whose time
+/// limit is the scheduler's).
+fn bounded(seconds: Option<u64>, program: &'static str) -> Result<CommandLineBuilder, QuoteError> {
+    match seconds {
+        Some(seconds) => timed(seconds, program),
+        None => Ok(CommandLine::builder(program)),
+    }
+}
+
 /// The output, or FirecREST's "Remote process failed…" error.
 fn succeeded(output: Output) -> Result<Output, CommandError> {
     if output.exit_status == 0 {

@@ -1,0 +1,409 @@
+//! The S3 staging area of staged transfers (wire reference §2.4): a bucket per user with an
+//! expiry rule, multipart uploads, and SigV4-presigned URLs for the client (public endpoint)
+//! and for the transfer job on the cluster (private endpoint). Signing is aws-sigv4's; this
+//! crate only builds S3's requests and reads its answers.
+
+mod url;
+mod xml;
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
+    SigningInstructions, SigningSettings, UriPathNormalizationMode, sign,
+};
+use aws_sigv4::sign::v4;
+use base64::Engine;
+use ironcrest_config::S3Config;
+use md5::{Digest, Md5};
+
+/// Longest validity SigV4 allows for a presigned URL.
+pub const MAX_PRESIGN_TTL: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("The S3 storage at {endpoint} could not be reached: {message}")]
+    Unreachable { endpoint: String, message: String },
+    #[error("The S3 storage refused {operation} ({status} {code}): {message}")]
+    Refused {
+        operation: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// A user name that cannot name a bucket (S3: 3–63 of `a-z0-9.-`).
+    #[error("The user name '{0}' cannot be used as an S3 bucket name")]
+    InvalidBucket(String),
+    #[error("Signing an S3 request failed: {0}")]
+    Signing(String),
+}
+
+/// Which of the store's two addresses a URL is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Reached from Ironcrest and from the cluster's compute nodes.
+    Private,
+    /// Reached by API clients.
+    Public,
+}
+
+/// An object in the staging area: `<bucket>/<uuid>/<file name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedObject {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl StagedObject {
+    /// A new object for `file_name` in `bucket`, under a fresh UUID so uploads never collide.
+    pub fn new(bucket: &str, file_name: &str) -> Self {
+        Self {
+            bucket: bucket.to_string(),
+            key: format!("{}/{file_name}", uuid::Uuid::new_v4()),
+        }
+    }
+}
+
+/// HTTP methods of the presigned URLs.
+#[derive(Debug, Clone, Copy)]
+pub enum Method {
+    Get,
+    Head,
+    Put,
+    Post,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+pub struct S3Client {
+    http: reqwest::Client,
+    private_url: String,
+    public_url: String,
+    region: String,
+    credentials: Credentials,
+    tenant: Option<String>,
+    ttl: Duration,
+    lifecycle_days: u32,
+}
+
+impl S3Client {
+    pub fn new(config: &S3Config, request_timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .build()
+            .expect("a plain HTTP client builds");
+        Self {
+            http,
+            private_url: config
+                .private_url
+                .expose()
+                .trim_end_matches('/')
+                .to_string(),
+            public_url: config.public_url.trim_end_matches('/').to_string(),
+            region: config.region.clone(),
+            credentials: Credentials::new(
+                config.access_key_id.expose(),
+                config.secret_access_key.expose(),
+                None,
+                None,
+                "ironcrest-config",
+            ),
+            tenant: config.tenant.clone(),
+            ttl: Duration::from_secs(config.ttl),
+            lifecycle_days: config.bucket_lifecycle_configuration.days,
+        }
+    }
+
+    /// How long presigned URLs stay valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The bucket of `username`, which FirecREST names after the user.
+    pub fn bucket_for(username: &str) -> Result<String, S3Error> {
+        let valid = (3..=63).contains(&username.len())
+            && username
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && username.as_bytes()[0].is_ascii_alphanumeric()
+            && username.as_bytes()[username.len() - 1].is_ascii_alphanumeric();
+        if valid {
+            Ok(username.to_string())
+        } else {
+            Err(S3Error::InvalidBucket(username.to_string()))
+        }
+    }
+
+    /// Creates `bucket` if it does not exist yet, with the expiry rule that removes staged
+    /// objects (and abandoned uploads) after the configured number of days.
+    pub async fn ensure_bucket(&self, bucket: &str) -> Result<(), S3Error> {
+        let head = self
+            .send(
+                "HeadBucket",
+                "HEAD",
+                &self.bucket_url(bucket),
+                &[],
+                Vec::new(),
+            )
+            .await;
+        match head {
+            Ok(_) => return Ok(()),
+            Err(S3Error::Refused { status: 404, .. }) => {}
+            Err(err) => return Err(err),
+        }
+        let body = if self.region == "us-east-1" {
+            Vec::new()
+        } else {
+            xml::create_bucket(&self.region).into_bytes()
+        };
+        match self
+            .send("CreateBucket", "PUT", &self.bucket_url(bucket), &[], body)
+            .await
+        {
+            Ok(_) => {}
+            // Another request created it first; that one sets the rule.
+            Err(S3Error::Refused { code, .. }) if code == "BucketAlreadyOwnedByYou" => {
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        }
+        let lifecycle = xml::lifecycle(self.lifecycle_days).into_bytes();
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&lifecycle));
+        self.send(
+            "PutBucketLifecycleConfiguration",
+            "PUT",
+            &format!("{}?lifecycle=", self.bucket_url(bucket)),
+            &[("content-md5", md5.as_str())],
+            lifecycle,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Starts a multipart upload and returns its upload id.
+    pub async fn create_multipart_upload(&self, object: &StagedObject) -> Result<String, S3Error> {
+        let url = format!("{}?uploads=", self.object_url(Endpoint::Private, object));
+        let body = self
+            .send("CreateMultipartUpload", "POST", &url, &[], Vec::new())
+            .await?;
+        let started: xml::InitiateMultipartUploadResult = quick_xml::de::from_reader(&body[..])
+            .map_err(|err| S3Error::Refused {
+                operation: "CreateMultipartUpload",
+                status: 200,
+                code: "UnreadableAnswer".into(),
+                message: err.to_string(),
+            })?;
+        Ok(started.upload_id)
+    }
+
+    /// Abandons a multipart upload (its parts are dropped).
+    pub async fn abort_multipart_upload(
+        &self,
+        object: &StagedObject,
+        upload_id: &str,
+    ) -> Result<(), S3Error> {
+        let url = format!(
+            "{}?{}",
+            self.object_url(Endpoint::Private, object),
+            url::encode_query([("uploadId", upload_id)])
+        );
+        self.send("AbortMultipartUpload", "DELETE", &url, &[], Vec::new())
+            .await
+            .map(drop)
+    }
+
+    /// Lists the buckets: the health probe, since it needs nothing but valid credentials.
+    pub async fn probe(&self) -> Result<(), S3Error> {
+        let url = format!("{}/", self.private_url);
+        self.send("ListBuckets", "GET", &url, &[], Vec::new())
+            .await
+            .map(drop)
+    }
+
+    /// A presigned URL for `method` on `object`, with S3 sub-resource `query` such as
+    /// `uploadId` and `partNumber`; valid for the configured TTL.
+    pub fn presign(
+        &self,
+        endpoint: Endpoint,
+        method: Method,
+        object: &StagedObject,
+        query: &[(&str, &str)],
+    ) -> Result<String, S3Error> {
+        let base = self.object_url(endpoint, object);
+        let unsigned = if query.is_empty() {
+            base
+        } else {
+            format!("{base}?{}", url::encode_query(query.iter().copied()))
+        };
+        let instructions = self.instructions(
+            SignatureLocation::QueryParams,
+            method.as_str(),
+            &unsigned,
+            &[],
+            SignableBody::UnsignedPayload,
+        )?;
+        let signature = url::encode_query(
+            instructions
+                .params()
+                .iter()
+                .map(|(name, value)| (*name, value.as_ref())),
+        );
+        let separator = if query.is_empty() { '?' } else { '&' };
+        Ok(format!("{unsigned}{separator}{signature}"))
+    }
+
+    /// What SigV4 adds to a request: query parameters for a presigned URL, headers otherwise.
+    fn instructions(
+        &self,
+        location: SignatureLocation,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: SignableBody<'_>,
+    ) -> Result<SigningInstructions, S3Error> {
+        let signing_error = |err: &dyn std::fmt::Display| S3Error::Signing(err.to_string());
+        let identity = self.credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(self.settings(location))
+            .build()
+            .map_err(|err| signing_error(&err))?
+            .into();
+        let request = SignableRequest::new(method, url, headers.iter().copied(), body)
+            .map_err(|err| signing_error(&err))?;
+        let (instructions, _) = sign(request, &params)
+            .map_err(|err| signing_error(&err))?
+            .into_parts();
+        Ok(instructions)
+    }
+
+    fn settings(&self, location: SignatureLocation) -> SigningSettings {
+        let mut settings = SigningSettings::default();
+        // S3 signs the path as sent: no second encoding, no `.`/`..` folding.
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.signature_location = location;
+        match location {
+            SignatureLocation::QueryParams => settings.expires_in = Some(self.ttl),
+            SignatureLocation::Headers => {
+                settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+            }
+            _ => {}
+        }
+        settings
+    }
+
+    fn bucket_segment(&self, bucket: &str) -> String {
+        match &self.tenant {
+            Some(tenant) => format!("{tenant}:{bucket}"),
+            None => bucket.to_string(),
+        }
+    }
+
+    fn bucket_url(&self, bucket: &str) -> String {
+        format!("{}/{}", self.private_url, self.bucket_segment(bucket))
+    }
+
+    fn object_url(&self, endpoint: Endpoint, object: &StagedObject) -> String {
+        let base = match endpoint {
+            Endpoint::Private => &self.private_url,
+            Endpoint::Public => &self.public_url,
+        };
+        format!(
+            "{base}/{}/{}",
+            self.bucket_segment(&object.bucket),
+            url::encode_key(&object.key)
+        )
+    }
+
+    /// Sends a header-signed request to the private endpoint; any non-2xx is `Refused`
+    /// with S3's error code.
+    async fn send(
+        &self,
+        operation: &'static str,
+        method: &'static str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, S3Error> {
+        let instructions = self.instructions(
+            SignatureLocation::Headers,
+            method,
+            url,
+            headers,
+            SignableBody::Bytes(&body),
+        )?;
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a standard method");
+        let mut builder = self.http.request(method, url);
+        for (name, value) in headers.iter().copied().chain(instructions.headers()) {
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| S3Error::Unreachable {
+                endpoint: self.private_url.clone(),
+                message: err.to_string(),
+            })?;
+        let status = response.status();
+        let answer = response.bytes().await.map_err(|err| S3Error::Unreachable {
+            endpoint: self.private_url.clone(),
+            message: err.to_string(),
+        })?;
+        if status.is_success() {
+            return Ok(answer.to_vec());
+        }
+        let error: Option<xml::ErrorBody> = quick_xml::de::from_reader(&answer[..]).ok();
+        let (code, message) = match error {
+            Some(error) => (error.code, error.message),
+            None => (
+                status.canonical_reason().unwrap_or("error").to_string(),
+                String::new(),
+            ),
+        };
+        tracing::debug!(operation, %status, %code, "S3 refused a request");
+        Err(S3Error::Refused {
+            operation,
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        assert_eq!(S3Client::bucket_for("fireuser").unwrap(), "fireuser");
+        assert_eq!(S3Client::bucket_for("user-1.x").unwrap(), "user-1.x");
+        for bad in [
+            "ab",
+            "Fireuser",
+            "fire_user",
+            "-user",
+            "user-",
+            &"a".repeat(64),
+        ] {
+            assert!(S3Client::bucket_for(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The few S3 XML documents Ironcrest reads and writes.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct InitiateMultipartUploadResult {
+    pub upload_id: String,
+}
+
+/// S3's error body, e.g. `<Error><Code>NoSuchBucket</Code><Message>…</Message></Error>`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ErrorBody {
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "LifecycleConfiguration", rename_all = "PascalCase")]
+pub(crate) struct LifecycleConfiguration {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub rule: Vec<LifecycleRule>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct LifecycleRule {
+    #[serde(rename = "ID")]
+    pub id: &'static str,
+    pub filter: LifecycleFilter,
+    pub status: &'static str,
+    pub expiration: Expiration,
+    pub abort_incomplete_multipart_upload: AbortIncomplete,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct LifecycleFilter {
+    pub prefix: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Expiration {
+    pub days: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AbortIncomplete {
+    pub days_after_initiation: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "CreateBucketConfiguration", rename_all = "PascalCase")]
+pub(crate) struct CreateBucketConfiguration<'a> {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    pub location_constraint: &'a str,
+}
+
+pub(crate) const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+pub(crate) fn lifecycle(days: u32) -> String {
+    let document = LifecycleConfiguration {
+        xmlns: NAMESPACE,
+        rule: vec![LifecycleRule {
+            id: "ExpireObjects",
+            filter: LifecycleFilter { prefix: "" },
+            status: "Enabled",
+            expiration: Expiration { days },
+            // Parts of an upload that was never completed expire too.
+            abort_incomplete_multipart_upload: AbortIncomplete {
+                days_after_initiation: days,
+            },
+        }],
+    };
+    quick_xml::se::to_string(&document).expect("a fixed document serialises")
+}
+
+pub(crate) fn create_bucket(region: &str) -> String {
+    quick_xml::se::to_string(&CreateBucketConfiguration {
+        xmlns: NAMESPACE,
+        location_constraint: region,
+    })
+    .expect("a fixed document serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_document_expires_objects_and_incomplete_uploads() {
+        assert_eq!(
+            lifecycle(10),
+            "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule><ID>ExpireObjects</ID><Filter><Prefix/></Filter><Status>Enabled</Status><Expiration><Days>10</Days></Expiration><AbortIncompleteMultipartUpload><DaysAfterInitiation>10</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>"
+        );
+    }
+
+    #[test]
+    fn reads_upload_ids_and_errors() {
+        let started: InitiateMultipartUploadResult = quick_xml::de::from_str(
+            r#"<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>fireuser</Bucket><Key>k/a b</Key><UploadId>Zm9v+YmFy/ZQ==</UploadId></InitiateMultipartUploadResult>"#,
+        )
+        .expect("parses");
+        assert_eq!(started.upload_id, "Zm9v+YmFy/ZQ==");
+        let error: ErrorBody = quick_xml::de::from_str(
+            "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>x</BucketName></Error>",
+        )
+        .expect("parses");
+        assert_eq!(error.code, "NoSuchBucket");
+    }
+}

@@ -1,0 +1,508 @@
+//! The transfer (storage) service, wire reference §2.4: every operation is a batch job
+//! submitted through the cluster's scheduler as the calling user. `mv`, `cp`, `rm`,
+//! `compress` and `extract` run their tool in the job; `upload` and `download` stage the
+//! file through S3 ([`StagingArea`]): the client talks to the store with presigned URLs and
+//! the job moves the object between the store and the cluster's file system.
+
+mod script;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ironcrest_config::{ClusterConfig, DataTransferConfig, ProbedService};
+use ironcrest_s3::{Endpoint, Method, S3Client, S3Error, StagedObject};
+use ironcrest_scheduler::{JobDescription, JobEnv};
+use ironcrest_ssh::SshUser;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use script::TransferScript;
+
+use crate::filesystem::path::display;
+use crate::filesystem::{self, Compression, check_path};
+use crate::{Cluster, ServiceError, compute};
+
+/// A submitted transfer job and where its logs go.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferJob {
+    pub job_id: String,
+    pub system: String,
+    pub working_directory: String,
+    pub logs: TransferLogs,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferLogs {
+    pub output_log: String,
+    pub error_log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMethod {
+    S3,
+    Streamer,
+    Wormhole,
+}
+
+/// What the client needs to move the data (null members are left out, as in v2).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferDirectives {
+    pub transfer_method: TransferMethod,
+    /// Upload: one presigned PUT URL per part, part `i` being bytes
+    /// `[i·maxPartSize, min(size, (i+1)·maxPartSize))`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts_upload_urls: Option<Vec<String>>,
+    /// Upload: the presigned POST URL that takes the parts' ETags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complete_upload_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_part_size: Option<u64>,
+    /// Download: the presigned GET URL of the staged file, valid once the job succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+}
+
+/// The S3 store of a cluster whose data transfer is `s3`, and the buckets known to exist.
+pub struct StagingArea {
+    pub client: S3Client,
+    part_size: u64,
+    parallel_runs: u32,
+    tmp_folder: String,
+    known_buckets: Mutex<HashSet<String>>,
+}
+
+impl StagingArea {
+    pub fn from_config(config: &ClusterConfig) -> Option<Self> {
+        let Some(DataTransferConfig::S3(s3)) = &config.data_operation.data_transfer else {
+            return None;
+        };
+        let timeout = Duration::from_secs(config.scheduler.timeout);
+        Some(Self {
+            client: S3Client::new(s3, timeout),
+            part_size: s3.multipart.max_part_size,
+            parallel_runs: s3.multipart.parallel_runs,
+            tmp_folder: s3.multipart.tmp_folder.clone(),
+            known_buckets: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The user's bucket, created (with its expiry rule) on first use.
+    async fn bucket(&self, username: &str) -> Result<String, S3Error> {
+        let bucket = S3Client::bucket_for(username)?;
+        let known = self
+            .known_buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&bucket);
+        if !known {
+            self.client.ensure_bucket(&bucket).await?;
+            self.known_buckets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(bucket.clone());
+        }
+        Ok(bucket)
+    }
+
+    /// Starts a multipart upload of `size` bytes named `name` in the user's bucket, with
+    /// one presigned PUT URL per part and the completion URL, on `endpoint`.
+    async fn start_upload(
+        &self,
+        username: &str,
+        name: &[u8],
+        size: u64,
+        endpoint: Endpoint,
+    ) -> Result<StagedUpload, ServiceError> {
+        let bucket = self.bucket(username).await?;
+        let object = StagedObject::new(&bucket, &String::from_utf8_lossy(name));
+        let upload_id = self.client.create_multipart_upload(&object).await?;
+        let parts = size.div_ceil(self.part_size).max(1);
+        let part_urls = (1..=parts)
+            .map(|part| {
+                let part = part.to_string();
+                let query = [("partNumber", part.as_str()), ("uploadId", &upload_id)];
+                self.client.presign(endpoint, Method::Put, &object, &query)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let complete_url =
+            self.client
+                .presign(endpoint, Method::Post, &object, &[("uploadId", &upload_id)])?;
+        Ok(StagedUpload {
+            object,
+            upload_id,
+            part_urls,
+            complete_url,
+        })
+    }
+}
+
+/// A started multipart upload and its presigned URLs.
+struct StagedUpload {
+    object: StagedObject,
+    upload_id: String,
+    part_urls: Vec<String>,
+    complete_url: String,
+}
+
+impl StagedUpload {
+    /// Submits the job that completes this upload's transfer; if that fails, the upload is
+    /// abandoned rather than left for the lifecycle rule to find days later.
+    async fn submit_or_abort(
+        &self,
+        staging: &StagingArea,
+        cluster: &Cluster,
+        user: &SshUser,
+        plan: JobPlan<'_>,
+    ) -> Result<TransferJob, ServiceError> {
+        let submitted = submit(cluster, user, plan).await;
+        if submitted.is_err()
+            && let Err(err) = staging
+                .client
+                .abort_multipart_upload(&self.object, &self.upload_id)
+                .await
+        {
+            tracing::warn!(error = %err, "could not abort an unused multipart upload");
+        }
+        submitted
+    }
+}
+
+/// The job's name, log files and script; everything a transfer job shares.
+struct JobPlan<'a> {
+    name: &'static str,
+    account: Option<&'a str>,
+    script: TransferScript<'a>,
+}
+
+const JOB_PATH: &str = "/bin:/usr/bin/:/usr/local/bin/";
+
+/// Submits a transfer job in the user's directory of the default work file system, with
+/// the cluster's transfer directives (`{account}` filled in) heading its script.
+async fn submit(
+    cluster: &Cluster,
+    user: &SshUser,
+    plan: JobPlan<'_>,
+) -> Result<TransferJob, ServiceError> {
+    cluster.require_healthy(ProbedService::Scheduler)?;
+    let working_directory = work_dir(&cluster.config, &user.username)?;
+    let directives = directives(
+        &cluster.config.data_operation.datatransfer_jobs_directives,
+        plan.account,
+    )?;
+    let script = plan.script.render(&directives)?;
+    let id = uuid::Uuid::new_v4();
+    let logs = TransferLogs {
+        output_log: format!("{working_directory}/.f7t_file_handling_job_{id}.log"),
+        error_log: format!("{working_directory}/.f7t_file_handling_job_error_{id}.log"),
+    };
+    let job = JobDescription {
+        working_directory: working_directory.clone(),
+        script: Some(script),
+        name: Some(plan.name.to_string()),
+        standard_input: Some("/dev/null".into()),
+        standard_output: Some(logs.output_log.clone()),
+        standard_error: Some(logs.error_log.clone()),
+        env: Some(JobEnv::Map([("PATH".into(), JOB_PATH.into())].into())),
+        ..JobDescription::default()
+    };
+    let job_id = compute::submit(cluster, user, &job).await?;
+    Ok(TransferJob {
+        job_id,
+        system: cluster.name().to_string(),
+        working_directory,
+        logs,
+    })
+}
+
+/// `<default work file system>/<username>`.
+fn work_dir(config: &ClusterConfig, username: &str) -> Result<String, ServiceError> {
+    let file_system = config
+        .file_systems
+        .iter()
+        .find(|fs| fs.default_work_dir)
+        .ok_or_else(|| {
+            ServiceError::Misconfigured(
+                "No file system of this system is marked default_work_dir, so transfer jobs have no working directory.".into(),
+            )
+        })?;
+    Ok(format!(
+        "{}/{username}",
+        file_system.path.trim_end_matches('/')
+    ))
+}
+
+/// The transfer directives with `{account}` replaced. The account becomes part of the
+/// script, so only the characters schedulers allow in account names are accepted.
+fn directives(templates: &[String], account: Option<&str>) -> Result<Vec<String>, ServiceError> {
+    let needs_account = templates.iter().any(|line| line.contains("{account}"));
+    let account = match (needs_account, account) {
+        (false, _) => return Ok(templates.to_vec()),
+        (true, None | Some("")) => {
+            return Err(ServiceError::InvalidRequest(
+                "Account parameter is required on this system.".into(),
+            ));
+        }
+        (true, Some(account)) => account,
+    };
+    let valid = account
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !valid {
+        return Err(ServiceError::InvalidRequest(format!(
+            "Invalid account '{account}': only letters, digits, '_', '-' and '.' are allowed."
+        )));
+    }
+    Ok(templates
+        .iter()
+        .map(|line| line.replace("{account}", account))
+        .collect())
+}
+
+pub async fn mv(
+    cluster: &Cluster,
+    user: &SshUser,
+    source: &[u8],
+    target: &[u8],
+    account: Option<&str>,
+) -> Result<TransferJob, ServiceError> {
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let script = TransferScript::Move {
+        source: source.as_bytes(),
+        target: target.as_bytes(),
+    };
+    submit(cluster, user, plan("MoveFiles", account, script)).await
+}
+
+pub async fn cp(
+    cluster: &Cluster,
+    user: &SshUser,
+    source: &[u8],
+    target: &[u8],
+    dereference: bool,
+    account: Option<&str>,
+) -> Result<TransferJob, ServiceError> {
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let script = TransferScript::Copy {
+        source: source.as_bytes(),
+        target: target.as_bytes(),
+        dereference,
+    };
+    submit(cluster, user, plan("CopyFiles", account, script)).await
+}
+
+pub async fn rm(
+    cluster: &Cluster,
+    user: &SshUser,
+    path: &[u8],
+    account: Option<&str>,
+) -> Result<TransferJob, ServiceError> {
+    let path = check_path(cluster, path)?;
+    let script = TransferScript::Delete {
+        path: path.as_bytes(),
+    };
+    submit(cluster, user, plan("DeleteFiles", account, script)).await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn compress(
+    cluster: &Cluster,
+    user: &SshUser,
+    source: &[u8],
+    target: &[u8],
+    pattern: Option<&str>,
+    compression: Compression,
+    dereference: bool,
+    account: Option<&str>,
+) -> Result<TransferJob, ServiceError> {
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let (parent, base) = source.split_parent();
+    let script = TransferScript::Compress {
+        parent,
+        base,
+        target: target.as_bytes(),
+        pattern,
+        compression,
+        dereference,
+    };
+    submit(cluster, user, plan("CompressFiles", account, script)).await
+}
+
+pub async fn extract(
+    cluster: &Cluster,
+    user: &SshUser,
+    source: &[u8],
+    target: &[u8],
+    compression: Compression,
+    account: Option<&str>,
+) -> Result<TransferJob, ServiceError> {
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let script = TransferScript::Extract {
+        source: source.as_bytes(),
+        target: target.as_bytes(),
+        compression,
+    };
+    submit(cluster, user, plan("CompressFiles", account, script)).await
+}
+
+fn plan<'a>(
+    name: &'static str,
+    account: Option<&'a str>,
+    script: TransferScript<'a>,
+) -> JobPlan<'a> {
+    JobPlan {
+        name,
+        account,
+        script,
+    }
+}
+
+/// The staging area, if the request's method is the cluster's (v2's 400 otherwise), and
+/// healthy.
+fn staging(cluster: &Cluster, method: TransferMethod) -> Result<&StagingArea, ServiceError> {
+    let not_available =
+        || ServiceError::InvalidRequest("Requested transfer method is not available.".into());
+    if method != TransferMethod::S3 {
+        return Err(not_available());
+    }
+    let staging = cluster.staging.as_ref().ok_or_else(not_available)?;
+    cluster.require_healthy(ProbedService::S3)?;
+    Ok(staging)
+}
+
+/// Client → cluster through S3: a multipart upload whose part URLs and completion URL go
+/// to the client, and a job that fetches the completed object into `target`.
+pub async fn upload(
+    cluster: &Cluster,
+    user: &SshUser,
+    target: &[u8],
+    method: TransferMethod,
+    file_size: Option<u64>,
+    account: Option<&str>,
+) -> Result<(TransferJob, TransferDirectives), ServiceError> {
+    let staging = staging(cluster, method)?;
+    let size = file_size.ok_or_else(|| {
+        ServiceError::InvalidRequest(
+            "transferDirectives.fileSize (the size of the file to upload, in bytes) is required."
+                .into(),
+        )
+    })?;
+    let target = check_path(cluster, target)?;
+    let (directory, name) = target.split_parent();
+    if name.is_empty() {
+        return Err(ServiceError::InvalidRequest(format!(
+            "'{}' names no file to upload to.",
+            display(target.as_bytes())
+        )));
+    }
+    let staged = staging
+        .start_upload(&user.username, name, size, Endpoint::Public)
+        .await?;
+    let presign = |method| {
+        staging
+            .client
+            .presign(Endpoint::Private, method, &staged.object, &[])
+    };
+    let partial = partial_name(directory);
+    let script = TransferScript::StageIn {
+        target: target.as_bytes(),
+        partial: &partial,
+        size,
+        part_size: staging.part_size,
+        wait_limit: staging.client.ttl().as_secs(),
+        head_url: &presign(Method::Head)?,
+        get_url: &presign(Method::Get)?,
+        delete_url: &presign(Method::Delete)?,
+    };
+    let job = staged
+        .submit_or_abort(
+            staging,
+            cluster,
+            user,
+            plan("IngressFileTransfer", account, script),
+        )
+        .await?;
+    let directives = TransferDirectives {
+        transfer_method: TransferMethod::S3,
+        parts_upload_urls: Some(staged.part_urls),
+        complete_upload_url: Some(staged.complete_url),
+        max_part_size: Some(staging.part_size),
+        download_url: None,
+    };
+    Ok((job, directives))
+}
+
+/// Cluster → client through S3: a job uploads `source` in parts; the client gets the
+/// object's presigned GET URL, valid once the job has succeeded.
+pub async fn download(
+    cluster: &Cluster,
+    user: &SshUser,
+    source: &[u8],
+    method: TransferMethod,
+    account: Option<&str>,
+) -> Result<(TransferJob, TransferDirectives), ServiceError> {
+    let staging = staging(cluster, method)?;
+    let source = check_path(cluster, source)?;
+    // Sizes the parts, and answers 404/403 now for a missing or unreadable file.
+    let size = filesystem::stat(cluster, user, source.as_bytes(), true)
+        .await?
+        .size;
+    let (_, name) = source.split_parent();
+    let staged = staging
+        .start_upload(&user.username, name, size, Endpoint::Private)
+        .await?;
+    let download_url =
+        staging
+            .client
+            .presign(Endpoint::Public, Method::Get, &staged.object, &[])?;
+    let working_directory = work_dir(&cluster.config, &user.username)?;
+    let scratch = if staging.tmp_folder.starts_with('/') {
+        staging.tmp_folder.clone()
+    } else {
+        format!("{working_directory}/{}", staging.tmp_folder)
+    };
+    let script = TransferScript::StageOut {
+        source: source.as_bytes(),
+        size,
+        part_size: staging.part_size,
+        parallel: staging.parallel_runs,
+        scratch: scratch.as_bytes(),
+        part_urls: &staged.part_urls,
+        complete_url: &staged.complete_url,
+    };
+    let job = staged
+        .submit_or_abort(
+            staging,
+            cluster,
+            user,
+            plan("OutgressFileTransfer", account, script),
+        )
+        .await?;
+    let directives = TransferDirectives {
+        transfer_method: TransferMethod::S3,
+        parts_upload_urls: None,
+        complete_upload_url: None,
+        max_part_size: None,
+        download_url: Some(download_url),
+    };
+    Ok((job, directives))
+}
+
+/// A hidden, unique name beside the target for the file being fetched; short whatever
+/// the target's name, so it never exceeds NAME_MAX.
+fn partial_name(directory: &[u8]) -> Vec<u8> {
+    let name = format!(".f7t-upload-{}.part", uuid::Uuid::new_v4());
+    let directory = directory.strip_suffix(b"/").unwrap_or(directory);
+    [directory, b"/", name.as_bytes()].concat()
+}
+
+#[cfg(test)]
+mod tests;

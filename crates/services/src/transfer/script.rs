@@ -1,0 +1,304 @@
+//! The batch scripts of transfer jobs (wire reference §2.4). Every value enters a script
+//! as one shell-quoted word from the quoting module (v2 HTML-escapes values into bash),
+//! each script prints FirecREST's success sentence only when its work is done, and any
+//! failure exits non-zero with `Unable to …` on standard error.
+//!
+//! Staged files are written to a temporary name beside the target and renamed only after
+//! their size (and S3's MD5 ETag, where the store gives one) has been checked, so a
+//! cancelled or failed job never leaves a partial or clobbered target.
+
+use ironcrest_remote::{CommandLine, QuoteError, quote};
+
+use crate::filesystem::commands::{Compress, Compression, Extract};
+use ironcrest_remote::RemoteCommand;
+
+/// What a transfer job does.
+pub enum TransferScript<'a> {
+    Move {
+        source: &'a [u8],
+        target: &'a [u8],
+    },
+    Copy {
+        source: &'a [u8],
+        target: &'a [u8],
+        dereference: bool,
+    },
+    Delete {
+        path: &'a [u8],
+    },
+    Compress {
+        parent: &'a [u8],
+        base: &'a [u8],
+        target: &'a [u8],
+        pattern: Option<&'a str>,
+        compression: Compression,
+        dereference: bool,
+    },
+    Extract {
+        source: &'a [u8],
+        target: &'a [u8],
+        compression: Compression,
+    },
+    /// Client → cluster: wait for the object the client uploads, fetch it, check it, and
+    /// rename it over `target`.
+    StageIn {
+        target: &'a [u8],
+        /// The temporary file beside the target.
+        partial: &'a [u8],
+        size: u64,
+        part_size: u64,
+        /// Seconds to wait for the client's upload (the URLs' lifetime).
+        wait_limit: u64,
+        head_url: &'a str,
+        get_url: &'a str,
+        delete_url: &'a str,
+    },
+    /// Cluster → client: cut `source` into parts, upload them (`parallel` at a time) to the
+    /// presigned part URLs, then complete the multipart upload.
+    StageOut {
+        source: &'a [u8],
+        size: u64,
+        part_size: u64,
+        parallel: u32,
+        /// Where the parts are cut, at most `parallel` of them at once.
+        scratch: &'a [u8],
+        part_urls: &'a [String],
+        complete_url: &'a str,
+    },
+}
+
+/// The first line every transfer job prints (v2's, with the job id from any scheduler).
+fn banner(title: &str) -> String {
+    format!("echo \"$(date -u) \\\"{title} (id:${{SLURM_JOB_ID:-${{PBS_JOBID:-unknown}}}})\\\"\"\n")
+}
+
+/// `line`, then the success sentence, or `Unable to <what>` and the command's status.
+fn step(line: &CommandLine, success: &str, what: &str) -> String {
+    format!(
+        "if {line}; then\n  echo '{success}'\nelse\n  status=$?\n  echo \"Unable to {what}, exit code:$status\" >&2\n  exit \"$status\"\nfi\n"
+    )
+}
+
+fn word(value: impl AsRef<[u8]>) -> Result<String, QuoteError> {
+    Ok(String::from_utf8_lossy(&quote(value.as_ref())?).into_owned())
+}
+
+impl TransferScript<'_> {
+    /// The job's script: the shebang, the site's directives, then the work.
+    pub fn render(&self, directives: &[String]) -> Result<String, QuoteError> {
+        let mut script = String::from("#!/bin/bash\n");
+        for directive in directives {
+            script.push_str(directive);
+            script.push('\n');
+        }
+        script.push_str(&self.body()?);
+        Ok(script)
+    }
+
+    fn body(&self) -> Result<String, QuoteError> {
+        Ok(match *self {
+            TransferScript::Move { source, target } => {
+                let line = CommandLine::builder("mv")
+                    .operands([source, target])?
+                    .build();
+                banner("Move Files Job")
+                    + &step(&line, "Files were successfully moved.", "move files")
+            }
+            TransferScript::Copy {
+                source,
+                target,
+                dereference,
+            } => {
+                let line = CommandLine::builder("cp")
+                    .flag("--force")
+                    .flag(if dereference { "-RL" } else { "-Rd" })
+                    .flag("--preserve=all")
+                    .operands([source, target])?
+                    .build();
+                banner("Copy Files Job")
+                    + &step(&line, "Files were successfully copied.", "copy files")
+            }
+            TransferScript::Delete { path } => {
+                let line = CommandLine::builder("rm")
+                    .flag("-R")
+                    .operands([path])?
+                    .build();
+                banner("Delete Files Job")
+                    + &step(&line, "Files were successfully deleted.", "delete files")
+            }
+            TransferScript::Compress {
+                parent,
+                base,
+                target,
+                pattern,
+                compression,
+                dereference,
+            } => {
+                let line = Compress::new(
+                    None,
+                    parent,
+                    base,
+                    target,
+                    pattern,
+                    compression,
+                    dereference,
+                )?
+                .command_line();
+                banner("Compress Files Job")
+                    + &step(
+                        &line,
+                        "Files were successfully compressed.",
+                        "compress files",
+                    )
+            }
+            TransferScript::Extract {
+                source,
+                target,
+                compression,
+            } => {
+                let line = Extract::new(None, source, target, compression)?.command_line();
+                banner("Extract Files Job")
+                    + &step(&line, "Files were successfully extracted.", "extract files")
+            }
+            TransferScript::StageIn {
+                target,
+                partial,
+                size,
+                part_size,
+                wait_limit,
+                head_url,
+                get_url,
+                delete_url,
+            } => format!(
+                "{banner}target={target}\npartial={partial}\nsize={size}\npart_size={part_size}\nwait_limit={wait_limit}\nhead_url={head_url}\nget_url={get_url}\ndelete_url={delete_url}\n{FUNCTIONS}{STAGE_IN}",
+                banner = banner("Upload File Job"),
+                target = word(target)?,
+                partial = word(partial)?,
+                head_url = word(head_url)?,
+                get_url = word(get_url)?,
+                delete_url = word(delete_url)?,
+            ),
+            TransferScript::StageOut {
+                source,
+                size,
+                part_size,
+                parallel,
+                scratch,
+                part_urls,
+                complete_url,
+            } => {
+                let urls = part_urls
+                    .iter()
+                    .map(word)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(" \\\n  ");
+                format!(
+                    "{banner}source={source}\nsize={size}\npart_size={part_size}\nparallel={parallel}\nscratch={scratch}\ncomplete_url={complete_url}\npart_urls=(\n  {urls}\n)\n{FUNCTIONS}{STAGE_OUT}",
+                    banner = banner("Download File Job"),
+                    source = word(source)?,
+                    scratch = word(scratch)?,
+                    complete_url = word(complete_url)?,
+                )
+            }
+        })
+    }
+}
+
+/// Shared by both staged directions: a response header's value, and failing with a message.
+const FUNCTIONS: &str = r#"header() { tr -d '\r' | sed -n "s/^$1: *//Ip" | head -n 1; }
+fail() { code=$1; shift; echo "Unable to $*" >&2; exit "$code"; }
+"#;
+
+/// Client → cluster. Waits (backing off up to 30 s, within the URLs' lifetime) for the
+/// completed object, downloads it beside the target, checks its size against what the
+/// client announced and its content against S3's ETag (the MD5 of the file, or for a
+/// multipart object the MD5 of its parts' MD5s, `-N` parts), then renames it.
+const STAGE_IN: &str = r#"trap 'rm -f -- "$partial"' EXIT
+trap 'exit 143' TERM INT HUP
+[ -d "$target" ] && fail 3 "upload the file: the target is a directory"
+deadline=$(( $(date +%s) + wait_limit ))
+delay=1
+until headers=$(curl --silent --fail --head -- "$head_url"); do
+  [ "$(date +%s)" -ge "$deadline" ] && fail 4 "upload the file: the staged upload was not completed in time"
+  sleep "$delay"
+  [ "$delay" -lt 30 ] && delay=$(( delay * 2 ))
+done
+length=$(printf '%s\n' "$headers" | header Content-Length)
+[ "$length" = "$size" ] || fail 5 "upload the file: the staged object has $length bytes, $size were announced"
+curl --silent --show-error --fail --retry 5 --output "$partial" -- "$get_url" || fail 6 "upload the file: the staged object could not be downloaded, exit code:$?"
+actual=$(stat -c %s -- "$partial") || fail 7 "upload the file: the downloaded file is missing"
+[ "$actual" = "$size" ] || fail 7 "upload the file: $actual of $size bytes arrived"
+etag=$(printf '%s\n' "$headers" | header ETag | tr -d '"')
+if [[ $etag =~ ^[0-9a-f]{32}-[0-9]+$ ]]; then
+  parts=${etag##*-}
+  digests=
+  for (( i = 0; i < parts; i++ )); do
+    digest=$(dd if="$partial" bs="$part_size" skip="$i" count=1 iflag=fullblock 2>/dev/null | md5sum) || fail 8 "upload the file: md5sum failed"
+    digests+=${digest%% *}
+  done
+  computed=$(printf "$(printf '%s' "$digests" | sed 's/../\\x&/g')" | md5sum)
+  computed="${computed%% *}-$parts"
+elif [[ $etag =~ ^[0-9a-f]{32}$ ]]; then
+  computed=$(md5sum < "$partial") || fail 8 "upload the file: md5sum failed"
+  computed=${computed%% *}
+else
+  # Not an MD5 (e.g. an encrypted object): the size check above is all there is.
+  computed=$etag
+fi
+[ "$computed" = "$etag" ] || fail 9 "upload the file: its checksum $computed differs from the staged object's $etag"
+mv -f -- "$partial" "$target" || fail 10 "upload the file: it could not be renamed to the target"
+curl --silent --output /dev/null --request DELETE -- "$delete_url" || true
+awk -v bytes="$actual" 'BEGIN { printf "File was successfully downloaded (size: %.3fMB)\n", bytes / 1000000 }'
+"#;
+
+/// Cluster → client. Each part is cut into the scratch directory and uploaded with an
+/// explicit length (S3 refuses chunked uploads), `parallel` at a time; a failed part is
+/// retried once; then the parts' ETags complete the upload. Exit codes as v2's: 34 the
+/// source is missing, 27 it changed size, 70 the completion failed.
+const STAGE_OUT: &str = r#"[ -r "$source" ] || fail 34 "download the file: it does not exist or is not readable"
+actual=$(stat -L -c %s -- "$source") || fail 34 "download the file: it does not exist"
+[ "$actual" = "$size" ] || fail 27 "download the file: it has $actual bytes now, $size when the transfer was requested"
+mkdir -p -- "$scratch" || fail 1 "download the file: cannot create the scratch directory"
+work=$(mktemp -d -- "$scratch/f7t-download.XXXXXXXX") || fail 1 "download the file: cannot create a scratch directory"
+trap 'rm -rf -- "$work"' EXIT
+trap 'exit 143' TERM INT HUP
+count=${#part_urls[@]}
+upload_part() {
+  local number=$1 file
+  if [ "$count" -eq 1 ]; then
+    file=$source
+  else
+    file="$work/part.$number"
+    dd if="$source" of="$file" bs="$part_size" skip=$(( number - 1 )) count=1 iflag=fullblock 2>/dev/null || return 1
+  fi
+  curl --silent --show-error --fail --retry 3 --dump-header "$work/headers.$number" --output /dev/null \
+    --upload-file "$file" -- "${part_urls[$(( number - 1 ))]}"
+  local status=$?
+  [ "$count" -eq 1 ] || rm -f -- "$file"
+  return "$status"
+}
+for round in 1 2; do
+  running=0
+  for (( number = 1; number <= count; number++ )); do
+    [ -s "$work/etag.$number" ] && continue
+    ( upload_part "$number" && header ETag < "$work/headers.$number" > "$work/etag.$number" ) &
+    running=$(( running + 1 ))
+    if [ "$running" -ge "$parallel" ]; then wait -n; running=$(( running - 1 )); fi
+  done
+  wait
+done
+{
+  printf '<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+  for (( number = 1; number <= count; number++ )); do
+    [ -s "$work/etag.$number" ] || fail 70 "download the file: part $number of $count could not be uploaded"
+    printf '<Part><PartNumber>%s</PartNumber><ETag>%s</ETag></Part>' "$number" "$(cat -- "$work/etag.$number")"
+  done
+  printf '</CompleteMultipartUpload>'
+} > "$work/complete.xml" || exit
+answer=$(curl --silent --show-error --fail --request POST --header 'Content-Type: application/xml' \
+  --data-binary "@$work/complete.xml" -- "$complete_url") || fail 70 "download the file: completing the upload failed"
+case "$answer" in
+  *"<Error>"*) fail 70 "download the file: completing the upload failed: $answer" ;;
+esac
+echo "[INFO] Multipart file upload successfully completed"
+"#;
