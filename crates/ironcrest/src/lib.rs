@@ -9,7 +9,8 @@ use anyhow::Context;
 use ironcrest_api::AppState;
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_config::{
-    Config, ConnectionMode, LogFormat, LoggerConfig, Problem, SchedulerConfig, SchedulerType,
+    Config, ConnectionMode, DataTransferConfig, LogFormat, LoggerConfig, Problem, SchedulerConfig,
+    SchedulerType,
 };
 use ironcrest_scheduler::Scheduler;
 use ironcrest_scheduler::pbs::PbsCli;
@@ -48,6 +49,18 @@ pub fn unsupported_features(config: &Config) -> Vec<Problem> {
             problems.push(Problem {
                 field: format!("clusters[{idx}].scheduler.api_version"),
                 message: "supported slurmrestd API versions are 0.0.38 to 0.0.42".into(),
+            });
+        }
+        // A cluster set up for a method Ironcrest cannot serve would answer every staged
+        // transfer with 400; refuse it at start instead.
+        if matches!(
+            cluster.data_operation.data_transfer,
+            Some(DataTransferConfig::Streamer(_) | DataTransferConfig::Wormhole { .. })
+        ) {
+            problems.push(Problem {
+                field: format!("clusters[{idx}].data_operation.data_transfer.service_type"),
+                message: "only service_type: s3 is available (streamer and wormhole are not)"
+                    .into(),
             });
         }
     }

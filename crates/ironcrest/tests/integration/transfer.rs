@@ -532,3 +532,30 @@ async fn s3_is_probed_and_an_unreachable_store_gates_staged_transfers() {
         "{answer}"
     );
 }
+
+#[test]
+fn a_transfer_method_ironcrest_cannot_serve_is_refused_at_start() {
+    let yaml = crate::harness::dev_config_yaml();
+    let start = yaml.find("      data_transfer:").unwrap();
+    let end = yaml[start..]
+        .find("bucket_lifecycle_configuration")
+        .map(|i| start + i + yaml[start + i..].find('\n').unwrap())
+        .unwrap();
+    let streamer = format!(
+        "{}      data_transfer: {{service_type: streamer}}{}",
+        &yaml[..start],
+        &yaml[end..]
+    )
+    .replace("        s3: {timeout: 5}\n", "");
+    let config = ironcrest_config::Config::from_yaml(&streamer).unwrap_or_else(|e| panic!("{e}"));
+    let fields: Vec<String> = ironcrest::unsupported_features(&config)
+        .into_iter()
+        .map(|problem| problem.field)
+        .collect();
+    assert_eq!(
+        fields,
+        ["clusters[0].data_operation.data_transfer.service_type"]
+    );
+    let s3 = ironcrest_config::Config::from_yaml(&yaml).unwrap();
+    assert!(ironcrest::unsupported_features(&s3).is_empty());
+}
