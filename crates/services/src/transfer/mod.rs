@@ -120,7 +120,18 @@ impl StagingArea {
     ) -> Result<StagedUpload, ServiceError> {
         let bucket = self.bucket(username).await?;
         let object = StagedObject::new(&bucket, &String::from_utf8_lossy(name));
-        let upload_id = self.client.create_multipart_upload(&object).await?;
+        let upload_id = match self.client.create_multipart_upload(&object).await {
+            // The bucket went away since it was created (a reset store): create it again.
+            Err(S3Error::Refused { code, .. }) if code == "NoSuchBucket" => {
+                self.known_buckets
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&bucket);
+                self.bucket(username).await?;
+                self.client.create_multipart_upload(&object).await?
+            }
+            started => started?,
+        };
         let parts = size.div_ceil(self.part_size).max(1);
         let part_urls = (1..=parts)
             .map(|part| {
