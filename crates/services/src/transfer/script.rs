@@ -209,19 +209,21 @@ const FUNCTIONS: &str = r#"header() { tr -d '\r' | sed -n "s/^$1: *//Ip" | head 
 fail() { code=$1; shift; echo "Unable to $*" >&2; exit "$code"; }
 "#;
 
-/// Client → cluster. Waits (backing off up to 30 s, within the URLs' lifetime) for the
-/// completed object, downloads it beside the target, checks its size against what the
-/// client announced and its content against S3's ETag (the MD5 of the file, or for a
-/// multipart object the MD5 of its parts' MD5s, `-N` parts), then renames it.
+/// Client → cluster. Waits (checking every second for two minutes, then every 30 s, within
+/// the URLs' lifetime) for the completed object, downloads it beside the target, checks its
+/// size against what the client announced and its content against S3's ETag (the MD5 of
+/// the file, or for a multipart object the MD5 of its parts' MD5s, `-N` parts), then
+/// renames it.
 const STAGE_IN: &str = r#"trap 'rm -f -- "$partial"' EXIT
 trap 'exit 143' TERM INT HUP
 [ -d "$target" ] && fail 3 "upload the file: the target is a directory"
-deadline=$(( $(date +%s) + wait_limit ))
-delay=1
+started=$(date +%s)
+deadline=$(( started + wait_limit ))
 until headers=$(curl --silent --fail --head -- "$head_url"); do
-  [ "$(date +%s)" -ge "$deadline" ] && fail 4 "upload the file: the staged upload was not completed in time"
-  sleep "$delay"
-  [ "$delay" -lt 30 ] && delay=$(( delay * 2 ))
+  now=$(date +%s)
+  [ "$now" -ge "$deadline" ] && fail 4 "upload the file: the staged upload was not completed in time"
+  # Every second while a client is likely uploading, then every 30 s.
+  if [ $(( now - started )) -lt 120 ]; then sleep 1; else sleep 30; fi
 done
 length=$(printf '%s\n' "$headers" | header Content-Length)
 [ "$length" = "$size" ] || fail 5 "upload the file: the staged object has $length bytes, $size were announced"
