@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use reqwest::{Method, StatusCode};
@@ -1060,4 +1060,70 @@ async fn sftp_results_equal_the_tools_results() {
         .await;
     let by_tail = client.ok("tail", path, "&bytes=70000").await;
     assert_eq!(viewed, by_tail["content"]);
+}
+
+/// Concurrent `stat`s of one user are coalesced into batches: each must still get its own
+/// path's data (hostile names included, with and without `dereference`), and a missing or
+/// unreadable path its own error, exactly as when it is asked alone.
+#[tokio::test]
+async fn concurrent_stats_each_get_their_own_answer() {
+    let client = Client::start().await;
+    let dir = WorkDir::new("stat-batch");
+    let mut paths: Vec<PathBuf> = HOSTILE
+        .iter()
+        .enumerate()
+        .map(|(i, name)| dir.file(name, &vec![b'x'; i]))
+        .collect();
+    let link = dir.path(b"link\nto first");
+    std::os::unix::fs::symlink(&paths[0], &link).unwrap();
+    paths.push(link);
+    let missing = dir.path(b"missing\nname");
+    let locked = dir.path(b"locked");
+    std::fs::create_dir(&locked).unwrap();
+    let hidden = dir.file(b"locked/inside", b"x");
+    std::os::unix::fs::chown(&locked, Some(uid("firesrv")), Some(gid("firesrv"))).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let alone_missing = client.get("stat", missing.as_os_str().as_bytes(), "").await;
+    let alone_hidden = client.get("stat", hidden.as_os_str().as_bytes(), "").await;
+    assert_eq!(alone_missing.0, 404, "{:?}", alone_missing.1);
+    assert_eq!(alone_hidden.0, 403, "{:?}", alone_hidden.1);
+
+    let mut requests = Vec::new();
+    for round in 0..3 {
+        for path in &paths {
+            for query in ["", "&dereference=true"] {
+                requests.push((path.clone(), query, round));
+            }
+        }
+        requests.push((missing.clone(), "", round));
+        requests.push((hidden.clone(), "&dereference=true", round));
+    }
+    let answers = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(path, query, _)| client.get("stat", path.as_os_str().as_bytes(), query)),
+    )
+    .await;
+    for ((path, query, _), (status, body)) in requests.iter().zip(answers) {
+        if *path == missing {
+            assert_eq!((status, &body), (alone_missing.0, &alone_missing.1));
+            continue;
+        }
+        if *path == hidden {
+            assert_eq!((status, &body), (alone_hidden.0, &alone_hidden.1));
+            continue;
+        }
+        assert_eq!(status, 200, "{path:?}{query}: {body}");
+        let meta = if query.is_empty() {
+            std::fs::symlink_metadata(path).unwrap()
+        } else {
+            std::fs::metadata(path).unwrap()
+        };
+        let output = &body["output"];
+        assert_eq!(output["ino"], meta.ino(), "{path:?}{query}");
+        assert_eq!(output["size"], meta.size(), "{path:?}{query}");
+        assert_eq!(output["mode"], meta.mode(), "{path:?}{query}");
+        assert_eq!(output["nlink"], meta.nlink(), "{path:?}{query}");
+    }
 }

@@ -8,11 +8,13 @@
 //! the tools do is served over the user's standing SFTP session instead ([`sftp`]), with
 //! the command as the fallback.
 
+mod batch;
 pub mod commands;
 pub mod path;
 mod sftp;
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -184,15 +186,77 @@ pub async fn file_type(
     .await
 }
 
+/// `stat` requests of one user with one `dereference`, coalesced: see [`stat`].
+pub(crate) type StatBatches =
+    batch::Coalescer<(String, bool), (Vec<u8>, SshUser), Option<FileStat>>;
+
+/// A `stat` batch: at most 64 paths, and a command line well within what a shell takes as
+/// one argument (128 KiB on Linux): a quoted path is at most four times its length plus 2
+/// (the weight given to `submit`).
+const STAT_BATCH: batch::Cap = batch::Cap {
+    count: 64,
+    weight: 64 * 1024,
+};
+
+/// While one `stat` of a user is in flight, that user's further `stat`s queue and then run
+/// as one [`commands::StatBatch`]. A path the batch could not read (or a batch that failed)
+/// runs alone as [`commands::Stat`], so its error is exactly that of a single `stat`.
 pub async fn stat(
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     user: &SshUser,
     raw: &[u8],
     dereference: bool,
 ) -> Result<FileStat, ServiceError> {
     let path = check_path(cluster, raw)?;
-    let command = commands::Stat::new(timeout(cluster), path.as_bytes(), dereference)?;
-    run(cluster, user, command).await
+    let single = commands::Stat::new(timeout(cluster), path.as_bytes(), dereference)?;
+    let runner = {
+        let cluster = cluster.clone();
+        move |items| stat_batch(cluster.clone(), items, dereference)
+    };
+    let key = (user.username.clone(), dereference);
+    let item = (path.as_bytes().to_vec(), user.clone());
+    let batched = cluster
+        .stat_batches
+        .submit(
+            key,
+            item,
+            STAT_BATCH,
+            |(path, _)| path.len() * 4 + 3,
+            runner,
+        )
+        .await;
+    match batched.flatten() {
+        Some(stat) => Ok(stat),
+        None => run(cluster, user, single).await,
+    }
+}
+
+/// Each path's data from one `stat` of them all (`None` for a path it could not read), run
+/// with the newest request's credentials.
+async fn stat_batch(
+    cluster: Arc<Cluster>,
+    items: Vec<(Vec<u8>, SshUser)>,
+    dereference: bool,
+) -> Vec<Option<FileStat>> {
+    let Some(user) = items.last().map(|(_, user)| user.clone()) else {
+        return Vec::new();
+    };
+    let paths: Vec<Vec<u8>> = items.into_iter().map(|(path, _)| path).collect();
+    let mut unique = paths.clone();
+    unique.sort();
+    unique.dedup();
+    let read = match commands::StatBatch::new(timeout(&cluster), &unique, dereference) {
+        Ok(command) => cluster.ssh.run(&user, &command).await,
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot build a stat batch");
+            return vec![None; paths.len()];
+        }
+    };
+    let read: std::collections::HashMap<Vec<u8>, FileStat> = read
+        .inspect_err(|err| tracing::debug!(error = %err, "stat batch failed; running alone"))
+        .map(|records| records.into_iter().collect())
+        .unwrap_or_default();
+    paths.iter().map(|path| read.get(path).copied()).collect()
 }
 
 pub async fn rm(cluster: &Cluster, user: &SshUser, raw: &[u8]) -> Result<(), ServiceError> {
