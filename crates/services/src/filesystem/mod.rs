@@ -6,7 +6,7 @@
 //! and the health of the file system they lie on (503), then runs its command under
 //! `timeout <T>` with `T` = `ssh.timeout.command_execution`. What SFTP can do exactly as
 //! the tools do is served over the user's standing SFTP session instead ([`sftp`]), with
-//! the command as the fallback.
+//! the command as the fallback. Concurrent `stat`s of a user share one `stat` ([`batch`]).
 
 mod batch;
 pub mod commands;
@@ -275,12 +275,11 @@ pub async fn mkdir(
     parents: bool,
 ) -> Result<File, ServiceError> {
     let path = check_path(cluster, raw)?;
-    run(
-        cluster,
-        user,
-        commands::mkdir(timeout(cluster), path.as_bytes(), parents)?,
-    )
-    .await
+    let command = commands::mkdir(timeout(cluster), path.as_bytes(), parents)?;
+    if let Some(made) = sftp::mkdir(cluster, user, &path, parents).await {
+        return made;
+    }
+    run(cluster, user, command).await
 }
 
 /// A link at `link` pointing to `target`; both must lie under a configured file system.
@@ -293,6 +292,9 @@ pub async fn symlink(
     let target = check_path(cluster, target)?;
     let link = check_path(cluster, link)?;
     let command = commands::symlink(timeout(cluster), target.as_bytes(), link.as_bytes())?;
+    if let Some(linked) = sftp::symlink(cluster, user, &target, &link).await {
+        return linked;
+    }
     run(cluster, user, command).await
 }
 
@@ -303,12 +305,11 @@ pub async fn chmod(
     mode: &str,
 ) -> Result<File, ServiceError> {
     let path = check_path(cluster, raw)?;
-    run(
-        cluster,
-        user,
-        commands::chmod(timeout(cluster), path.as_bytes(), mode)?,
-    )
-    .await
+    let command = commands::chmod(timeout(cluster), path.as_bytes(), mode)?;
+    if let Some(changed) = sftp::chmod(cluster, user, &path, mode).await {
+        return changed;
+    }
+    run(cluster, user, command).await
 }
 
 pub async fn chown(
@@ -364,20 +365,24 @@ pub fn upload_limit(cluster: &Cluster) -> u64 {
     max_size(cluster)
 }
 
-/// Writes the chunks to `directory/name` atomically (see [`commands::Upload`]). The caller
-/// enforces [`upload_limit`] while it receives the file, and sends `Err(InputAborted)` to
-/// abandon the upload, which leaves no file behind.
+/// Writes the chunks to `directory/name` atomically: over SFTP to a temporary name renamed
+/// over the target once complete ([`sftp::upload`]), else by [`commands::Upload`]. The
+/// caller enforces [`upload_limit`] while it receives the file, and sends
+/// `Err(InputAborted)` to abandon the upload, which leaves no file behind.
 pub async fn upload(
     cluster: &Cluster,
     user: &SshUser,
     directory: &[u8],
     name: &[u8],
-    chunks: mpsc::Receiver<Result<Bytes, InputAborted>>,
+    mut chunks: mpsc::Receiver<Result<Bytes, InputAborted>>,
 ) -> Result<(), ServiceError> {
     let directory = check_path(cluster, directory)?;
     // Refuses `/`, `..` and NUL in the name: the file lands in `directory`, nowhere else.
     directory.join(name)?;
     let command = commands::Upload::new(timeout(cluster), directory.as_bytes(), name)?;
+    if let Some(stored) = sftp::upload(cluster, user, &directory, name, &mut chunks).await {
+        return stored;
+    }
     let output = cluster
         .ssh
         .execute_with_input(user, &command.command_line(), Input::Stream(chunks))
