@@ -1,6 +1,7 @@
 //! The operations served over the user's standing SFTP session ([`ironcrest_ssh::Sftp`])
 //! instead of a remote process: `ls` of a directory (not recursive, not dereferencing),
-//! `head` (not `skipTrailing`), `view`, `rm` of a non-directory and `download`.
+//! `head` (not `skipTrailing`), `view`, `rm` of a non-directory, `download`, `mkdir`,
+//! `symlink`, `chmod` with an octal mode of a non-directory, and `upload` (two-phase).
 //!
 //! Each returns `None` when SFTP cannot give exactly what the exec path gives, and the
 //! caller then runs the tool: any SFTP error before a result (so error statuses and
