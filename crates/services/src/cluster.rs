@@ -24,6 +24,8 @@ pub struct Cluster {
     /// The cluster's UTC offset in seconds if its zone has a fixed one (`None`: it has
     /// daylight saving time), and when it was learnt; see `filesystem::sftp`.
     utc_offset: Mutex<Option<(Instant, Option<i32>)>>,
+    /// `stat` requests waiting for their user's batch; see `filesystem::stat`.
+    pub(crate) stat_batches: crate::filesystem::StatBatches,
 }
 
 impl Cluster {
@@ -37,6 +39,7 @@ impl Cluster {
             scheduler,
             health: RwLock::new(None),
             utc_offset: Mutex::new(None),
+            stat_batches: Default::default(),
         }
     }
 

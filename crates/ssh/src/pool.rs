@@ -30,7 +30,7 @@ use tracing::Instrument;
 use crate::connection::{self, SshHandle};
 use crate::credentials::CredentialProvider;
 use crate::exec::{self, Input, Limits, Streamed};
-use crate::sftp::{Sftp, SftpError};
+use crate::sftp::{Session, Sftp, SftpError};
 use crate::{PoolSettings, RunError, SshError, SshUser};
 
 /// Result of a shared connection attempt: `None` while it runs.
@@ -100,7 +100,7 @@ struct Connection {
     channels: AtomicUsize,
     last_used: Mutex<Instant>,
     /// The standing SFTP session, if open and not known dead.
-    sftp: Mutex<Option<Arc<RawSftpSession>>>,
+    sftp: Mutex<Option<Arc<Session>>>,
     /// Whether the SFTP session holds one of the channel slots.
     sftp_channel: AtomicBool,
     /// Requests currently using the SFTP session.
@@ -122,7 +122,7 @@ impl Connection {
         self.channels.load(Ordering::SeqCst) == 0 && self.sftp_requests.load(Ordering::SeqCst) == 0
     }
 
-    fn live_sftp(&self) -> Option<Arc<RawSftpSession>> {
+    fn live_sftp(&self) -> Option<Arc<Session>> {
         self.sftp
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -130,12 +130,12 @@ impl Connection {
     }
 
     /// Forgets the SFTP session `dead` (if it is still the current one) and frees its slot.
-    fn drop_sftp(&self, dead: &Arc<RawSftpSession>) {
+    fn drop_sftp(&self, dead: &Arc<Session>) {
         let mut current = self.sftp.lock().unwrap_or_else(PoisonError::into_inner);
         if current.as_ref().is_some_and(|s| Arc::ptr_eq(s, dead)) {
             *current = None;
             self.sftp_channel.store(false, Ordering::SeqCst);
-            let _ = dead.close_session();
+            dead.close();
         }
     }
 
@@ -406,7 +406,7 @@ impl SshPool {
     }
 
     /// Opens the `sftp` subsystem on a new channel of `connection` and initialises it.
-    async fn open_sftp(&self, connection: &Connection) -> Result<Arc<RawSftpSession>, SftpError> {
+    async fn open_sftp(&self, connection: &Connection) -> Result<Arc<Session>, SftpError> {
         let settings = &self.inner.settings;
         let unusable = |err: &dyn std::fmt::Display| SftpError::Session(err.to_string());
         let opening = async {
@@ -419,9 +419,10 @@ impl SshPool {
                 .request_subsystem(true, "sftp")
                 .await
                 .map_err(|e| unusable(&e))?;
-            let session = RawSftpSession::new(channel.into_stream());
-            session.set_timeout(settings.command_timeout().as_secs().max(1));
-            session.init().await.map_err(|e| unusable(&e))?;
+            let raw = RawSftpSession::new(channel.into_stream());
+            let session = Session::init(raw, settings.command_timeout().as_secs().max(1))
+                .await
+                .map_err(|e| unusable(&e))?;
             Ok(Arc::new(session))
         };
         tokio::time::timeout(settings.connection_timeout(), opening)

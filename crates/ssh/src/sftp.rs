@@ -8,13 +8,21 @@
 //! Paths are bytes on the wire but russh-sftp takes and returns `String`s (decoding names
 //! lossily), so a path that is not UTF-8 is refused ([`SftpError::NotUtf8`]) and names
 //! that arrive with U+FFFD should be treated as possibly mangled by the caller.
+//!
+//! Two OpenSSH extensions are used when the server announces them: `posix-rename@openssh.com`
+//! (a rename that replaces its target atomically) and `users-groups-by-id@openssh.com`
+//! (user and group names of ids, resolved on the cluster; cached per session).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes};
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as RawError;
-use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
+
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+const USERS_GROUPS_BY_ID: &str = "users-groups-by-id@openssh.com";
 
 /// Why an SFTP request failed. Callers use the exec path (and its exact tool messages)
 /// when they get one of these before anything was returned to the API client.
@@ -29,6 +37,12 @@ pub enum SftpError {
     /// The session could not be opened or died (channel closed, timeout, bad packet).
     #[error("SFTP session unusable: {0}")]
     Session(String),
+    /// The server does not offer the extension the request needs.
+    #[error("the SFTP server has no {0}")]
+    Unsupported(&'static str),
+    /// The server's answer is not what the protocol says (e.g. a name that is not UTF-8).
+    #[error("unexpected SFTP answer: {0}")]
+    Unexpected(&'static str),
 }
 
 impl From<RawError> for SftpError {
@@ -74,10 +88,37 @@ impl From<&FileAttributes> for SftpAttrs {
     }
 }
 
+/// One connection's initialised session, with what its server announced and the names of
+/// the user and group ids it has resolved.
+pub(crate) struct Session {
+    raw: RawSftpSession,
+    extensions: HashSet<String>,
+    /// `(is_group, id)` → name.
+    names: Mutex<HashMap<(bool, u32), String>>,
+}
+
+impl Session {
+    /// Initialises the session on `raw` (the subsystem channel), waiting at most `timeout`
+    /// seconds for each answer.
+    pub(crate) async fn init(raw: RawSftpSession, timeout: u64) -> Result<Self, RawError> {
+        raw.set_timeout(timeout);
+        let version = raw.init().await?;
+        Ok(Self {
+            raw,
+            extensions: version.extensions.into_keys().collect(),
+            names: Mutex::default(),
+        })
+    }
+
+    pub(crate) fn close(&self) {
+        let _ = self.raw.close_session();
+    }
+}
+
 /// A live SFTP session of one connection; cheap to clone. Requests on it run concurrently.
 #[derive(Clone)]
 pub struct Sftp {
-    pub(crate) session: Arc<RawSftpSession>,
+    pub(crate) session: Arc<Session>,
     /// Keeps the connection counted as in use while a request holds the session.
     pub(crate) _use: Arc<dyn Send + Sync>,
     /// Called when the session turns out to be dead, so the next request reopens it.
@@ -92,6 +133,32 @@ fn path(bytes: &[u8]) -> Result<String, SftpError> {
     std::str::from_utf8(bytes)
         .map(str::to_owned)
         .map_err(|_| SftpError::NotUtf8)
+}
+
+/// An SSH `string`: length, then bytes.
+fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.put_u32(bytes.len() as u32);
+    out.put_slice(bytes);
+}
+
+/// The next SSH `string` of `data`.
+fn get_string<'a>(data: &mut &'a [u8]) -> Option<&'a [u8]> {
+    if data.remaining() < 4 {
+        return None;
+    }
+    let len = data.get_u32() as usize;
+    let bytes = data.get(..len)?;
+    data.advance(len);
+    Some(bytes)
+}
+
+/// The names of a `users-groups-by-id@openssh.com` reply: `count` of them in a `string`.
+fn names(list: &[u8], count: usize) -> Option<Vec<String>> {
+    let mut list = list;
+    let names = (0..count)
+        .map(|_| String::from_utf8(get_string(&mut list)?.to_vec()).ok())
+        .collect::<Option<Vec<_>>>()?;
+    list.is_empty().then_some(names)
 }
 
 impl Sftp {
@@ -110,17 +177,17 @@ impl Sftp {
 
     /// Attributes of `path` itself (a link is not followed).
     pub async fn lstat(&self, target: &[u8]) -> Result<SftpAttrs, SftpError> {
-        let result = self.session.lstat(path(target)?).await;
+        let result = self.session.raw.lstat(path(target)?).await;
         Ok(SftpAttrs::from(&self.check(result)?.attrs))
     }
 
     /// Every entry of the directory `dir`, `.` and `..` included, in the server's order.
     pub async fn read_dir(&self, dir: &[u8]) -> Result<Vec<SftpEntry>, SftpError> {
-        let result = self.session.opendir(path(dir)?).await;
+        let result = self.session.raw.opendir(path(dir)?).await;
         let handle = self.check(result)?.handle;
         let mut entries = Vec::new();
         let listed = loop {
-            match self.session.readdir(handle.as_str()).await {
+            match self.session.raw.readdir(handle.as_str()).await {
                 Ok(name) => entries.extend(name.files.into_iter().map(|f| SftpEntry {
                     attrs: SftpAttrs::from(&f.attrs),
                     name: f.filename,
@@ -132,7 +199,7 @@ impl Sftp {
                 Err(err) => break Err(err),
             }
         };
-        let closed = self.session.close(handle).await;
+        let closed = self.session.raw.close(handle).await;
         self.check(listed)?;
         self.check(closed)?;
         Ok(entries)
@@ -140,13 +207,13 @@ impl Sftp {
 
     /// Removes the file (not directory) `file`.
     pub async fn remove(&self, file: &[u8]) -> Result<(), SftpError> {
-        let result = self.session.remove(path(file)?).await;
+        let result = self.session.raw.remove(path(file)?).await;
         self.check(result).map(drop)
     }
 
     /// The target of the link `link`.
     pub async fn read_link(&self, link: &[u8]) -> Result<String, SftpError> {
-        let result = self.session.readlink(path(link)?).await;
+        let result = self.session.raw.readlink(path(link)?).await;
         let name = self.check(result)?;
         name.files
             .into_iter()
@@ -159,16 +226,149 @@ impl Sftp {
     pub async fn open_read(&self, file: &[u8]) -> Result<(SftpHandle, SftpAttrs), SftpError> {
         let result = self
             .session
+            .raw
             .open(path(file)?, OpenFlags::READ, FileAttributes::empty())
             .await;
         let handle = SftpHandle {
             sftp: self.clone(),
             handle: self.check(result)?.handle,
         };
-        let result = self.session.fstat(handle.handle.as_str()).await;
+        let result = self.session.raw.fstat(handle.handle.as_str()).await;
         let attrs = SftpAttrs::from(&self.check(result)?.attrs);
         Ok((handle, attrs))
     }
+    /// Attributes of what `target` leads to (a link is followed).
+    pub async fn stat(&self, target: &[u8]) -> Result<SftpAttrs, SftpError> {
+        let result = self.session.raw.stat(path(target)?).await;
+        Ok(SftpAttrs::from(&self.check(result)?.attrs))
+    }
+
+    /// Creates the directory `dir` with mode 0777 less the umask, as `mkdir` does.
+    pub async fn mkdir(&self, dir: &[u8]) -> Result<(), SftpError> {
+        let result = self
+            .session
+            .raw
+            .mkdir(path(dir)?, FileAttributes::empty())
+            .await;
+        self.check(result).map(drop)
+    }
+
+    /// Creates the symbolic link `link` pointing to `target`. OpenSSH's sftp-server takes
+    /// SSH_FXP_SYMLINK's paths in the reverse of the draft's order (target first), and
+    /// russh-sftp sends them in the draft's order, so they are swapped here.
+    pub async fn symlink(&self, target: &[u8], link: &[u8]) -> Result<(), SftpError> {
+        let result = self.session.raw.symlink(path(target)?, path(link)?).await;
+        self.check(result).map(drop)
+    }
+
+    /// Sets the permission bits (`chmod`, following a link).
+    pub async fn set_mode(&self, target: &[u8], mode: u32) -> Result<(), SftpError> {
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..FileAttributes::empty()
+        };
+        let result = self.session.raw.setstat(path(target)?, attrs).await;
+        self.check(result).map(drop)
+    }
+
+    /// Creates `file` (never an existing one) for writing, mode 0666 less the umask.
+    pub async fn create_new(&self, file: &[u8]) -> Result<SftpHandle, SftpError> {
+        let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
+        let result = self
+            .session
+            .raw
+            .open(path(file)?, flags, FileAttributes::empty())
+            .await;
+        Ok(SftpHandle {
+            sftp: self.clone(),
+            handle: self.check(result)?.handle,
+        })
+    }
+
+    /// Whether [`Sftp::replace`] is available.
+    pub fn can_replace(&self) -> bool {
+        self.session.extensions.contains(POSIX_RENAME)
+    }
+
+    /// Renames `from` to `to`, atomically replacing `to` if it exists
+    /// (`posix-rename@openssh.com`).
+    pub async fn replace(&self, from: &[u8], to: &[u8]) -> Result<(), SftpError> {
+        if !self.can_replace() {
+            return Err(SftpError::Unsupported(POSIX_RENAME));
+        }
+        let mut data = Vec::new();
+        put_string(&mut data, path(from)?.as_bytes());
+        put_string(&mut data, path(to)?.as_bytes());
+        let result = self.session.raw.extended(POSIX_RENAME, data).await;
+        match self.check(result)? {
+            Packet::Status(status) if status.status_code == StatusCode::Ok => Ok(()),
+            Packet::Status(status) => Err(SftpError::from(RawError::Status(status))),
+            _ => Err(SftpError::Unexpected("no status for a rename")),
+        }
+    }
+
+    /// Whether [`Sftp::owner_names`] is available.
+    pub fn can_name_owners(&self) -> bool {
+        self.session.extensions.contains(USERS_GROUPS_BY_ID)
+    }
+
+    /// The names of the user `uid` and the group `gid` as the cluster resolves them, the
+    /// number for an id without a name (as `ls` shows it); cached for the session.
+    pub async fn owner_names(&self, uid: u32, gid: u32) -> Result<(String, String), SftpError> {
+        let cached = |key| {
+            self.session
+                .names
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+                .cloned()
+        };
+        if let (Some(user), Some(group)) = (cached((false, uid)), cached((true, gid))) {
+            return Ok((user, group));
+        }
+        if !self.can_name_owners() {
+            return Err(SftpError::Unsupported(USERS_GROUPS_BY_ID));
+        }
+        let mut data = Vec::new();
+        put_string(&mut data, &uid.to_be_bytes());
+        put_string(&mut data, &gid.to_be_bytes());
+        let result = self.session.raw.extended(USERS_GROUPS_BY_ID, data).await;
+        let reply = match self.check(result)? {
+            Packet::ExtendedReply(reply) => reply.data,
+            Packet::Status(status) => return Err(SftpError::from(RawError::Status(status))),
+            _ => return Err(SftpError::Unexpected("no reply to users-groups-by-id")),
+        };
+        let (user, group) =
+            parse_owner_names(&reply).ok_or(SftpError::Unexpected("a users-groups-by-id reply"))?;
+        let name = |name: String, id: u32| {
+            if name.is_empty() {
+                id.to_string()
+            } else {
+                name
+            }
+        };
+        let (user, group) = (name(user, uid), name(group, gid));
+        let mut names = self
+            .session
+            .names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        names.insert((false, uid), user.clone());
+        names.insert((true, gid), group.clone());
+        Ok((user, group))
+    }
+}
+
+/// The user and group names of a `users-groups-by-id@openssh.com` reply to one uid and one
+/// gid: `string usernames`, `string groupnames`, each a list of `string`s.
+fn parse_owner_names(reply: &[u8]) -> Option<(String, String)> {
+    let mut reply = reply;
+    let users = names(get_string(&mut reply)?, 1)?;
+    let groups = names(get_string(&mut reply)?, 1)?;
+    let (Some(user), Some(group)) = (users.into_iter().next(), groups.into_iter().next()) else {
+        return None;
+    };
+    Some((user, group))
 }
 
 /// An open file; closed on drop (in the background).
@@ -183,6 +383,7 @@ impl SftpHandle {
         match self
             .sftp
             .session
+            .raw
             .read(self.handle.as_str(), offset, len)
             .await
         {
@@ -195,14 +396,65 @@ impl SftpHandle {
     }
 }
 
+impl SftpHandle {
+    /// Writes `data` at `offset`.
+    pub async fn write(&self, offset: u64, data: &[u8]) -> Result<(), SftpError> {
+        let result = self
+            .sftp
+            .session
+            .raw
+            .write(self.handle.as_str(), offset, data.to_vec())
+            .await;
+        self.sftp.check(result).map(drop)
+    }
+
+    /// Closes the file, waiting for the server's answer (for a written file: it is complete).
+    pub async fn close(mut self) -> Result<(), SftpError> {
+        let handle = std::mem::take(&mut self.handle);
+        let result = self.sftp.session.raw.close(handle).await;
+        self.sftp.check(result).map(drop)
+    }
+}
+
 impl Drop for SftpHandle {
     fn drop(&mut self) {
         let session = self.sftp.session.clone();
         let handle = std::mem::take(&mut self.handle);
+        if handle.is_empty() {
+            // Closed already.
+            return;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = session.close(handle).await;
+                let _ = session.raw.close(handle).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_groups_by_id_replies_are_read() {
+        let mut users = Vec::new();
+        put_string(&mut users, b"fireuser");
+        let mut groups = Vec::new();
+        put_string(&mut groups, b"");
+        let mut reply = Vec::new();
+        put_string(&mut reply, &users);
+        put_string(&mut reply, &groups);
+        assert_eq!(
+            parse_owner_names(&reply),
+            Some(("fireuser".into(), String::new()))
+        );
+        assert_eq!(parse_owner_names(&reply[..reply.len() - 1]), None);
+        let mut not_utf8 = Vec::new();
+        let mut user = Vec::new();
+        put_string(&mut user, b"\xff");
+        put_string(&mut not_utf8, &user);
+        put_string(&mut not_utf8, &groups);
+        assert_eq!(parse_owner_names(&not_utf8), None);
     }
 }

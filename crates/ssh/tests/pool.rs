@@ -880,3 +880,75 @@ async fn one_standing_sftp_session_serves_concurrent_requests_without_exec() {
     assert_eq!(pool.stats().sftp_opened_total, 2);
     assert_eq!(pool.stats().opened_total, 2);
 }
+
+/// The changes served over SFTP, against the real sftp-server: mkdir, symlink (OpenSSH's
+/// argument order), chmod, an exclusive create written and renamed over an existing file,
+/// and owner names from `users-groups-by-id@openssh.com` — all without a command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_changes_files_and_names_owners_without_exec() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = sshd.shared_dir().join("writable");
+    std::fs::create_dir(&dir).expect("dir");
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .args([flag, USER])
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .expect("id")
+    };
+    std::os::unix::fs::chown(&dir, Some(id("-u")), Some(id("-g"))).expect("chown");
+    let pool = ca_pool(&sshd, sshd.settings());
+    let sftp = pool.sftp(&user(USER)).await.expect("sftp");
+    let at = |name: &str| dir.join(name).as_os_str().as_encoded_bytes().to_vec();
+
+    sftp.mkdir(&at("new dir")).await.expect("mkdir");
+    assert!(dir.join("new dir").is_dir());
+    assert!(matches!(
+        sftp.mkdir(&at("new dir")).await,
+        Err(SftpError::Status { .. })
+    ));
+
+    sftp.symlink(b"new dir", &at("link"))
+        .await
+        .expect("symlink");
+    assert_eq!(
+        std::fs::read_link(dir.join("link")).expect("link"),
+        std::path::Path::new("new dir")
+    );
+
+    std::fs::write(dir.join("target"), b"old").expect("file");
+    std::os::unix::fs::chown(dir.join("target"), Some(id("-u")), None).expect("chown");
+    sftp.set_mode(&at("target"), 0o4751).await.expect("chmod");
+    let meta = std::fs::metadata(dir.join("target")).expect("meta");
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o4751);
+
+    assert!(sftp.can_replace());
+    let file = sftp.create_new(&at(".tmp")).await.expect("create");
+    assert!(sftp.create_new(&at(".tmp")).await.is_err(), "exclusive");
+    file.write(0, b"new ").await.expect("write");
+    file.write(4, b"content").await.expect("write");
+    file.close().await.expect("close");
+    sftp.replace(&at(".tmp"), &at("target"))
+        .await
+        .expect("rename over");
+    assert_eq!(
+        std::fs::read(dir.join("target")).expect("read"),
+        b"new content"
+    );
+    assert!(!dir.join(".tmp").exists());
+
+    assert!(sftp.can_name_owners());
+    let (owner, group) = sftp
+        .owner_names(meta.uid(), 4_000_000)
+        .await
+        .expect("names");
+    assert_eq!(owner, USER);
+    assert_eq!(group, "4000000", "an id without a name reads as its number");
+    drop(sftp);
+    assert_eq!(pool.stats().exec_channels_total, 0);
+}

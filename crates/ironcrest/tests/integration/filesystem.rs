@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use reqwest::{Method, StatusCode};
@@ -718,6 +718,26 @@ async fn upload_and_download_are_byte_exact_and_bounded() {
     assert_eq!(response.status(), 404);
 }
 
+/// The directory's entry names other than `keep`.
+fn others(dir: &WorkDir, keep: &str) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name != keep)
+        .collect()
+}
+
+/// Waits (up to 20 s) until `done` holds.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} never happened");
+}
+
 #[tokio::test]
 async fn an_interrupted_upload_leaves_the_target_untouched() {
     let client = Client::start().await;
@@ -739,15 +759,154 @@ async fn an_interrupted_upload_leaves_the_target_untouched() {
     tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    drop(stream);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The upload is under way: its temporary file exists beside the untouched target.
+    eventually("the temporary file", || {
+        !others(&dir, "keep.txt").is_empty()
+    })
+    .await;
+    let temporary = others(&dir, "keep.txt");
+    assert!(
+        temporary[0].as_bytes().starts_with(b".ironcrest-upload."),
+        "{temporary:?}"
+    );
     assert_eq!(std::fs::read(&target).unwrap(), b"original");
-    let entries: Vec<_> = std::fs::read_dir(&dir.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
+    drop(stream);
+    eventually("the temporary file's removal", || {
+        others(&dir, "keep.txt").is_empty()
+    })
+    .await;
+    assert_eq!(std::fs::read(&target).unwrap(), b"original");
+}
+
+/// mkdir, symlink and chmod are served over SFTP; their answer must be the `ls -d` entry the
+/// tools give.
+#[tokio::test]
+async fn changes_over_sftp_answer_as_the_tools() {
+    let client = Client::start().await;
+    let dir = WorkDir::new("sftp-change");
+    // `ls -R` (always the tool) of the parent, the entry named by its full path as `ls -d`.
+    let shown_by_ls = |path: String| {
+        let client = &client;
+        async move {
+            let (parent, name) = path.rsplit_once('/').unwrap();
+            let listing = client
+                .ok("ls", parent.as_bytes(), "&recursive=true&showHidden=true")
+                .await;
+            let mut entry = listing
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == name)
+                .unwrap_or_else(|| panic!("{name:?} in {listing}"))
+                .clone();
+            entry["name"] = json!(path);
+            entry
+        }
+    };
+    let utf8: Vec<&str> = HOSTILE
+        .iter()
+        .filter_map(|name| std::str::from_utf8(name).ok())
         .collect();
-    assert_eq!(entries, [OsStr::new("keep.txt")]);
+    for name in &utf8 {
+        let path = format!("{}/{name}", dir.str());
+        let (status, made) = client
+            .call(Method::POST, &ops("mkdir"), Some(json!({"path": path})))
+            .await;
+        assert_eq!(status, 201, "{made}");
+        assert!(dir.path(name.as_bytes()).is_dir());
+        assert_eq!(made["output"], shown_by_ls(path.clone()).await, "{name:?}");
+
+        let link = format!("{}/link {name}", dir.str());
+        let (status, linked) = client
+            .call(
+                Method::POST,
+                &ops("symlink"),
+                Some(json!({"path": path, "linkPath": link})),
+            )
+            .await;
+        assert_eq!(status, 201, "{linked}");
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(&path));
+        assert_eq!(linked["output"], shown_by_ls(link).await, "{name:?}");
+
+        let file = dir.file(format!("file {name}").as_bytes(), b"x");
+        for mode in ["4754", "0", "640", "1777"] {
+            let (status, changed) = client
+                .call(
+                    Method::PUT,
+                    &ops("chmod"),
+                    Some(json!({"path": file, "mode": mode})),
+                )
+                .await;
+            assert_eq!(status, 200, "{changed}");
+            let expected = u32::from_str_radix(mode, 8).unwrap();
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
+                expected
+            );
+            let shown = shown_by_ls(file.to_str().unwrap().to_string()).await;
+            assert_eq!(changed["output"], shown, "{name:?} {mode}");
+        }
+    }
+
+    // `mkdir -p`: every missing parent, an existing directory is fine.
+    let deep = format!("{}/p 1/p'2/p\n3", dir.str());
+    for _ in 0..2 {
+        let (status, made) = client
+            .call(
+                Method::POST,
+                &ops("mkdir"),
+                Some(json!({"path": deep, "parent": true})),
+            )
+            .await;
+        assert_eq!(status, 201, "{made}");
+        assert_eq!(made["output"], shown_by_ls(deep.clone()).await);
+    }
+    assert!(Path::new(&deep).is_dir());
+    let through_file = format!("{}/file {}/sub", dir.str(), utf8[0]);
+    let (status, body) = client
+        .call(
+            Method::POST,
+            &ops("mkdir"),
+            Some(json!({"path": through_file, "parent": true})),
+        )
+        .await;
+    assert!(!status.is_success(), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Not a directory"),
+        "{body}"
+    );
+
+    // A directory keeps its set-group-id bit under a numeric `chmod` (the tool's rule).
+    let sgid = dir.path(b"sgid");
+    std::fs::create_dir(&sgid).unwrap();
+    chown_fireuser(&sgid);
+    std::fs::set_permissions(&sgid, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let (status, changed) = client
+        .call(
+            Method::PUT,
+            &ops("chmod"),
+            Some(json!({"path": sgid, "mode": "750"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["output"]["permissions"], "rwxr-s---");
+
+    // An existing file at the link path: `ln`'s own error.
+    let (status, body) = client
+        .call(
+            Method::POST,
+            &ops("symlink"),
+            Some(json!({"path": deep, "linkPath": format!("{}/file {}", dir.str(), utf8[0])})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("File exists"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -1060,4 +1219,70 @@ async fn sftp_results_equal_the_tools_results() {
         .await;
     let by_tail = client.ok("tail", path, "&bytes=70000").await;
     assert_eq!(viewed, by_tail["content"]);
+}
+
+/// Concurrent `stat`s of one user are coalesced into batches: each must still get its own
+/// path's data (hostile names included, with and without `dereference`), and a missing or
+/// unreadable path its own error, exactly as when it is asked alone.
+#[tokio::test]
+async fn concurrent_stats_each_get_their_own_answer() {
+    let client = Client::start().await;
+    let dir = WorkDir::new("stat-batch");
+    let mut paths: Vec<PathBuf> = HOSTILE
+        .iter()
+        .enumerate()
+        .map(|(i, name)| dir.file(name, &vec![b'x'; i]))
+        .collect();
+    let link = dir.path(b"link\nto first");
+    std::os::unix::fs::symlink(&paths[0], &link).unwrap();
+    paths.push(link);
+    let missing = dir.path(b"missing\nname");
+    let locked = dir.path(b"locked");
+    std::fs::create_dir(&locked).unwrap();
+    let hidden = dir.file(b"locked/inside", b"x");
+    std::os::unix::fs::chown(&locked, Some(uid("firesrv")), Some(gid("firesrv"))).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let alone_missing = client.get("stat", missing.as_os_str().as_bytes(), "").await;
+    let alone_hidden = client.get("stat", hidden.as_os_str().as_bytes(), "").await;
+    assert_eq!(alone_missing.0, 404, "{:?}", alone_missing.1);
+    assert_eq!(alone_hidden.0, 403, "{:?}", alone_hidden.1);
+
+    let mut requests = Vec::new();
+    for round in 0..3 {
+        for path in &paths {
+            for query in ["", "&dereference=true"] {
+                requests.push((path.clone(), query, round));
+            }
+        }
+        requests.push((missing.clone(), "", round));
+        requests.push((hidden.clone(), "&dereference=true", round));
+    }
+    let answers = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(path, query, _)| client.get("stat", path.as_os_str().as_bytes(), query)),
+    )
+    .await;
+    for ((path, query, _), (status, body)) in requests.iter().zip(answers) {
+        if *path == missing {
+            assert_eq!((status, &body), (alone_missing.0, &alone_missing.1));
+            continue;
+        }
+        if *path == hidden {
+            assert_eq!((status, &body), (alone_hidden.0, &alone_hidden.1));
+            continue;
+        }
+        assert_eq!(status, 200, "{path:?}{query}: {body}");
+        let meta = if query.is_empty() {
+            std::fs::symlink_metadata(path).unwrap()
+        } else {
+            std::fs::metadata(path).unwrap()
+        };
+        let output = &body["output"];
+        assert_eq!(output["ino"], meta.ino(), "{path:?}{query}");
+        assert_eq!(output["size"], meta.size(), "{path:?}{query}");
+        assert_eq!(output["mode"], meta.mode(), "{path:?}{query}");
+        assert_eq!(output["nlink"], meta.nlink(), "{path:?}{query}");
+    }
 }

@@ -6,13 +6,15 @@
 //! and the health of the file system they lie on (503), then runs its command under
 //! `timeout <T>` with `T` = `ssh.timeout.command_execution`. What SFTP can do exactly as
 //! the tools do is served over the user's standing SFTP session instead ([`sftp`]), with
-//! the command as the fallback.
+//! the command as the fallback. Concurrent `stat`s of a user share one `stat` ([`batch`]).
 
+mod batch;
 pub mod commands;
 pub mod path;
 mod sftp;
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -184,15 +186,77 @@ pub async fn file_type(
     .await
 }
 
+/// `stat` requests of one user with one `dereference`, coalesced: see [`stat`].
+pub(crate) type StatBatches =
+    batch::Coalescer<(String, bool), (Vec<u8>, SshUser), Option<FileStat>>;
+
+/// A `stat` batch: at most 64 paths, and a command line well within what a shell takes as
+/// one argument (128 KiB on Linux): a quoted path is at most four times its length plus 2
+/// (the weight given to `submit`).
+const STAT_BATCH: batch::Cap = batch::Cap {
+    count: 64,
+    weight: 64 * 1024,
+};
+
+/// While one `stat` of a user is in flight, that user's further `stat`s queue and then run
+/// as one [`commands::StatBatch`]. A path the batch could not read (or a batch that failed)
+/// runs alone as [`commands::Stat`], so its error is exactly that of a single `stat`.
 pub async fn stat(
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     user: &SshUser,
     raw: &[u8],
     dereference: bool,
 ) -> Result<FileStat, ServiceError> {
     let path = check_path(cluster, raw)?;
-    let command = commands::Stat::new(timeout(cluster), path.as_bytes(), dereference)?;
-    run(cluster, user, command).await
+    let single = commands::Stat::new(timeout(cluster), path.as_bytes(), dereference)?;
+    let runner = {
+        let cluster = cluster.clone();
+        move |items| stat_batch(cluster.clone(), items, dereference)
+    };
+    let key = (user.username.clone(), dereference);
+    let item = (path.as_bytes().to_vec(), user.clone());
+    let batched = cluster
+        .stat_batches
+        .submit(
+            key,
+            item,
+            STAT_BATCH,
+            |(path, _)| path.len() * 4 + 3,
+            runner,
+        )
+        .await;
+    match batched.flatten() {
+        Some(stat) => Ok(stat),
+        None => run(cluster, user, single).await,
+    }
+}
+
+/// Each path's data from one `stat` of them all (`None` for a path it could not read), run
+/// with the newest request's credentials.
+async fn stat_batch(
+    cluster: Arc<Cluster>,
+    items: Vec<(Vec<u8>, SshUser)>,
+    dereference: bool,
+) -> Vec<Option<FileStat>> {
+    let Some(user) = items.last().map(|(_, user)| user.clone()) else {
+        return Vec::new();
+    };
+    let paths: Vec<Vec<u8>> = items.into_iter().map(|(path, _)| path).collect();
+    let mut unique = paths.clone();
+    unique.sort();
+    unique.dedup();
+    let read = match commands::StatBatch::new(timeout(&cluster), &unique, dereference) {
+        Ok(command) => cluster.ssh.run(&user, &command).await,
+        Err(err) => {
+            tracing::debug!(error = %err, "cannot build a stat batch");
+            return vec![None; paths.len()];
+        }
+    };
+    let read: std::collections::HashMap<Vec<u8>, FileStat> = read
+        .inspect_err(|err| tracing::debug!(error = %err, "stat batch failed; running alone"))
+        .map(|records| records.into_iter().collect())
+        .unwrap_or_default();
+    paths.iter().map(|path| read.get(path).copied()).collect()
 }
 
 pub async fn rm(cluster: &Cluster, user: &SshUser, raw: &[u8]) -> Result<(), ServiceError> {
@@ -211,12 +275,11 @@ pub async fn mkdir(
     parents: bool,
 ) -> Result<File, ServiceError> {
     let path = check_path(cluster, raw)?;
-    run(
-        cluster,
-        user,
-        commands::mkdir(timeout(cluster), path.as_bytes(), parents)?,
-    )
-    .await
+    let command = commands::mkdir(timeout(cluster), path.as_bytes(), parents)?;
+    if let Some(made) = sftp::mkdir(cluster, user, &path, parents).await {
+        return made;
+    }
+    run(cluster, user, command).await
 }
 
 /// A link at `link` pointing to `target`; both must lie under a configured file system.
@@ -229,6 +292,9 @@ pub async fn symlink(
     let target = check_path(cluster, target)?;
     let link = check_path(cluster, link)?;
     let command = commands::symlink(timeout(cluster), target.as_bytes(), link.as_bytes())?;
+    if let Some(linked) = sftp::symlink(cluster, user, &target, &link).await {
+        return linked;
+    }
     run(cluster, user, command).await
 }
 
@@ -239,12 +305,11 @@ pub async fn chmod(
     mode: &str,
 ) -> Result<File, ServiceError> {
     let path = check_path(cluster, raw)?;
-    run(
-        cluster,
-        user,
-        commands::chmod(timeout(cluster), path.as_bytes(), mode)?,
-    )
-    .await
+    let command = commands::chmod(timeout(cluster), path.as_bytes(), mode)?;
+    if let Some(changed) = sftp::chmod(cluster, user, &path, mode).await {
+        return changed;
+    }
+    run(cluster, user, command).await
 }
 
 pub async fn chown(
@@ -300,20 +365,24 @@ pub fn upload_limit(cluster: &Cluster) -> u64 {
     max_size(cluster)
 }
 
-/// Writes the chunks to `directory/name` atomically (see [`commands::Upload`]). The caller
-/// enforces [`upload_limit`] while it receives the file, and sends `Err(InputAborted)` to
-/// abandon the upload, which leaves no file behind.
+/// Writes the chunks to `directory/name` atomically: over SFTP to a temporary name renamed
+/// over the target once complete ([`sftp::upload`]), else by [`commands::Upload`]. The
+/// caller enforces [`upload_limit`] while it receives the file, and sends
+/// `Err(InputAborted)` to abandon the upload, which leaves no file behind.
 pub async fn upload(
     cluster: &Cluster,
     user: &SshUser,
     directory: &[u8],
     name: &[u8],
-    chunks: mpsc::Receiver<Result<Bytes, InputAborted>>,
+    mut chunks: mpsc::Receiver<Result<Bytes, InputAborted>>,
 ) -> Result<(), ServiceError> {
     let directory = check_path(cluster, directory)?;
     // Refuses `/`, `..` and NUL in the name: the file lands in `directory`, nowhere else.
     directory.join(name)?;
     let command = commands::Upload::new(timeout(cluster), directory.as_bytes(), name)?;
+    if let Some(stored) = sftp::upload(cluster, user, &directory, name, &mut chunks).await {
+        return stored;
+    }
     let output = cluster
         .ssh
         .execute_with_input(user, &command.command_line(), Input::Stream(chunks))

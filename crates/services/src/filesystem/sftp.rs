@@ -1,6 +1,7 @@
 //! The operations served over the user's standing SFTP session ([`ironcrest_ssh::Sftp`])
 //! instead of a remote process: `ls` of a directory (not recursive, not dereferencing),
-//! `head` (not `skipTrailing`), `view`, `rm` of a non-directory and `download`.
+//! `head` (not `skipTrailing`), `view`, `rm` of a non-directory, `download`, `mkdir`,
+//! `symlink`, `chmod` with an octal mode of a non-directory, and `upload` (two-phase).
 //!
 //! Each returns `None` when SFTP cannot give exactly what the exec path gives, and the
 //! caller then runs the tool: any SFTP error before a result (so error statuses and
@@ -10,13 +11,14 @@
 //! the zone's offset is learnt with `date` at three instants of the year (hourly per
 //! cluster) and used only when they agree.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{Datelike, TimeZone, Utc};
 use futures::{StreamExt, TryFutureExt};
 use ironcrest_ssh::{
-    READ_CHUNK, Sftp, SftpAttrs, SftpEntry, SftpError, SftpHandle, SshError, SshUser,
+    InputAborted, READ_CHUNK, Sftp, SftpAttrs, SftpEntry, SftpError, SftpHandle, SshError, SshUser,
 };
 use tokio::sync::mpsc;
 
@@ -28,6 +30,10 @@ use crate::{Cluster, ServiceError};
 const OFFSET_MAX_AGE: Duration = Duration::from_secs(3600);
 /// Reads in flight during a download.
 const READS_IN_FLIGHT: usize = 8;
+/// The most one WRITE carries (sftp-server takes up to 256 KiB packets).
+const WRITE_CHUNK: usize = 64 * 1024;
+/// SSH_FX_NO_SUCH_FILE.
+const NO_SUCH_FILE: u32 = 2;
 
 const S_IFMT: u32 = 0o170_000;
 const S_IFDIR: u32 = 0o040_000;
@@ -151,6 +157,22 @@ enum Entry {
 /// when a field is missing or a name may have been mangled.
 fn to_file(entry: &SftpEntry, target: Option<&str>, numeric: bool, offset: i32) -> Option<Entry> {
     let attrs: SftpAttrs = entry.attrs;
+    let owners = if numeric {
+        (attrs.uid?.to_string(), attrs.gid?.to_string())
+    } else {
+        owner_names(&entry.longname)?
+    };
+    file(&entry.name, attrs, target, owners, offset)
+}
+
+/// What `ls -l` shows of `name` with these attributes, link target and owner names.
+fn file(
+    name: &str,
+    attrs: SftpAttrs,
+    target: Option<&str>,
+    (user, group): (String, String),
+    offset: i32,
+) -> Option<Entry> {
     let mode = attrs.permissions?;
     let kind = match mode & S_IFMT {
         0o140_000 => 's',
@@ -161,17 +183,12 @@ fn to_file(entry: &SftpEntry, target: Option<&str>, numeric: bool, offset: i32) 
         0o010_000 => 'p',
         _ => return None,
     };
-    let (user, group) = if numeric {
-        (attrs.uid?.to_string(), attrs.gid?.to_string())
-    } else {
-        owner_names(&entry.longname)?
-    };
     let seconds = i64::from(attrs.mtime?) + i64::from(offset);
     let last_modified = chrono::DateTime::from_timestamp(seconds, 0)?
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string();
     Some(Entry::File(File {
-        name: exact(&entry.name)?,
+        name: exact(name)?,
         kind: kind.to_string(),
         link_target: match target {
             Some(target) => Some(exact(target)?),
@@ -330,6 +347,241 @@ pub(super) async fn rm(cluster: &Cluster, user: &SshUser, path: &ValidPath) -> O
         return None;
     }
     fallback(sftp.remove(path.as_bytes()).await)
+}
+
+/// The entry at `path` as `ls -d` shows it, after a change made over SFTP: from its
+/// attributes and the cluster's names of its owners, or, if SFTP cannot tell exactly, from
+/// `ls -d` itself (the change is not repeated).
+async fn changed(
+    cluster: &Cluster,
+    user: &SshUser,
+    sftp: &Sftp,
+    path: &ValidPath,
+    offset: i32,
+) -> Result<File, ServiceError> {
+    let shown = async {
+        let p = path.as_bytes();
+        let attrs = fallback(sftp.lstat(p).await)?;
+        let target = match attrs.permissions? & S_IFMT {
+            S_IFLNK => Some(fallback(sftp.read_link(p).await)?),
+            _ => None,
+        };
+        let owners = fallback(sftp.owner_names(attrs.uid?, attrs.gid?).await)?;
+        let name = std::str::from_utf8(p).ok()?;
+        match file(name, attrs, target.as_deref(), owners, offset)? {
+            Entry::File(file) => Some(file),
+            Entry::Device => None,
+        }
+    };
+    if let Some(file) = shown.await {
+        return Ok(file);
+    }
+    let ls = commands::ChangedEntry::show(timeout(cluster), path.as_bytes())?;
+    Ok(cluster.ssh.run(user, &ls).await?)
+}
+
+/// The session and the cluster's UTC offset for a change answered like `ls -d`, if SFTP can
+/// answer it (names of owners included); checked before changing anything.
+async fn for_change(cluster: &Cluster, user: &SshUser) -> Option<(Sftp, i32)> {
+    let offset = utc_offset(cluster, user).await?;
+    let sftp = session(cluster, user).await?;
+    sftp.can_name_owners().then_some((sftp, offset))
+}
+
+/// `mkdir` (`parents`: `mkdir -p`). `None` (nothing changed) when the tool is to run.
+pub(super) async fn mkdir(
+    cluster: &Cluster,
+    user: &SshUser,
+    path: &ValidPath,
+    parents: bool,
+) -> Option<Result<File, ServiceError>> {
+    let (sftp, offset) = for_change(cluster, user).await?;
+    if parents {
+        mkdir_parents(&sftp, path.as_bytes()).await?;
+    } else {
+        fallback(sftp.mkdir(path.as_bytes()).await)?;
+    }
+    Some(changed(cluster, user, &sftp, path, offset).await)
+}
+
+/// `mkdir -p`: every missing directory of the path, in order. Like `mkdir -p`, a directory
+/// it creates on the way gets `u+wx` even if the umask removes them. `None` at the first
+/// thing that is not a missing path or a directory (the tool says what).
+async fn mkdir_parents(sftp: &Sftp, path: &[u8]) -> Option<()> {
+    let ends = path
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, b)| **b == b'/')
+        .map(|(i, _)| i)
+        .chain([path.len()]);
+    for end in ends {
+        let dir = &path[..end];
+        match sftp.stat(dir).await {
+            Ok(attrs) if attrs.permissions? & S_IFMT == S_IFDIR => continue,
+            Err(SftpError::Status { code, .. }) if code == NO_SUCH_FILE => {}
+            other => {
+                let _ = fallback(other);
+                return None;
+            }
+        }
+        fallback(sftp.mkdir(dir).await)?;
+        if end < path.len() {
+            let mode = fallback(sftp.stat(dir).await)?.permissions?;
+            if mode & 0o300 != 0o300 {
+                fallback(sftp.set_mode(dir, (mode | 0o300) & 0o7777).await)?;
+            }
+        }
+    }
+    Some(())
+}
+
+/// `ln -s target link`. `None` (nothing changed) when the tool is to run, e.g. when `link`
+/// exists (`ln` then makes the link inside it if it is a directory).
+pub(super) async fn symlink(
+    cluster: &Cluster,
+    user: &SshUser,
+    target: &ValidPath,
+    link: &ValidPath,
+) -> Option<Result<File, ServiceError>> {
+    let (sftp, offset) = for_change(cluster, user).await?;
+    fallback(sftp.symlink(target.as_bytes(), link.as_bytes()).await)?;
+    Some(changed(cluster, user, &sftp, link, offset).await)
+}
+
+/// `chmod` with an octal mode of at most four digits on anything but a directory (whose
+/// set-id bits `chmod` keeps unless told otherwise); any other mode is the tool's. `None`
+/// (nothing changed) when the tool is to run.
+pub(super) async fn chmod(
+    cluster: &Cluster,
+    user: &SshUser,
+    path: &ValidPath,
+    mode: &str,
+) -> Option<Result<File, ServiceError>> {
+    let mode = octal_mode(mode)?;
+    let (sftp, offset) = for_change(cluster, user).await?;
+    let p = path.as_bytes();
+    // `chmod` follows a link, and so does SETSTAT.
+    if fallback(sftp.stat(p).await)?.permissions? & S_IFMT == S_IFDIR {
+        return None;
+    }
+    fallback(sftp.set_mode(p, mode).await)?;
+    Some(changed(cluster, user, &sftp, path, offset).await)
+}
+
+/// A mode of one to four octal digits, as `chmod` reads it.
+fn octal_mode(mode: &str) -> Option<u32> {
+    if mode.is_empty() || mode.len() > 4 || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(mode, 8).ok()
+}
+
+/// Two-phase upload: the chunks are written to a fresh temporary name in `directory`, which
+/// replaces `directory/name` atomically (`posix-rename@openssh.com`) only once the whole
+/// file has arrived; an abandoned, failed or cancelled upload removes it. `None` (nothing
+/// received from `chunks`) when the tool is to run: no session or extension, a directory
+/// that cannot take the temporary file (the tool reports why), a target that is a
+/// directory.
+pub(super) async fn upload(
+    cluster: &Cluster,
+    user: &SshUser,
+    directory: &ValidPath,
+    name: &[u8],
+    chunks: &mut mpsc::Receiver<Result<Bytes, InputAborted>>,
+) -> Option<Result<(), ServiceError>> {
+    let sftp = session(cluster, user).await?;
+    if !sftp.can_replace() {
+        return None;
+    }
+    let target = directory.join(name).ok()?;
+    match sftp.lstat(target.as_bytes()).await {
+        Ok(attrs) if attrs.permissions? & S_IFMT != S_IFDIR => {}
+        Err(SftpError::Status { code, .. }) if code == NO_SUCH_FILE => {}
+        _ => return None,
+    }
+    let temporary = directory.join(temporary_name().as_bytes()).ok()?;
+    let file = fallback(sftp.create_new(temporary.as_bytes()).await)?;
+    let mut guard = Temporary {
+        sftp: sftp.clone(),
+        path: Some(temporary.as_bytes().to_vec()),
+    };
+    let written = tokio::time::timeout(
+        cluster.ssh.settings().command_timeout(),
+        receive(file, chunks),
+    )
+    .await
+    .unwrap_or(Err(SshError::CommandTimeout));
+    let stored = match written {
+        Ok(()) => sftp
+            .replace(temporary.as_bytes(), target.as_bytes())
+            .await
+            .map_err(|err| SshError::Protocol(format!("SFTP rename: {err}"))),
+        Err(err) => Err(err),
+    };
+    if stored.is_ok() {
+        guard.path = None;
+    } else {
+        guard.remove().await;
+    }
+    Some(stored.map_err(ServiceError::from))
+}
+
+/// Writes the chunks in order until the sender is done, then closes the file.
+async fn receive(
+    file: SftpHandle,
+    chunks: &mut mpsc::Receiver<Result<Bytes, InputAborted>>,
+) -> Result<(), SshError> {
+    let failed = |err: SftpError| SshError::Protocol(format!("SFTP write: {err}"));
+    let mut offset = 0u64;
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk.map_err(|InputAborted| SshError::Protocol("input abandoned".into()))?;
+        for part in chunk.chunks(WRITE_CHUNK) {
+            file.write(offset, part).await.map_err(failed)?;
+            offset += part.len() as u64;
+        }
+    }
+    file.close().await.map_err(failed)
+}
+
+/// A name no other upload uses: this process's id, the time and a counter.
+fn temporary_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        ".ironcrest-upload.{}.{nanos:x}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An upload's temporary file: removed unless taken (`path` set to `None`), also when the
+/// upload is dropped half-way (in the background then).
+struct Temporary {
+    sftp: Sftp,
+    path: Option<Vec<u8>>,
+}
+
+impl Temporary {
+    async fn remove(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = fallback(self.sftp.remove(&path).await);
+        }
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else { return };
+        let sftp = self.sftp.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = fallback(sftp.remove(&path).await);
+            });
+        }
+    }
 }
 
 /// `download`: the file's bytes with [`READS_IN_FLIGHT`] reads pipelined; 413 past

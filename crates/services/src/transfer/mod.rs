@@ -7,7 +7,7 @@
 mod script;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ironcrest_config::{ClusterConfig, DataTransferConfig, ProbedService};
@@ -454,7 +454,7 @@ pub async fn upload(
 /// Cluster → client through S3: a job uploads `source` in parts; the client gets the
 /// object's presigned GET URL, valid once the job has succeeded.
 pub async fn download(
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     user: &SshUser,
     source: &[u8],
     method: TransferMethod,

@@ -134,7 +134,14 @@ pub struct ChangedEntry {
 
 impl ChangedEntry {
     pub fn new(change: CommandLine, timeout: u64, shown: &[u8]) -> Result<Self, QuoteError> {
-        let show = line(
+        Ok(Self {
+            line: change.and_then(Self::show(timeout, shown)?.line),
+        })
+    }
+
+    /// Only the `ls -d`: for an entry changed otherwise (over SFTP).
+    pub fn show(timeout: u64, shown: &[u8]) -> Result<Self, QuoteError> {
+        let line = line(
             timeout,
             shown,
             LsOptions {
@@ -142,9 +149,7 @@ impl ChangedEntry {
                 ..LsOptions::default()
             },
         )?;
-        Ok(Self {
-            line: change.and_then(show),
-        })
+        Ok(Self { line })
     }
 }
 

@@ -31,7 +31,7 @@ pub use head::Head;
 pub use ls::{ChangedEntry, File, Ls, LsOptions, parse_ls};
 pub use mkdir::mkdir;
 pub use rm::Rm;
-pub use stat::{FileStat, Stat};
+pub use stat::{FileStat, Stat, StatBatch};
 pub use symlink::symlink;
 pub use tail::Tail;
 pub use upload::Upload;

@@ -1,7 +1,8 @@
-//! Atomic upload: stdin is written to a fresh temporary name in the target directory
-//! (`set -C`: never an existing file) and renamed over the target only once complete. If the
-//! command is stopped (timeout, cancelled request), the trap removes the temporary file, so
-//! an interrupted upload leaves neither a partial nor a clobbered file.
+//! Atomic upload when SFTP cannot do it (see `filesystem::sftp::upload`): stdin is written
+//! to a fresh temporary name in the target directory (`set -C`: never an existing file) and
+//! renamed over the target only once complete. If the command is stopped (timeout,
+//! cancelled request), the trap removes the temporary file, so an interrupted upload leaves
+//! neither a partial nor a clobbered file.
 
 use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 
