@@ -697,6 +697,11 @@ async fn upload_and_download_are_byte_exact_and_bounded() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["message"], "File to upload is too large.");
     assert!(!dir.path(b"big").exists());
+    assert_eq!(
+        others(&dir, "bin.dat"),
+        Vec::<std::ffi::OsString>::new(),
+        "no temporary file is left by a refused upload"
+    );
     std::fs::write(dir.path(b"big"), &big).unwrap();
     let (status, body) = client
         .get("download", dir.path(b"big").as_os_str().as_bytes(), "")

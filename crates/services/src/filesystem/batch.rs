@@ -1,6 +1,7 @@
-//! Coalescing per key: while one batch for a key is in flight, further items for that key
-//! queue, and the next batch takes the queued ones at once (up to a count and a total
-//! weight). One runner task per key with a non-empty queue; it ends when the queue is empty.
+//! Coalescing per key: while a key's batches are in flight (at most [`Cap::in_flight`] at
+//! once), further items for that key queue, and the next batch takes the queued ones at
+//! once (up to a count and a total weight). A runner task per batch in flight; it takes
+//! batch after batch and ends when the queue is empty.
 //!
 //! Pure logic: what a batch does is the `run` function given to [`Coalescer::submit`].
 
@@ -12,25 +13,32 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 /// How much one batch may take: at most `count` items whose weights add up to at most
-/// `weight` (a first item heavier than that still goes, alone).
+/// `weight` (a first item heavier than that still goes, alone); and how many batches of a
+/// key may be in flight at once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cap {
     pub count: usize,
     pub weight: usize,
+    pub in_flight: usize,
 }
 
-type Queue<T, R> = Vec<(T, oneshot::Sender<R>)>;
+/// A key's waiting items and how many runners it has; present while it has runners.
+struct Key<T, R> {
+    queue: Vec<(T, oneshot::Sender<R>)>,
+    runners: usize,
+}
 
-/// Queues keyed by `K` of items `T` waiting for results `R`. A key is present while its
-/// runner is alive.
+type Keys<K, T, R> = Arc<Mutex<HashMap<K, Key<T, R>>>>;
+
+/// Queues keyed by `K` of items `T` waiting for results `R`.
 pub(crate) struct Coalescer<K, T, R> {
-    queues: Arc<Mutex<HashMap<K, Queue<T, R>>>>,
+    keys: Keys<K, T, R>,
 }
 
 impl<K, T, R> Default for Coalescer<K, T, R> {
     fn default() -> Self {
         Self {
-            queues: Arc::default(),
+            keys: Arc::default(),
         }
     }
 }
@@ -58,14 +66,21 @@ where
     {
         let (tx, rx) = oneshot::channel();
         let start = {
-            let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-            let started = queues.contains_key(&key);
-            queues.entry(key.clone()).or_default().push((item, tx));
-            !started
+            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            let state = keys.entry(key.clone()).or_insert_with(|| Key {
+                queue: Vec::new(),
+                runners: 0,
+            });
+            state.queue.push((item, tx));
+            let start = state.runners < cap.in_flight.max(1);
+            if start {
+                state.runners += 1;
+            }
+            start
         };
         if start {
             let runner = Runner {
-                queues: self.queues.clone(),
+                keys: self.keys.clone(),
                 key: Some(key),
             };
             tokio::spawn(runner.run(cap, weight, run));
@@ -75,10 +90,10 @@ where
 }
 
 /// Runs a key's batches until its queue is empty. Dropped early (a panic in `run`), it
-/// removes the key, so queued items are answered `None` and the next submit starts afresh.
+/// gives up its place; the key's last runner gone, queued items are answered `None`.
 struct Runner<K: Hash + Eq, T, R> {
-    queues: Arc<Mutex<HashMap<K, Queue<T, R>>>>,
-    /// `None` once the runner has removed its key itself.
+    keys: Keys<K, T, R>,
+    /// `None` once the runner has given up its place itself.
     key: Option<K>,
 }
 
@@ -90,14 +105,14 @@ impl<K: Hash + Eq, T, R> Runner<K, T, R> {
     {
         loop {
             let batch = {
-                let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
                 let Some(key) = self.key.as_ref() else { return };
-                let batch = queues
+                let batch = keys
                     .get_mut(key)
-                    .map(|queue| take(queue, cap, weight))
+                    .map(|state| take(&mut state.queue, cap, weight))
                     .unwrap_or_default();
                 if batch.is_empty() {
-                    queues.remove(key);
+                    leave(&mut keys, key);
                     self.key = None;
                     return;
                 }
@@ -116,10 +131,20 @@ impl<K: Hash + Eq, T, R> Runner<K, T, R> {
 impl<K: Hash + Eq, T, R> Drop for Runner<K, T, R> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.queues
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&key);
+            leave(
+                &mut self.keys.lock().unwrap_or_else(PoisonError::into_inner),
+                &key,
+            );
+        }
+    }
+}
+
+/// A runner of `key` ends; with the last one the key (and whatever is queued) goes.
+fn leave<K: Hash + Eq, T, R>(keys: &mut HashMap<K, Key<T, R>>, key: &K) {
+    if let Some(state) = keys.get_mut(key) {
+        state.runners -= 1;
+        if state.runners == 0 {
+            keys.remove(key);
         }
     }
 }
@@ -151,6 +176,7 @@ mod tests {
     const CAP: Cap = Cap {
         count: 4,
         weight: 10,
+        in_flight: 1,
     };
 
     /// Weighs an item by its length.
@@ -244,7 +270,47 @@ mod tests {
             ]
         );
         // Every runner has finished: the queues are gone.
-        assert!(coalescer.queues.lock().unwrap().is_empty());
+        assert!(coalescer.keys.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn up_to_in_flight_batches_run_at_once_and_the_rest_queue() {
+        let coalescer: Arc<Coalescer<&str, String, String>> = Arc::default();
+        let batches = Batches::default();
+        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let gate = Arc::new(Semaphore::new(0));
+        let cap = Cap {
+            in_flight: 2,
+            ..CAP
+        };
+        let submit = |item: &str| {
+            let coalescer = coalescer.clone();
+            let run = gated("user", &batches, &started_tx, &gate);
+            let item = item.to_string();
+            async move { coalescer.submit("user", item, cap, LEN, run).await }.boxed()
+        };
+        let mut running: Vec<_> = ["a", "b"].into_iter().map(submit).collect();
+        for future in &mut running {
+            assert!(futures::poll!(future).is_pending());
+            assert_eq!(started.recv().await, Some("user"));
+        }
+        let mut queued: Vec<_> = ["c", "d", "e"].into_iter().map(submit).collect();
+        for future in &mut queued {
+            assert!(futures::poll!(future).is_pending());
+        }
+        gate.add_permits(3);
+        running.extend(queued);
+        let results: Vec<Option<String>> = futures::future::join_all(running).await;
+        let upper = ["A", "B", "C", "D", "E"].map(|s| Some(s.to_string()));
+        assert_eq!(results, upper);
+        let batches: Vec<Vec<String>> = batches
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b.1.clone())
+            .collect();
+        assert_eq!(batches, [vec!["a"], vec!["b"], vec!["c", "d", "e"]]);
+        assert!(coalescer.keys.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

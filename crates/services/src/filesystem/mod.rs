@@ -192,14 +192,17 @@ pub(crate) type StatBatches =
 
 /// A `stat` batch: at most 64 paths, and a command line well within what a shell takes as
 /// one argument (128 KiB on Linux): a quoted path is at most four times its length plus 2
-/// (the weight given to `submit`).
+/// (the weight given to `submit`). Two batches of a user may run at once: with one, clients
+/// that resubmit as soon as they are answered split into a lone request that starts a batch
+/// and the rest that wait for it to end; a second one in flight takes them at once.
 const STAT_BATCH: batch::Cap = batch::Cap {
     count: 64,
     weight: 64 * 1024,
+    in_flight: 2,
 };
 
-/// While one `stat` of a user is in flight, that user's further `stat`s queue and then run
-/// as one [`commands::StatBatch`]. A path the batch could not read (or a batch that failed)
+/// While `stat`s of a user are in flight (see [`STAT_BATCH`]), that user's further `stat`s
+/// queue and then run as one [`commands::StatBatch`]. A path the batch could not read (or a batch that failed)
 /// runs alone as [`commands::Stat`], so its error is exactly that of a single `stat`.
 pub async fn stat(
     cluster: &Arc<Cluster>,
