@@ -7,10 +7,10 @@
 //! their size (and S3's MD5 ETag, where the store gives one) has been checked, so a
 //! cancelled or failed job never leaves a partial or clobbered target.
 
-use ironcrest_remote::{CommandLine, QuoteError, quote};
+use ironcrest_remote::{CommandLine, RemoteCommand, quote};
 
+use crate::ServiceError;
 use crate::filesystem::commands::{Compress, Compression, Extract};
-use ironcrest_remote::RemoteCommand;
 
 /// What a transfer job does.
 pub enum TransferScript<'a> {
@@ -73,19 +73,30 @@ fn banner(title: &str) -> String {
 }
 
 /// `line`, then the success sentence, or `Unable to <what>` and the command's status.
-fn step(line: &CommandLine, success: &str, what: &str) -> String {
-    format!(
+fn step(line: &CommandLine, success: &str, what: &str) -> Result<String, ServiceError> {
+    let line = text(line.as_bytes())?;
+    Ok(format!(
         "if {line}; then\n  echo '{success}'\nelse\n  status=$?\n  echo \"Unable to {what}, exit code:$status\" >&2\n  exit \"$status\"\nfi\n"
-    )
+    ))
 }
 
-fn word(value: impl AsRef<[u8]>) -> Result<String, QuoteError> {
-    Ok(String::from_utf8_lossy(&quote(value.as_ref())?).into_owned())
+fn word(value: impl AsRef<[u8]>) -> Result<String, ServiceError> {
+    text(&quote(value.as_ref())?)
+}
+
+/// A job script is text (slurmrestd takes it in JSON), so a path that is not UTF-8 is
+/// refused rather than passed on with its bytes replaced.
+fn text(bytes: &[u8]) -> Result<String, ServiceError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        ServiceError::InvalidRequest(
+            "Transfer jobs take UTF-8 paths only; this path has bytes that are not UTF-8.".into(),
+        )
+    })
 }
 
 impl TransferScript<'_> {
     /// The job's script: the shebang, the site's directives, then the work.
-    pub fn render(&self, directives: &[String]) -> Result<String, QuoteError> {
+    pub fn render(&self, directives: &[String]) -> Result<String, ServiceError> {
         let mut script = String::from("#!/bin/bash\n");
         for directive in directives {
             script.push_str(directive);
@@ -95,14 +106,14 @@ impl TransferScript<'_> {
         Ok(script)
     }
 
-    fn body(&self) -> Result<String, QuoteError> {
+    fn body(&self) -> Result<String, ServiceError> {
         Ok(match *self {
             TransferScript::Move { source, target } => {
                 let line = CommandLine::builder("mv")
                     .operands([source, target])?
                     .build();
                 banner("Move Files Job")
-                    + &step(&line, "Files were successfully moved.", "move files")
+                    + &step(&line, "Files were successfully moved.", "move files")?
             }
             TransferScript::Copy {
                 source,
@@ -116,7 +127,7 @@ impl TransferScript<'_> {
                     .operands([source, target])?
                     .build();
                 banner("Copy Files Job")
-                    + &step(&line, "Files were successfully copied.", "copy files")
+                    + &step(&line, "Files were successfully copied.", "copy files")?
             }
             TransferScript::Delete { path } => {
                 let line = CommandLine::builder("rm")
@@ -124,7 +135,7 @@ impl TransferScript<'_> {
                     .operands([path])?
                     .build();
                 banner("Delete Files Job")
-                    + &step(&line, "Files were successfully deleted.", "delete files")
+                    + &step(&line, "Files were successfully deleted.", "delete files")?
             }
             TransferScript::Compress {
                 parent,
@@ -149,7 +160,7 @@ impl TransferScript<'_> {
                         &line,
                         "Files were successfully compressed.",
                         "compress files",
-                    )
+                    )?
             }
             TransferScript::Extract {
                 source,
@@ -158,7 +169,7 @@ impl TransferScript<'_> {
             } => {
                 let line = Extract::new(None, source, target, compression)?.command_line();
                 banner("Extract Files Job")
-                    + &step(&line, "Files were successfully extracted.", "extract files")
+                    + &step(&line, "Files were successfully extracted.", "extract files")?
             }
             TransferScript::StageIn {
                 target,

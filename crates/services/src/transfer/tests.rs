@@ -226,3 +226,17 @@ file_systems:
         Err(ServiceError::Misconfigured(_))
     ));
 }
+
+#[test]
+fn a_path_that_is_not_utf8_is_refused_not_mangled() {
+    let refused = TransferScript::Delete {
+        path: b"/home/u/caf\xe9",
+    }
+    .render(&[])
+    .unwrap_err();
+    assert!(
+        matches!(refused, ServiceError::InvalidRequest(_)),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("UTF-8"));
+}
