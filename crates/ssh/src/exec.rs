@@ -138,35 +138,13 @@ async fn exchange<S: Send + 'static>(
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                     append(&mut output.stderr, &data, limit)?;
                 }
-                Some(ChannelMsg::ExitStatus { exit_status: status }) => exit_status = Some(status),
-                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                    exit_status = Some(128 + signal_number(&signal_name));
+                other => {
+                    if let Some(exit_status) = control(other, &mut exit_status, &mut guard.closed)? {
+                        return Ok(Output { exit_status, ..output });
+                    }
                 }
-                Some(ChannelMsg::Failure) => {
-                    return Err(SshError::ChannelOpenFailed("sshd refused the exec request".into()));
-                }
-                Some(ChannelMsg::Close) => {
-                    guard.closed = true;
-                    break;
-                }
-                None => {
-                    guard.closed = true;
-                    return Err(SshError::ConnectionLost(
-                        "connection closed while the command was running".into(),
-                    ));
-                }
-                Some(_) => {}
             }
         }
-    }
-    match exit_status {
-        Some(exit_status) => Ok(Output {
-            exit_status,
-            ..output
-        }),
-        None => Err(SshError::Protocol(
-            "channel closed without an exit status".into(),
-        )),
     }
 }
 
@@ -281,39 +259,53 @@ async fn pump<S: Send + 'static>(
             Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                 append(&mut output.stderr, &data, limit)?;
             }
-            Some(ChannelMsg::ExitStatus {
-                exit_status: status,
-            }) => exit_status = Some(status),
-            Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                exit_status = Some(128 + signal_number(&signal_name));
+            other => {
+                if let Some(exit_status) = control(other, &mut exit_status, &mut guard.closed)? {
+                    return Ok(Output {
+                        exit_status,
+                        ..output
+                    });
+                }
             }
-            Some(ChannelMsg::Failure) => {
-                return Err(SshError::ChannelOpenFailed(
-                    "sshd refused the exec request".into(),
-                ));
-            }
-            Some(ChannelMsg::Close) => {
-                guard.closed = true;
-                break;
-            }
-            None => {
-                guard.closed = true;
-                return Err(SshError::ConnectionLost(
-                    "connection closed while the command was running".into(),
-                ));
-            }
-            Some(_) => {}
         }
     }
-    match exit_status {
-        Some(exit_status) => Ok(Output {
-            exit_status,
-            ..output
-        }),
-        None => Err(SshError::Protocol(
-            "channel closed without an exit status".into(),
-        )),
+}
+
+/// The channel messages other than output, shared by both ways of running a command:
+/// records the exit status, and once the channel closes returns it (`Some`), or an error
+/// if the command ended without one.
+fn control(
+    message: Option<ChannelMsg>,
+    exit_status: &mut Option<u32>,
+    closed: &mut bool,
+) -> Result<Option<u32>, SshError> {
+    match message {
+        Some(ChannelMsg::ExitStatus {
+            exit_status: status,
+        }) => *exit_status = Some(status),
+        Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+            *exit_status = Some(128 + signal_number(&signal_name));
+        }
+        Some(ChannelMsg::Failure) => {
+            return Err(SshError::ChannelOpenFailed(
+                "sshd refused the exec request".into(),
+            ));
+        }
+        Some(ChannelMsg::Close) => {
+            *closed = true;
+            return exit_status
+                .map(Some)
+                .ok_or_else(|| SshError::Protocol("channel closed without an exit status".into()));
+        }
+        None => {
+            *closed = true;
+            return Err(SshError::ConnectionLost(
+                "connection closed while the command was running".into(),
+            ));
+        }
+        Some(_) => {}
     }
+    Ok(None)
 }
 
 fn append(buffer: &mut Vec<u8>, data: &[u8], limit: u64) -> Result<(), SshError> {
