@@ -60,7 +60,7 @@ pub enum TransferScript<'a> {
         size: u64,
         part_size: u64,
         parallel: u32,
-        /// Where the parts are cut, at most `parallel` of them at once.
+        /// Where the job keeps the parts' response headers and ETags.
         scratch: &'a [u8],
         part_urls: &'a [String],
         complete_url: &'a str,
@@ -215,17 +215,17 @@ impl TransferScript<'_> {
     }
 }
 
-/// Shared by both staged directions: a response header's value, and failing with a message.
-const FUNCTIONS: &str = r#"header() { tr -d '\r' | sed -n "s/^$1: *//Ip" | head -n 1; }
-fail() { code=$1; shift; echo "Unable to $*" >&2; exit "$code"; }
+/// Shared by both staged directions: failing with a message.
+const FUNCTIONS: &str = r#"fail() { code=$1; shift; echo "Unable to $*" >&2; exit "$code"; }
 "#;
 
-/// Client → cluster. Waits (checking every second for two minutes, then every 30 s, within
-/// the URLs' lifetime) for the completed object, downloads it beside the target, checks its
-/// size against what the client announced and its content against S3's ETag (the MD5 of
-/// the file, or for a multipart object the MD5 of its parts' MD5s, `-N` parts), then
-/// renames it.
-const STAGE_IN: &str = r#"trap 'rm -f -- "$partial"' EXIT
+/// Client → cluster. Waits (checking every half second for two minutes, then every 30 s,
+/// within the URLs' lifetime) for the completed object, checks its size against what the
+/// client announced, then downloads it beside the target in one pass that also digests it
+/// for S3's ETag (the MD5 of the file, or for a multipart object the MD5 of its parts' MD5s,
+/// `-N` parts), and renames it once both match.
+const STAGE_IN: &str = r#"header() { tr -d '\r' | sed -n "s/^$1: *//Ip" | head -n 1; }
+trap 'rm -f -- "$partial"' EXIT
 trap 'exit 143' TERM INT HUP
 [ -d "$target" ] && fail 3 "upload the file: the target is a directory"
 started=$(date +%s)
@@ -233,41 +233,47 @@ deadline=$(( started + wait_limit ))
 until headers=$(curl --silent --fail --head -- "$head_url"); do
   now=$(date +%s)
   [ "$now" -ge "$deadline" ] && fail 4 "upload the file: the staged upload was not completed in time"
-  # Every second while a client is likely uploading, then every 30 s.
-  if [ $(( now - started )) -lt 120 ]; then sleep 1; else sleep 30; fi
+  # Often while a client is likely uploading, then every 30 s.
+  if [ $(( now - started )) -lt 120 ]; then sleep 0.5; else sleep 30; fi
 done
 length=$(printf '%s\n' "$headers" | header Content-Length)
 [ "$length" = "$size" ] || fail 5 "upload the file: the staged object has $length bytes, $size were announced"
-curl --silent --show-error --fail --retry 5 --output "$partial" -- "$get_url" || fail 6 "upload the file: the staged object could not be downloaded, exit code:$?"
+etag=$(printf '%s\n' "$headers" | header ETag | tr -d '"')
+# `fetch` writes the object from standard input into the temporary file and prints the MD5
+# (or, for a multipart ETag, each part's MD5) of what it wrote, in the same pass.
+if [[ $etag =~ ^[0-9a-f]{32}-[0-9]+$ ]]; then
+  kind=parts
+  export F7T_PARTIAL=$partial
+  fetch() { split --bytes="$part_size" --filter='tee -a -- "$F7T_PARTIAL" | md5sum' - | cut -c 1-32; }
+elif [[ $etag =~ ^[0-9a-f]{32}$ ]]; then
+  kind=whole
+  fetch() { tee -- "$partial" | md5sum | cut -c 1-32; }
+else
+  # Not an MD5 (e.g. an encrypted object): the size checks are all there is.
+  kind=none
+  fetch() { cat > "$partial"; }
+fi
+: > "$partial" || fail 6 "upload the file: the temporary file cannot be created"
+sums=$(set -o pipefail; curl --silent --show-error --fail --retry 5 -- "$get_url" | fetch) ||
+  fail 6 "upload the file: the staged object could not be downloaded, exit code:$?"
 actual=$(stat -c %s -- "$partial") || fail 7 "upload the file: the downloaded file is missing"
 [ "$actual" = "$size" ] || fail 7 "upload the file: $actual of $size bytes arrived"
-etag=$(printf '%s\n' "$headers" | header ETag | tr -d '"')
-if [[ $etag =~ ^[0-9a-f]{32}-[0-9]+$ ]]; then
-  parts=${etag##*-}
-  digests=
-  for (( i = 0; i < parts; i++ )); do
-    digest=$(dd if="$partial" bs="$part_size" skip="$i" count=1 iflag=fullblock 2>/dev/null | md5sum) || fail 8 "upload the file: md5sum failed"
-    digests+=${digest%% *}
-  done
-  computed=$(printf "$(printf '%s' "$digests" | sed 's/../\\x&/g')" | md5sum)
-  computed="${computed%% *}-$parts"
-elif [[ $etag =~ ^[0-9a-f]{32}$ ]]; then
-  computed=$(md5sum < "$partial") || fail 8 "upload the file: md5sum failed"
-  computed=${computed%% *}
-else
-  # Not an MD5 (e.g. an encrypted object): the size check above is all there is.
-  computed=$etag
-fi
+case $kind in
+  parts) computed=$(printf "$(printf '%s' "$sums" | tr -d '\n' | sed 's/../\\x&/g')" | md5sum)
+         computed="${computed%% *}-$(printf '%s\n' "$sums" | grep -c .)" ;;
+  whole) computed=$sums ;;
+  none) computed=$etag ;;
+esac
 [ "$computed" = "$etag" ] || fail 9 "upload the file: its checksum $computed differs from the staged object's $etag"
 mv -f -- "$partial" "$target" || fail 10 "upload the file: it could not be renamed to the target"
 curl --silent --output /dev/null --request DELETE -- "$delete_url" || true
 awk -v bytes="$actual" 'BEGIN { printf "File was successfully downloaded (size: %.3fMB)\n", bytes / 1000000 }'
 "#;
 
-/// Cluster → client. Each part is cut into the scratch directory and uploaded with an
-/// explicit length (S3 refuses chunked uploads), `parallel` at a time; a failed part is
-/// retried once; then the parts' ETags complete the upload. Exit codes as v2's: 34 the
-/// source is missing, 27 it changed size, 70 the completion failed.
+/// Cluster → client. Each part goes from the file straight into its upload through a pipe
+/// with its length declared (S3 refuses chunked uploads), `parallel` at a time; a failed
+/// part is retried once; then the parts' ETags complete the upload. Exit codes as v2's:
+/// 34 the source is missing, 27 it changed size, 70 the completion failed.
 const STAGE_OUT: &str = r#"[ -r "$source" ] || fail 34 "download the file: it does not exist or is not readable"
 actual=$(stat -L -c %s -- "$source") || fail 34 "download the file: it does not exist"
 [ "$actual" = "$size" ] || fail 27 "download the file: it has $actual bytes now, $size when the transfer was requested"
@@ -277,24 +283,42 @@ trap 'rm -rf -- "$work"' EXIT
 trap 'exit 143' TERM INT HUP
 count=${#part_urls[@]}
 upload_part() {
-  local number=$1 file
+  local number=$1 url=${part_urls[$(( $1 - 1 ))]} offset length
   if [ "$count" -eq 1 ]; then
-    file=$source
-  else
-    file="$work/part.$number"
-    dd if="$source" of="$file" bs="$part_size" skip=$(( number - 1 )) count=1 iflag=fullblock 2>/dev/null || return 1
+    curl --silent --show-error --fail --retry 3 --dump-header "$work/headers.$number" --output /dev/null \
+      --upload-file "$source" -- "$url"
+    return
   fi
-  curl --silent --show-error --fail --retry 3 --dump-header "$work/headers.$number" --output /dev/null \
-    --upload-file "$file" -- "${part_urls[$(( number - 1 ))]}"
-  local status=$?
-  [ "$count" -eq 1 ] || rm -f -- "$file"
-  return "$status"
+  offset=$(( (number - 1) * part_size ))
+  length=$(( size - offset < part_size ? size - offset : part_size ))
+  # A file that shrank meanwhile sends fewer bytes than declared, and the part fails.
+  dd if="$source" bs=1M iflag=skip_bytes,count_bytes skip="$offset" count="$length" status=none |
+    curl --silent --show-error --fail --dump-header "$work/headers.$number" --output /dev/null \
+      --header "Content-Length: $length" --header 'Transfer-Encoding:' --header 'Expect:' \
+      --upload-file - -- "$url"
+}
+# Sets `etag` to the ETag in part $1's response headers, with builtins only (no process per part).
+etag_of() {
+  local line
+  etag=
+  [ -f "$work/headers.$1" ] || return 1
+  while IFS= read -r line; do
+    line=${line%$'\r'}
+    if [[ ${line,,} == etag:* ]]; then
+      etag=${line#*:}
+      etag=${etag#"${etag%%[! ]*}"}
+      [ -n "$etag" ]
+      return
+    fi
+  done < "$work/headers.$1"
+  return 1
 }
 for round in 1 2; do
   running=0
   for (( number = 1; number <= count; number++ )); do
-    [ -s "$work/etag.$number" ] && continue
-    ( upload_part "$number" && header ETag < "$work/headers.$number" > "$work/etag.$number" ) &
+    etag_of "$number" && continue
+    # A failed part's headers go, so the next round uploads it again.
+    ( upload_part "$number" || rm -f -- "$work/headers.$number" ) &
     running=$(( running + 1 ))
     if [ "$running" -ge "$parallel" ]; then wait -n; running=$(( running - 1 )); fi
   done
@@ -303,8 +327,8 @@ done
 {
   printf '<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
   for (( number = 1; number <= count; number++ )); do
-    [ -s "$work/etag.$number" ] || fail 70 "download the file: part $number of $count could not be uploaded"
-    printf '<Part><PartNumber>%s</PartNumber><ETag>%s</ETag></Part>' "$number" "$(cat -- "$work/etag.$number")"
+    etag_of "$number" || fail 70 "download the file: part $number of $count could not be uploaded"
+    printf '<Part><PartNumber>%s</PartNumber><ETag>%s</ETag></Part>' "$number" "$etag"
   done
   printf '</CompleteMultipartUpload>'
 } > "$work/complete.xml" || exit

@@ -164,7 +164,7 @@ fn staged_scripts_carry_urls_as_single_words() {
     // bash itself reads the assignments back: the values must survive unchanged.
     let probe = format!(
         "{}\nprintf '%s\\n' \"$source\" \"${{part_urls[0]}}\"; exit 0",
-        text.split("header() {").next().unwrap()
+        text.split("fail() {").next().unwrap()
     );
     let output = Command::new("bash")
         .arg("-c")
@@ -239,4 +239,243 @@ fn a_path_that_is_not_utf8_is_refused_not_mangled() {
         "{refused}"
     );
     assert!(refused.to_string().contains("UTF-8"));
+}
+
+/// A stand-in for `curl` on the job's PATH, so the stage-in checks run against bodies and
+/// ETags a real S3 would not produce on demand: `--head` prints `$FAKE_S3/headers`, a DELETE
+/// leaves `$FAKE_S3/deleted`, anything else prints `$FAKE_S3/body`.
+const FAKE_CURL: &str = r#"#!/bin/bash
+for arg; do
+  case $arg in
+    --head) cat "$FAKE_S3/headers"; exit 0 ;;
+    DELETE) touch "$FAKE_S3/deleted"; exit 0 ;;
+  esac
+done
+cat "$FAKE_S3/body"
+"#;
+
+fn hex_md5(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// S3's ETag of a multipart object: the MD5 of its parts' binary MD5s, then `-<parts>`.
+fn multipart_etag(body: &[u8], part_size: usize) -> String {
+    use md5::Digest;
+    let mut digests = Vec::new();
+    for part in body.chunks(part_size) {
+        digests.extend_from_slice(&md5::Md5::digest(part));
+    }
+    format!("{}-{}", hex_md5(&digests), body.chunks(part_size).count())
+}
+
+/// Runs a stage-in of `body` announced with `etag`; returns the run and the target's bytes.
+fn stage_in(body: &[u8], etag: &str) -> (Ran, Option<Vec<u8>>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake-s3");
+    std::fs::create_dir(&fake).expect("fake dir");
+    let curl = fake.join("curl");
+    std::fs::write(&curl, FAKE_CURL).expect("fake curl");
+    std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::write(fake.join("body"), body).expect("body");
+    std::fs::write(
+        fake.join("headers"),
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"{etag}\"\r\n\r\n",
+            body.len()
+        ),
+    )
+    .expect("headers");
+    let target = dir.path().join(HOSTILE);
+    let partial = dir.path().join(".f7t-upload-test.part");
+    let text = TransferScript::StageIn {
+        target: &bytes(&target),
+        partial: &bytes(&partial),
+        size: body.len() as u64,
+        part_size: 5,
+        wait_limit: 10,
+        head_url: "http://s3/head",
+        get_url: "http://s3/get",
+        delete_url: "http://s3/delete",
+    }
+    .render(&[])
+    .expect("renders");
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(&text)
+        .env("FAKE_S3", &fake)
+        .env(
+            "PATH",
+            format!("{}:{}", fake.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .expect("bash runs");
+    assert!(!partial.exists(), "the temporary file is always removed");
+    let ran = Ran {
+        status: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    (ran, std::fs::read(&target).ok())
+}
+
+#[test]
+fn stage_in_checks_the_content_against_a_multipart_or_whole_md5_etag() {
+    let body = b"twelve bytes and a tail";
+    for etag in [multipart_etag(body, 5), hex_md5(body)] {
+        let (ran, target) = stage_in(body, &etag);
+        assert_eq!(ran.status, 0, "{etag}: {}", ran.stderr);
+        assert!(
+            ran.stdout
+                .contains("File was successfully downloaded (size: 0.000MB)"),
+            "{}",
+            ran.stdout
+        );
+        assert_eq!(target.as_deref(), Some(&body[..]));
+    }
+}
+
+#[test]
+fn stage_in_refuses_content_that_differs_from_the_etag_and_leaves_no_target() {
+    let body = b"twelve bytes and a tail";
+    let other = b"twelve bytes and a TAIL";
+    for etag in [multipart_etag(other, 5), hex_md5(other)] {
+        let (ran, target) = stage_in(body, &etag);
+        assert_eq!(ran.status, 9, "{etag}: {}", ran.stdout);
+        assert!(
+            ran.stderr
+                .contains("Unable to upload the file: its checksum"),
+            "{}",
+            ran.stderr
+        );
+        assert_eq!(target, None);
+    }
+    // Same bytes cut at other part boundaries than the ones handed out.
+    let (ran, target) = stage_in(body, &multipart_etag(body, 6));
+    assert_eq!(ran.status, 9, "{}", ran.stderr);
+    assert_eq!(target, None);
+}
+
+#[test]
+fn stage_in_of_an_object_without_an_md5_etag_relies_on_the_size() {
+    let body = b"encrypted objects have opaque etags";
+    let (ran, target) = stage_in(body, "kms-opaque-etag");
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    assert_eq!(target.as_deref(), Some(&body[..]));
+}
+
+/// A stand-in for `curl` that takes a staged download's requests: a part URL
+/// (`http://s3/part/N`) stores its body as `$FAKE_S3/part.N` and answers with ETag `etag-N`,
+/// unless a `$FAKE_S3/fail.N.*` file is left (one is used up per failure); the completion
+/// stores the posted XML as `$FAKE_S3/complete.xml`.
+const FAKE_CURL_PARTS: &str = r#"#!/bin/bash
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dump-header) headers=$2; shift ;;
+    --upload-file) body=$2; shift ;;
+    --data-binary) posted=${2#@}; shift ;;
+    http://*) url=$1 ;;
+  esac
+  shift
+done
+case $url in
+  http://s3/part/*)
+    number=${url##*/}
+    failure=$(ls "$FAKE_S3"/fail."$number".* 2>/dev/null | head -n 1)
+    if [ -n "$failure" ]; then rm -f "$failure"; cat > /dev/null; exit 22; fi
+    if [ "$body" = - ]; then cat > "$FAKE_S3/part.$number"; else cp "$body" "$FAKE_S3/part.$number"; fi
+    printf 'HTTP/1.1 200 OK\r\nETag: "etag-%s"\r\n\r\n' "$number" > "$headers" ;;
+  http://s3/complete)
+    cp "$posted" "$FAKE_S3/complete.xml"
+    echo '<CompleteMultipartUploadResult/>' ;;
+esac
+"#;
+
+/// Runs a staged download of `content` in parts of 5 bytes, with part N failing as many
+/// times as `failures[N - 1]` says.
+fn stage_out(content: &[u8], failures: &[usize]) -> (Ran, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake-s3");
+    std::fs::create_dir(&fake).expect("fake dir");
+    let curl = fake.join("curl");
+    std::fs::write(&curl, FAKE_CURL_PARTS).expect("fake curl");
+    std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    for (index, &count) in failures.iter().enumerate() {
+        for attempt in 0..count {
+            std::fs::write(fake.join(format!("fail.{}.{attempt}", index + 1)), b"").expect("x");
+        }
+    }
+    let source = dir.path().join(HOSTILE);
+    std::fs::write(&source, content).expect("source");
+    let urls: Vec<String> = (1..=content.len().div_ceil(5))
+        .map(|n| format!("http://s3/part/{n}"))
+        .collect();
+    let text = TransferScript::StageOut {
+        source: &bytes(&source),
+        size: content.len() as u64,
+        part_size: 5,
+        parallel: 2,
+        scratch: &bytes(&dir.path().join("tmp")),
+        part_urls: &urls,
+        complete_url: "http://s3/complete",
+    }
+    .render(&[])
+    .expect("renders");
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(&text)
+        .env("FAKE_S3", &fake)
+        .env(
+            "PATH",
+            format!("{}:{}", fake.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .expect("bash runs");
+    let ran = Ran {
+        status: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    (ran, dir)
+}
+
+#[test]
+fn stage_out_uploads_every_part_retrying_a_failed_one_and_completes_in_order() {
+    let content = b"0123456789abcdefghijk";
+    let (ran, dir) = stage_out(content, &[0, 1, 0, 0, 0]);
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("[INFO] Multipart file upload successfully completed"));
+    let fake = dir.path().join("fake-s3");
+    let mut uploaded = Vec::new();
+    for number in 1..=5 {
+        uploaded.extend(std::fs::read(fake.join(format!("part.{number}"))).expect("part"));
+    }
+    assert_eq!(uploaded, content);
+    let complete = std::fs::read_to_string(fake.join("complete.xml")).expect("completed");
+    let expected: String = (1..=5)
+        .map(|n| format!("<Part><PartNumber>{n}</PartNumber><ETag>\"etag-{n}\"</ETag></Part>"))
+        .collect();
+    assert!(complete.contains(&expected), "{complete}");
+    // The scratch directory holds nothing after the job.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn stage_out_fails_with_v2s_code_when_a_part_fails_twice() {
+    let (ran, dir) = stage_out(b"0123456789abc", &[0, 2, 0]);
+    assert_eq!(ran.status, 70, "{}", ran.stdout);
+    assert!(
+        ran.stderr
+            .contains("Unable to download the file: part 2 of 3 could not be uploaded"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stdout.contains("successfully"));
+    assert!(!dir.path().join("fake-s3/complete.xml").exists());
 }
