@@ -449,7 +449,10 @@ fn stage_out_uploads_every_part_retrying_a_failed_one_and_completes_in_order() {
     let content = b"0123456789abcdefghijk";
     let (ran, dir) = stage_out(content, &[0, 1, 0, 0, 0]);
     assert_eq!(ran.status, 0, "{}", ran.stderr);
-    assert!(ran.stdout.contains("[INFO] Multipart file upload successfully completed"));
+    assert!(
+        ran.stdout
+            .contains("[INFO] Multipart file upload successfully completed")
+    );
     let fake = dir.path().join("fake-s3");
     let mut uploaded = Vec::new();
     for number in 1..=5 {
@@ -462,7 +465,9 @@ fn stage_out_uploads_every_part_retrying_a_failed_one_and_completes_in_order() {
         .collect();
     assert!(complete.contains(&expected), "{complete}");
     // The scratch directory holds nothing after the job.
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").collect();
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
+        .expect("tmp")
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
