@@ -15,20 +15,39 @@ struct Ran {
 }
 
 fn run(script: &TransferScript<'_>, dir: &Path) -> Ran {
+    run_with(script, dir, None)
+}
+
+/// Runs `script` in `dir`, with the stand-in `curl` of `fake_s3` first on its PATH if given.
+fn run_with(script: &TransferScript<'_>, dir: &Path, fake_s3: Option<&Path>) -> Ran {
     let text = script
         .render(&["#SBATCH --partition=xfer".to_string()])
         .expect("renders");
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg(&text)
-        .current_dir(dir)
-        .output()
-        .expect("bash runs");
+    let mut command = Command::new("bash");
+    command.arg("-c").arg(&text).current_dir(dir);
+    if let Some(fake) = fake_s3 {
+        let path = std::env::var("PATH").expect("PATH");
+        command
+            .env("FAKE_S3", fake)
+            .env("PATH", format!("{}:{path}", fake.display()));
+    }
+    let output = command.output().expect("bash runs");
     Ran {
         status: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// `<dir>/fake-s3`, holding `curl_script` as `curl` (and what it serves and records).
+fn fake_s3(dir: &Path, curl_script: &str) -> std::path::PathBuf {
+    let fake = dir.join("fake-s3");
+    std::fs::create_dir(&fake).expect("fake dir");
+    let curl = fake.join("curl");
+    std::fs::write(&curl, curl_script).expect("fake curl");
+    std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    fake
 }
 
 fn bytes(path: &Path) -> Vec<u8> {
@@ -275,12 +294,7 @@ fn multipart_etag(body: &[u8], part_size: usize) -> String {
 /// Runs a stage-in of `body` announced with `etag`; returns the run and the target's bytes.
 fn stage_in(body: &[u8], etag: &str) -> (Ran, Option<Vec<u8>>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = dir.path().join("fake-s3");
-    std::fs::create_dir(&fake).expect("fake dir");
-    let curl = fake.join("curl");
-    std::fs::write(&curl, FAKE_CURL).expect("fake curl");
-    std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    let fake = fake_s3(dir.path(), FAKE_CURL);
     std::fs::write(fake.join("body"), body).expect("body");
     std::fs::write(
         fake.join("headers"),
@@ -292,34 +306,21 @@ fn stage_in(body: &[u8], etag: &str) -> (Ran, Option<Vec<u8>>) {
     .expect("headers");
     let target = dir.path().join(HOSTILE);
     let partial = dir.path().join(".f7t-upload-test.part");
-    let text = TransferScript::StageIn {
-        target: &bytes(&target),
-        partial: &bytes(&partial),
-        size: body.len() as u64,
-        part_size: 5,
-        wait_limit: 10,
-        head_url: "http://s3/head",
-        get_url: "http://s3/get",
-        delete_url: "http://s3/delete",
-    }
-    .render(&[])
-    .expect("renders");
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg(&text)
-        .env("FAKE_S3", &fake)
-        .env(
-            "PATH",
-            format!("{}:{}", fake.display(), std::env::var("PATH").unwrap()),
-        )
-        .output()
-        .expect("bash runs");
+    let ran = run_with(
+        &TransferScript::StageIn {
+            target: &bytes(&target),
+            partial: &bytes(&partial),
+            size: body.len() as u64,
+            part_size: 5,
+            wait_limit: 10,
+            head_url: "http://s3/head",
+            get_url: "http://s3/get",
+            delete_url: "http://s3/delete",
+        },
+        dir.path(),
+        Some(&fake),
+    );
     assert!(!partial.exists(), "the temporary file is always removed");
-    let ran = Ran {
-        status: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
     (ran, std::fs::read(&target).ok())
 }
 
@@ -399,12 +400,7 @@ esac
 /// times as `failures[N - 1]` says.
 fn stage_out(content: &[u8], failures: &[usize]) -> (Ran, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = dir.path().join("fake-s3");
-    std::fs::create_dir(&fake).expect("fake dir");
-    let curl = fake.join("curl");
-    std::fs::write(&curl, FAKE_CURL_PARTS).expect("fake curl");
-    std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    let fake = fake_s3(dir.path(), FAKE_CURL_PARTS);
     for (index, &count) in failures.iter().enumerate() {
         for attempt in 0..count {
             std::fs::write(fake.join(format!("fail.{}.{attempt}", index + 1)), b"").expect("x");
@@ -415,32 +411,19 @@ fn stage_out(content: &[u8], failures: &[usize]) -> (Ran, tempfile::TempDir) {
     let urls: Vec<String> = (1..=content.len().div_ceil(5))
         .map(|n| format!("http://s3/part/{n}"))
         .collect();
-    let text = TransferScript::StageOut {
-        source: &bytes(&source),
-        size: content.len() as u64,
-        part_size: 5,
-        parallel: 2,
-        scratch: &bytes(&dir.path().join("tmp")),
-        part_urls: &urls,
-        complete_url: "http://s3/complete",
-    }
-    .render(&[])
-    .expect("renders");
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg(&text)
-        .env("FAKE_S3", &fake)
-        .env(
-            "PATH",
-            format!("{}:{}", fake.display(), std::env::var("PATH").unwrap()),
-        )
-        .output()
-        .expect("bash runs");
-    let ran = Ran {
-        status: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let ran = run_with(
+        &TransferScript::StageOut {
+            source: &bytes(&source),
+            size: content.len() as u64,
+            part_size: 5,
+            parallel: 2,
+            scratch: &bytes(&dir.path().join("tmp")),
+            part_urls: &urls,
+            complete_url: "http://s3/complete",
+        },
+        dir.path(),
+        Some(&fake),
+    );
     (ran, dir)
 }
 
