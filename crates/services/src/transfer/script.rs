@@ -244,7 +244,8 @@ etag=$(printf '%s\n' "$headers" | header ETag | tr -d '"')
 if [[ $etag =~ ^[0-9a-f]{32}-[0-9]+$ ]]; then
   kind=parts
   export F7T_PARTIAL=$partial
-  fetch() { split --bytes="$part_size" --filter='tee -a -- "$F7T_PARTIAL" | md5sum' - | cut -c 1-32; }
+  # split runs the filter with $SHELL, which is the user's login shell.
+  fetch() { SHELL=/bin/sh split --bytes="$part_size" --filter='tee -a -- "$F7T_PARTIAL" | md5sum' - | cut -c 1-32; }
 elif [[ $etag =~ ^[0-9a-f]{32}$ ]]; then
   kind=whole
   fetch() { tee -- "$partial" | md5sum | cut -c 1-32; }

@@ -29,7 +29,9 @@ fn run_with(script: &TransferScript<'_>, dir: &Path, fake_s3: Option<&Path>) -> 
         let path = std::env::var("PATH").expect("PATH");
         command
             .env("FAKE_S3", fake)
-            .env("PATH", format!("{}:{path}", fake.display()));
+            .env("PATH", format!("{}:{path}", fake.display()))
+            // A login shell that is not sh: nothing in the scripts may depend on $SHELL.
+            .env("SHELL", "/bin/false");
     }
     let output = command.output().expect("bash runs");
     Ran {
