@@ -12,6 +12,13 @@ Floors:
               machine for upload, the client's GET for download). A staged transfer moves
               every byte twice through S3, so this is the floor it can approach; on moto,
               completing a multipart upload copies the whole object, which both pay.
+  no-op job   a batch job that does nothing (`sbatch --wrap true` in the transfer partition, as
+              fireuser), from submission until squeue says COMPLETED, polled as often as the
+              staged transfers' jobs are: what running work as a batch job costs on this Slurm
+              (its scheduling tick, the launch, the end) before any byte moves. A staged download
+              runs strictly in sequence (job, then the client's GET), so "2-hop+job" is the
+              floor it can approach; an upload's job waits in the queue while the client PUTs,
+              so that column is not given for uploads.
 MB/s is 10^6 bytes per second of wall time; ratio is Ironcrest / floor. sha256 checks run
 after the clock stops, so no column pays for hashing.
 """
@@ -40,6 +47,9 @@ FLOOR_BUCKET = "ironbench-floor"
 FAKE_AUTH = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
                               "SignedHeaders=host, Signature=00"}
 POLL = 0.2  # seconds between job state requests
+# The dev environment's transfer partition (`datatransfer_jobs_directives`).
+TRANSFER_PARTITION = "normal"
+BATCH_SCHED_DELAY = 3  # seconds, Slurm's default
 TOKEN_REUSE = 60  # seconds
 
 
@@ -134,6 +144,15 @@ async def get_to_file(s3, url, path, headers=None):
                 f.write(chunk)
 
 
+async def run_as_fireuser(*command):
+    process = await asyncio.create_subprocess_exec("runuser", "-u", "fireuser", "--", *command,
+                                                   stdout=subprocess.PIPE, cwd="/tmp")
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} exited {process.returncode}")
+    return out.decode().strip()
+
+
 class Bench:
     def __init__(self, env, pid, size, workdir):
         self.env, self.pid, self.size, self.workdir = env, pid, size, workdir
@@ -222,6 +241,20 @@ class Bench:
         return elapsed, rss
 
     # -- floors -----------------------------------------------------------------------------
+
+    async def noop_job(self):
+        """Seconds from submitting a job that does nothing until squeue shows it COMPLETED."""
+        start = time.monotonic()
+        job_id = (await run_as_fireuser("sbatch", "--parsable", "--partition", TRANSFER_PARTITION,
+                                        "--output", "/dev/null", "--wrap", "true")).split(";")[0]
+        while True:
+            state = await run_as_fireuser("squeue", "--noheader", "--states", "all",
+                                          "--jobs", job_id, "--format", "%T")
+            if state == "COMPLETED":
+                return time.monotonic() - start
+            if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING"):
+                raise RuntimeError(f"no-op job {job_id} ended {state!r}")
+            await asyncio.sleep(POLL)
 
     def floor_url(self, key):
         return f"{self.s3_url}/{FLOOR_BUCKET}/{key}"
@@ -316,22 +349,35 @@ async def run(args, env):
                 # The floor puts parts of the size Ironcrest handed out.
                 seconds, rss, part_size = await bench.staged_upload(local, digest)
                 single, two = await bench.floor_upload(local, digest, part_size)
-                results["upload"].append((seconds, single, two, rss))
+                upload = (seconds, single, two, rss)
 
                 seconds, rss = await bench.staged_download(source, digest)
                 single, two = await bench.floor_download(local, digest, part_size)
-                results["download"].append((seconds, single, two, rss))
+                download = (seconds, single, two, rss)
+
+                job = await bench.noop_job()
+                results["upload"].append(upload + (job,))
+                results["download"].append(download + (job,))
+                # Slurm starts a batch job no sooner than batch_sched_delay (3 s by default) after
+                # it last started one, so the next staged transfer must not follow this job closely.
+                await asyncio.sleep(BATCH_SCHED_DELAY)
 
         print(f"file {args.size_mib} MiB, part size {part_size // MIB} MiB, {CONCURRENCY} concurrent part PUTs, "
-              f"repeat {args.repeat} (median MB/s; RSS: first before, max peak, last after)")
-        print(f"{'op':<16} {'MB/s':>8} {'floor 1-hop':>11} {'ratio':>6} {'floor 2-hop':>11} {'ratio':>6} "
-              f"{'RSS KiB before':>14} {'peak':>8} {'after':>8}")
+              f"repeat {args.repeat} (median MB/s and s; RSS: first before, max peak, last after)")
+        print(f"{'op':<16} {'MB/s':>6} {'1-hop':>6} {'ratio':>5} {'2-hop':>6} {'ratio':>5} {'no-op job s':>11} "
+              f"{'2-hop+job':>9} {'ratio':>5} {'RSS KiB before':>14} {'peak':>6} {'after':>6}")
         for op, rows in results.items():
             mbps = [statistics.median(size / 1e6 / row[i] for row in rows) for i in range(3)]
+            job = statistics.median(row[4] for row in rows)
+            if op == "download":
+                with_job = statistics.median(size / 1e6 / (row[2] + row[4]) for row in rows)
+                job_columns = f"{with_job:>9.1f} {mbps[0] / with_job:>5.2f}"
+            else:
+                job_columns = f"{'-':>9} {'-':>5}"
             rss = [row[3] for row in rows]
-            print(f"{'staged ' + op:<16} {mbps[0]:>8.1f} {mbps[1]:>11.1f} {mbps[0] / mbps[1]:>6.2f} "
-                  f"{mbps[2]:>11.1f} {mbps[0] / mbps[2]:>6.2f} {rss[0].before:>14} "
-                  f"{max(r.peak for r in rss):>8} {rss[-1].after:>8}")
+            print(f"{'staged ' + op:<16} {mbps[0]:>6.1f} {mbps[1]:>6.1f} {mbps[0] / mbps[1]:>5.2f} "
+                  f"{mbps[2]:>6.1f} {mbps[0] / mbps[2]:>5.2f} {job:>11.2f} {job_columns} "
+                  f"{rss[0].before:>14} {max(r.peak for r in rss):>6} {rss[-1].after:>6}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         for path in (source, f"{BENCH_DIR}/transfer-upload.bin", f"{BENCH_DIR}/transfer-floor-upload.bin"):
