@@ -49,7 +49,7 @@ FAKE_AUTH = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-e
 POLL = 0.2  # seconds between job state requests
 # The dev environment's transfer partition (`datatransfer_jobs_directives`).
 TRANSFER_PARTITION = "normal"
-BATCH_SCHED_DELAY = 3  # seconds, Slurm's default
+SETTLE = 8  # seconds between a staged transfer's job and the no-op job, both ways
 TOKEN_REUSE = 60  # seconds
 
 
@@ -355,12 +355,14 @@ async def run(args, env):
                 single, two = await bench.floor_download(local, digest, part_size)
                 download = (seconds, single, two, rss)
 
+                # Slurm holds back a batch job submitted within a few seconds of another one's
+                # start (`batch_sched_delay`, 3 s by default; measured here: up to 6 s after it),
+                # so the no-op job is measured apart from the staged transfers' jobs, both ways.
+                await asyncio.sleep(SETTLE)
                 job = await bench.noop_job()
+                await asyncio.sleep(SETTLE)
                 results["upload"].append(upload + (job,))
                 results["download"].append(download + (job,))
-                # Slurm starts a batch job no sooner than batch_sched_delay (3 s by default) after
-                # it last started one, so the next staged transfer must not follow this job closely.
-                await asyncio.sleep(BATCH_SCHED_DELAY)
 
         print(f"file {args.size_mib} MiB, part size {part_size // MIB} MiB, {CONCURRENCY} concurrent part PUTs, "
               f"repeat {args.repeat} (median MB/s and s; RSS: first before, max peak, last after)")

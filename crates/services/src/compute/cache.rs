@@ -1,9 +1,11 @@
 //! The coalescing cache in front of the scheduler's job queries (issue 4 item 4).
 //!
 //! Identical queries by the same user that arrive while one is running share that one
-//! scheduler call; a finished answer is served again for at most `max_age`. A submit or
-//! cancel by the user drops that user's entries, so their own change shows at once.
-//! Failed calls are not cached: the next waiter runs the query itself.
+//! scheduler call; a finished answer is served again for at most `max_age`, except a lookup
+//! of one job that shows it still active: clients wait for a job's end by polling it, and a
+//! reused answer would show the end that much later. A submit or cancel by the user drops
+//! that user's entries, so their own change shows at once. Failed calls are not cached: the
+//! next waiter runs the query itself.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -66,8 +68,8 @@ impl JobsCache {
         let mut entries = self.lock();
         let now = Instant::now();
         // Drop what has gone stale, so the map stays as small as the recent traffic.
-        entries.retain(|_, cell| match cell.get() {
-            Some((at, _)) => now.duration_since(*at) < self.max_age,
+        entries.retain(|(_, query), cell| match cell.get() {
+            Some((at, jobs)) => now.duration_since(*at) < self.max_age && reusable(query, jobs),
             None => true,
         });
         entries
@@ -79,6 +81,12 @@ impl JobsCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Whether a finished answer may serve later calls: a listing may, a lookup only once the
+/// job has ended (its answer no longer changes).
+fn reusable(query: &JobQuery, jobs: &[Job]) -> bool {
+    matches!(query, JobQuery::List(_)) || jobs.iter().all(|job| !job.is_active())
 }
 
 #[cfg(test)]
@@ -181,6 +189,41 @@ mod tests {
         tokio::time::advance(Duration::from_millis(600)).await;
         get("bob").await.unwrap();
         assert_eq!(scheduler.calls(), 4, "stale answers are fetched again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_is_reused_only_once_the_job_has_ended() {
+        let cache = JobsCache::new(Duration::from_secs(10));
+        let calls = AtomicUsize::new(0);
+        let lookup = |state: &'static str| {
+            cache.get_or_fetch("alice", JobQuery::One("7".into()), || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let mut job = Job::default();
+                job.status.state = state.into();
+                Ok::<_, String>(vec![job])
+            })
+        };
+        let (a, b) = tokio::join!(lookup("RUNNING"), lookup("RUNNING"));
+        assert_eq!(
+            (a.unwrap()[0].status.state.as_str(), b.is_ok()),
+            ("RUNNING", true)
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "concurrent lookups share one call"
+        );
+        lookup("RUNNING").await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "an active job is looked up again"
+        );
+        lookup("COMPLETED").await.unwrap();
+        let state = lookup("RUNNING").await.unwrap()[0].status.state.clone();
+        assert_eq!(state, "COMPLETED", "an ended job's answer is reused");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test(start_paused = true)]
