@@ -428,6 +428,7 @@ pub async fn upload(
         partial: &partial,
         size,
         part_size: staging.part_size,
+        parallel: staging.parallel_runs,
         wait_limit: staging.client.ttl().as_secs(),
         head_url: &presign(Method::Head)?,
         get_url: &presign(Method::Get)?,

@@ -47,6 +47,8 @@ pub enum TransferScript<'a> {
         partial: &'a [u8],
         size: u64,
         part_size: u64,
+        /// Parts digested at once.
+        parallel: u32,
         /// Seconds to wait for the client's upload (the URLs' lifetime).
         wait_limit: u64,
         head_url: &'a str,
@@ -176,12 +178,13 @@ impl TransferScript<'_> {
                 partial,
                 size,
                 part_size,
+                parallel,
                 wait_limit,
                 head_url,
                 get_url,
                 delete_url,
             } => format!(
-                "{banner}target={target}\npartial={partial}\nsize={size}\npart_size={part_size}\nwait_limit={wait_limit}\nhead_url={head_url}\nget_url={get_url}\ndelete_url={delete_url}\n{FUNCTIONS}{STAGE_IN}",
+                "{banner}target={target}\npartial={partial}\nsize={size}\npart_size={part_size}\nparallel={parallel}\nwait_limit={wait_limit}\nhead_url={head_url}\nget_url={get_url}\ndelete_url={delete_url}\n{FUNCTIONS}{STAGE_IN}",
                 banner = banner("Upload File Job"),
                 target = word(target)?,
                 partial = word(partial)?,
@@ -221,11 +224,14 @@ const FUNCTIONS: &str = r#"fail() { code=$1; shift; echo "Unable to $*" >&2; exi
 
 /// Client → cluster. Waits (checking every half second for two minutes, then every 30 s,
 /// within the URLs' lifetime) for the completed object, checks its size against what the
-/// client announced, then downloads it beside the target in one pass that also digests it
-/// for S3's ETag (the MD5 of the file, or for a multipart object the MD5 of its parts' MD5s,
-/// `-N` parts), and renames it once both match.
+/// client announced, then downloads it beside the target and digests it for S3's ETag (the
+/// MD5 of the file, or for a multipart object the MD5 of its parts' MD5s, `-N` parts), and
+/// renames it once both match. A multipart object's parts are digested as soon as each is on
+/// disk, `parallel` at a time, so the checksum costs little more time than the download.
 const STAGE_IN: &str = r#"header() { tr -d '\r' | sed -n "s/^$1: *//Ip" | head -n 1; }
-trap 'rm -f -- "$partial"' EXIT
+work=
+# Also stops the digests still waiting for parts of a download that was cut short.
+trap 'kill $(jobs -p) 2>/dev/null; rm -f -- "$partial"; [ -z "$work" ] || rm -rf -- "$work"' EXIT
 trap 'exit 143' TERM INT HUP
 [ -d "$target" ] && fail 3 "upload the file: the target is a directory"
 started=$(date +%s)
@@ -239,32 +245,56 @@ done
 length=$(printf '%s\n' "$headers" | header Content-Length)
 [ "$length" = "$size" ] || fail 5 "upload the file: the staged object has $length bytes, $size were announced"
 etag=$(printf '%s\n' "$headers" | header ETag | tr -d '"')
-# `fetch` writes the object from standard input into the temporary file and prints the MD5
-# (or, for a multipart ETag, each part's MD5) of what it wrote, in the same pass.
-if [[ $etag =~ ^[0-9a-f]{32}-[0-9]+$ ]]; then
-  kind=parts
-  export F7T_PARTIAL=$partial
-  # split runs the filter with $SHELL, which is the user's login shell.
-  fetch() { SHELL=/bin/sh split --bytes="$part_size" --filter='tee -a -- "$F7T_PARTIAL" | md5sum' - | cut -c 1-32; }
+get() { curl --silent --show-error --fail --retry 5 -- "$get_url"; }
+arrived() { [ "$(stat -c %s -- "$partial")" -ge "$1" ]; }
+# Digests every `parallel`-th part from part $1 on, each once it is wholly on disk (looking
+# often, then every half second on a slow download); stops when the download has ended
+# without bringing the part.
+digest_lane() {
+  local number offset length tries
+  for (( number = $1; number <= count; number += parallel )); do
+    offset=$(( (number - 1) * part_size ))
+    length=$(( size - offset < part_size ? size - offset : part_size ))
+    tries=0
+    until arrived $(( offset + length )); do
+      if [ -e "$work/fetched" ]; then arrived $(( offset + length )) && break; return 0; fi
+      if (( ++tries < 20 )); then sleep 0.05; else sleep 0.5; fi
+    done
+    dd if="$partial" bs=1M iflag=skip_bytes,count_bytes skip="$offset" count="$length" status=none |
+      md5sum > "$work/sum.$number"
+  done
+}
+: > "$partial" || fail 6 "upload the file: the temporary file cannot be created"
+if [[ $etag =~ ^[0-9a-f]{32}-([0-9]+)$ ]]; then
+  count=${BASH_REMATCH[1]}
+  parts=$(( size > part_size ? (size + part_size - 1) / part_size : 1 ))
+  [ "$count" = "$parts" ] ||
+    fail 9 "upload the file: the staged object was uploaded in $count parts, not the $parts parts of $part_size bytes handed out"
+  work=$(mktemp -d) || fail 6 "upload the file: no scratch directory for the checksums"
+  for (( lane = 1; lane <= parallel; lane++ )); do digest_lane "$lane" & done
+  get > "$partial"
+  fetched=$?
+  echo "$fetched" > "$work/fetched"
+  wait
+  [ "$fetched" = 0 ] || fail 6 "upload the file: the staged object could not be downloaded, exit code:$fetched"
+  sums=
+  for (( number = 1; number <= count; number++ )); do
+    read -r sum _ 2>/dev/null < "$work/sum.$number" || fail 7 "upload the file: part $number of $count did not arrive"
+    sums+=$sum
+  done
+  computed=$(printf "$(printf '%s' "$sums" | sed 's/../\\x&/g')" | md5sum)
+  computed="${computed%% *}-$count"
 elif [[ $etag =~ ^[0-9a-f]{32}$ ]]; then
-  kind=whole
-  fetch() { tee -- "$partial" | md5sum | cut -c 1-32; }
+  computed=$(set -o pipefail; get | tee -- "$partial" | md5sum) ||
+    fail 6 "upload the file: the staged object could not be downloaded, exit code:$?"
+  computed=${computed%% *}
 else
   # Not an MD5 (e.g. an encrypted object): the size checks are all there is.
-  kind=none
-  fetch() { cat > "$partial"; }
+  get > "$partial" || fail 6 "upload the file: the staged object could not be downloaded, exit code:$?"
+  computed=$etag
 fi
-: > "$partial" || fail 6 "upload the file: the temporary file cannot be created"
-sums=$(set -o pipefail; curl --silent --show-error --fail --retry 5 -- "$get_url" | fetch) ||
-  fail 6 "upload the file: the staged object could not be downloaded, exit code:$?"
 actual=$(stat -c %s -- "$partial") || fail 7 "upload the file: the downloaded file is missing"
 [ "$actual" = "$size" ] || fail 7 "upload the file: $actual of $size bytes arrived"
-case $kind in
-  parts) computed=$(printf "$(printf '%s' "$sums" | tr -d '\n' | sed 's/../\\x&/g')" | md5sum)
-         computed="${computed%% *}-$(printf '%s\n' "$sums" | grep -c .)" ;;
-  whole) computed=$sums ;;
-  none) computed=$etag ;;
-esac
 [ "$computed" = "$etag" ] || fail 9 "upload the file: its checksum $computed differs from the staged object's $etag"
 mv -f -- "$partial" "$target" || fail 10 "upload the file: it could not be renamed to the target"
 curl --silent --output /dev/null --request DELETE -- "$delete_url" || true

@@ -273,6 +273,7 @@ for arg; do
   esac
 done
 cat "$FAKE_S3/body"
+exit "$(cat "$FAKE_S3/status")"
 "#;
 
 fn hex_md5(bytes: &[u8]) -> String {
@@ -295,9 +296,16 @@ fn multipart_etag(body: &[u8], part_size: usize) -> String {
 
 /// Runs a stage-in of `body` announced with `etag`; returns the run and the target's bytes.
 fn stage_in(body: &[u8], etag: &str) -> (Ran, Option<Vec<u8>>) {
+    stage_in_served(body, etag, body, 0)
+}
+
+/// A stage-in of an object of `body`'s size and `etag` whose GET serves `served`, then
+/// exits with `status` (as curl does when a download is cut short).
+fn stage_in_served(body: &[u8], etag: &str, served: &[u8], status: i32) -> (Ran, Option<Vec<u8>>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = fake_s3(dir.path(), FAKE_CURL);
-    std::fs::write(fake.join("body"), body).expect("body");
+    std::fs::write(fake.join("body"), served).expect("body");
+    std::fs::write(fake.join("status"), status.to_string()).expect("status");
     std::fs::write(
         fake.join("headers"),
         format!(
@@ -314,6 +322,7 @@ fn stage_in(body: &[u8], etag: &str) -> (Ran, Option<Vec<u8>>) {
             partial: &bytes(&partial),
             size: body.len() as u64,
             part_size: 5,
+            parallel: 2,
             wait_limit: 10,
             head_url: "http://s3/head",
             get_url: "http://s3/get",
@@ -360,7 +369,30 @@ fn stage_in_refuses_content_that_differs_from_the_etag_and_leaves_no_target() {
     // Same bytes cut at other part boundaries than the ones handed out.
     let (ran, target) = stage_in(body, &multipart_etag(body, 6));
     assert_eq!(ran.status, 9, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("uploaded in 4 parts, not the 5 parts of 5 bytes"),
+        "{}",
+        ran.stderr
+    );
     assert_eq!(target, None);
+}
+
+#[test]
+fn stage_in_of_a_download_cut_short_fails_and_leaves_no_target() {
+    let body = b"twenty-three bytes long";
+    for etag in [multipart_etag(body, 5), hex_md5(body)] {
+        let (ran, target) = stage_in_served(body, &etag, &body[..12], 18);
+        assert_eq!(ran.status, 6, "{etag}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains(
+                "Unable to upload the file: the staged object could not be downloaded, exit code:18"
+            ),
+            "{}",
+            ran.stderr
+        );
+        assert_eq!(target, None);
+    }
 }
 
 #[test]
