@@ -301,10 +301,11 @@ curl --silent --output /dev/null --request DELETE -- "$delete_url" || true
 awk -v bytes="$actual" 'BEGIN { printf "File was successfully downloaded (size: %.3fMB)\n", bytes / 1000000 }'
 "#;
 
-/// Cluster → client. Each part goes from the file straight into its upload through a pipe
-/// with its length declared (S3 refuses chunked uploads), `parallel` at a time; a failed
-/// part is retried once; then the parts' ETags complete the upload. Exit codes as v2's:
-/// 34 the source is missing, 27 it changed size, 70 the completion failed.
+/// Cluster → client. `parallel` curls each upload every `parallel`-th part over one kept-alive
+/// connection; each part goes from the file straight into its upload through a named pipe,
+/// with its length declared (S3 refuses chunked uploads). A part without an ETag is retried
+/// once; then the parts' ETags complete the upload. Exit codes as v2's: 34 the source is
+/// missing, 27 it changed size, 70 the completion failed.
 const STAGE_OUT: &str = r#"[ -r "$source" ] || fail 34 "download the file: it does not exist or is not readable"
 actual=$(stat -L -c %s -- "$source") || fail 34 "download the file: it does not exist"
 [ "$actual" = "$size" ] || fail 27 "download the file: it has $actual bytes now, $size when the transfer was requested"
@@ -313,20 +314,35 @@ work=$(mktemp -d -- "$scratch/f7t-download.XXXXXXXX") || fail 1 "download the fi
 trap 'rm -rf -- "$work"' EXIT
 trap 'exit 143' TERM INT HUP
 count=${#part_urls[@]}
-upload_part() {
-  local number=$1 url=${part_urls[$(( $1 - 1 ))]} offset length
-  if [ "$count" -eq 1 ]; then
-    curl --silent --show-error --fail --retry 3 --dump-header "$work/headers.$number" --output /dev/null \
-      --upload-file "$source" -- "$url"
-    return
-  fi
-  offset=$(( (number - 1) * part_size ))
-  length=$(( size - offset < part_size ? size - offset : part_size ))
-  # A file that shrank meanwhile sends fewer bytes than declared, and the part fails.
-  dd if="$source" bs=1M iflag=skip_bytes,count_bytes skip="$offset" count="$length" status=none |
-    curl --silent --show-error --fail --dump-header "$work/headers.$number" --output /dev/null \
-      --header "Content-Length: $length" --header 'Transfer-Encoding:' --header 'Expect:' \
-      --upload-file - -- "$url"
+# Uploads the parts given as arguments one after another, 32 per curl (`--next`), so that one
+# connection serves them and no more than 32 pipe writers wait at a time.
+upload_parts() {
+  local args number offset length input
+  while (( $# )); do
+    args=()
+    for number in "${@:1:32}"; do
+      offset=$(( (number - 1) * part_size ))
+      length=$(( size - offset < part_size ? size - offset : part_size ))
+      if [ "$count" -eq 1 ]; then
+        input=$source
+      else
+        input=$work/part.$number
+        rm -f -- "$input"
+        mkfifo -- "$input" || return
+        # A file that shrank meanwhile sends fewer bytes than declared, and the part fails.
+        dd if="$source" of="$input" bs=1M iflag=skip_bytes,count_bytes skip="$offset" count="$length" status=none &
+      fi
+      (( ${#args[@]} )) && args+=(--next)
+      args+=(--silent --show-error --fail --dump-header "$work/headers.$number" --output /dev/null
+        --header "Content-Length: $length" --header 'Transfer-Encoding:' --header 'Expect:'
+        --upload-file "$input" --url "${part_urls[number - 1]}")
+    done
+    shift $(( $# < 32 ? $# : 32 ))
+    curl "${args[@]}"
+    # Parts curl never reached (it stopped early) still have a writer waiting for a reader.
+    kill $(jobs -p) 2>/dev/null
+    wait
+  done
 }
 # Sets `etag` to the ETag in part $1's response headers, with builtins only (no process per part).
 etag_of() {
@@ -345,13 +361,14 @@ etag_of() {
   return 1
 }
 for round in 1 2; do
-  running=0
+  missing=()
   for (( number = 1; number <= count; number++ )); do
-    etag_of "$number" && continue
-    # A failed part's headers go, so the next round uploads it again.
-    ( upload_part "$number" || rm -f -- "$work/headers.$number" ) &
-    running=$(( running + 1 ))
-    if [ "$running" -ge "$parallel" ]; then wait -n; running=$(( running - 1 )); fi
+    etag_of "$number" || missing+=("$number")
+  done
+  for (( lane = 0; lane < parallel && lane < ${#missing[@]}; lane++ )); do
+    parts=()
+    for (( i = lane; i < ${#missing[@]}; i += parallel )); do parts+=("${missing[i]}"); done
+    upload_parts "${parts[@]}" &
   done
   wait
 done

@@ -403,38 +403,59 @@ fn stage_in_of_an_object_without_an_md5_etag_relies_on_the_size() {
     assert_eq!(target.as_deref(), Some(&body[..]));
 }
 
-/// A stand-in for `curl` that takes a staged download's requests: a part URL
-/// (`http://s3/part/N`) stores its body as `$FAKE_S3/part.N` and answers with ETag `etag-N`,
-/// unless a `$FAKE_S3/fail.N.*` file is left (one is used up per failure); the completion
-/// stores the posted XML as `$FAKE_S3/complete.xml`.
+/// A stand-in for `curl` that takes a staged download's requests, several per call as curl
+/// does with `--next`: a part URL (`http://s3/part/N`) stores its body as `$FAKE_S3/part.N`
+/// and answers with ETag `etag-N`, unless a `$FAKE_S3/fail.N.*` file is left (one is used up
+/// per failure); `$FAKE_S3/abort.N` makes it exit there once, leaving part N and the rest
+/// unread; the completion stores the posted XML as `$FAKE_S3/complete.xml`.
 const FAKE_CURL_PARTS: &str = r#"#!/bin/bash
+status=0
+perform() {
+  case $url in
+    http://s3/part/*)
+      number=${url##*/}
+      if [ -e "$FAKE_S3/abort.$number" ]; then rm -f "$FAKE_S3/abort.$number"; exit 2; fi
+      failure=$(ls "$FAKE_S3"/fail."$number".* 2>/dev/null | head -n 1)
+      if [ -n "$failure" ]; then rm -f "$failure"; cat -- "$body" > /dev/null; status=22; return; fi
+      cat -- "$body" > "$FAKE_S3/part.$number"
+      printf 'HTTP/1.1 200 OK\r\nETag: "etag-%s"\r\n\r\n' "$number" > "$headers" ;;
+    http://s3/complete)
+      cp "$posted" "$FAKE_S3/complete.xml"
+      echo '<CompleteMultipartUploadResult/>' ;;
+  esac
+}
 while [ $# -gt 0 ]; do
   case $1 in
     --dump-header) headers=$2; shift ;;
     --upload-file) body=$2; shift ;;
     --data-binary) posted=${2#@}; shift ;;
+    --url) url=$2; shift ;;
+    --next) perform ;;
     http://*) url=$1 ;;
   esac
   shift
 done
-case $url in
-  http://s3/part/*)
-    number=${url##*/}
-    failure=$(ls "$FAKE_S3"/fail."$number".* 2>/dev/null | head -n 1)
-    if [ -n "$failure" ]; then rm -f "$failure"; cat > /dev/null; exit 22; fi
-    if [ "$body" = - ]; then cat > "$FAKE_S3/part.$number"; else cp "$body" "$FAKE_S3/part.$number"; fi
-    printf 'HTTP/1.1 200 OK\r\nETag: "etag-%s"\r\n\r\n' "$number" > "$headers" ;;
-  http://s3/complete)
-    cp "$posted" "$FAKE_S3/complete.xml"
-    echo '<CompleteMultipartUploadResult/>' ;;
-esac
+perform
+exit "$status"
 "#;
 
 /// Runs a staged download of `content` in parts of 5 bytes, with part N failing as many
 /// times as `failures[N - 1]` says.
 fn stage_out(content: &[u8], failures: &[usize]) -> (Ran, tempfile::TempDir) {
+    stage_out_aborting(content, failures, None)
+}
+
+/// A stage-out whose curl stops for good when it reaches part `abort`, the first time.
+fn stage_out_aborting(
+    content: &[u8],
+    failures: &[usize],
+    abort: Option<usize>,
+) -> (Ran, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = fake_s3(dir.path(), FAKE_CURL_PARTS);
+    if let Some(number) = abort {
+        std::fs::write(fake.join(format!("abort.{number}")), b"").expect("abort");
+    }
     for (index, &count) in failures.iter().enumerate() {
         for attempt in 0..count {
             std::fs::write(fake.join(format!("fail.{}.{attempt}", index + 1)), b"").expect("x");
@@ -461,31 +482,51 @@ fn stage_out(content: &[u8], failures: &[usize]) -> (Ran, tempfile::TempDir) {
     (ran, dir)
 }
 
-#[test]
-fn stage_out_uploads_every_part_retrying_a_failed_one_and_completes_in_order() {
-    let content = b"0123456789abcdefghijk";
-    let (ran, dir) = stage_out(content, &[0, 1, 0, 0, 0]);
+/// Asserts a stage-out of `content` in 5-byte parts completed with every part, in order,
+/// and left nothing in the scratch directory.
+fn assert_staged_out(ran: &Ran, dir: &Path, content: &[u8]) {
     assert_eq!(ran.status, 0, "{}", ran.stderr);
     assert!(
         ran.stdout
             .contains("[INFO] Multipart file upload successfully completed")
     );
-    let fake = dir.path().join("fake-s3");
+    let fake = dir.join("fake-s3");
+    let parts = content.len().div_ceil(5);
     let mut uploaded = Vec::new();
-    for number in 1..=5 {
+    for number in 1..=parts {
         uploaded.extend(std::fs::read(fake.join(format!("part.{number}"))).expect("part"));
     }
     assert_eq!(uploaded, content);
     let complete = std::fs::read_to_string(fake.join("complete.xml")).expect("completed");
-    let expected: String = (1..=5)
+    let expected: String = (1..=parts)
         .map(|n| format!("<Part><PartNumber>{n}</PartNumber><ETag>\"etag-{n}\"</ETag></Part>"))
         .collect();
     assert!(complete.contains(&expected), "{complete}");
-    // The scratch directory holds nothing after the job.
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
-        .expect("tmp")
-        .collect();
+    let left: Vec<_> = std::fs::read_dir(dir.join("tmp")).expect("tmp").collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn stage_out_uploads_every_part_retrying_a_failed_one_and_completes_in_order() {
+    let content = b"0123456789abcdefghijk";
+    let (ran, dir) = stage_out(content, &[0, 1, 0, 0, 0]);
+    assert_staged_out(&ran, dir.path(), content);
+}
+
+#[test]
+fn stage_out_of_more_parts_than_one_curl_takes_uploads_them_all() {
+    // 80 parts on two connections: 40 each, in curls of at most 32.
+    let content: Vec<u8> = (0..400u32).map(|i| (i % 251) as u8).collect();
+    let (ran, dir) = stage_out(&content, &[]);
+    assert_staged_out(&ran, dir.path(), &content);
+}
+
+#[test]
+fn stage_out_retries_the_parts_a_curl_that_stopped_early_never_read() {
+    // Two connections: parts 1, 3, 5 and parts 2, 4; the first stops at part 3.
+    let content = b"0123456789abcdefghijk";
+    let (ran, dir) = stage_out_aborting(content, &[], Some(3));
+    assert_staged_out(&ran, dir.path(), content);
 }
 
 #[test]
