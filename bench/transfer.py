@@ -35,6 +35,8 @@ import time
 
 import aiohttp
 
+from ironbench import rss_kib
+
 SYSTEM = "cluster-slurm-ssh"
 BENCH_DIR = "/home/fireuser/ironbench"
 MIB = 1 << 20
@@ -51,14 +53,6 @@ POLL = 0.2  # seconds between job state requests
 TRANSFER_PARTITION = "normal"
 SETTLE = 8  # seconds between a staged transfer's job and the no-op job, both ways
 TOKEN_REUSE = 60  # seconds
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class RssSampler:
