@@ -71,14 +71,19 @@ fn service_status(error: &ServiceError) -> StatusCode {
         ServiceError::Unhealthy { .. } | ServiceError::FilesystemUnhealthy { .. } => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        ServiceError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        ServiceError::InvalidRequest(_) | ServiceError::InvalidField { .. } => {
+            StatusCode::BAD_REQUEST
+        }
         ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         ServiceError::Ssh(ssh) | ServiceError::Scheduler(SchedulerError::Ssh(ssh)) => {
             ssh_status(ssh)
         }
         ServiceError::Command(command) => command_status(command),
-        ServiceError::Scheduler(SchedulerError::Command { .. }) => {
-            StatusCode::INTERNAL_SERVER_ERROR
+        ServiceError::Scheduler(SchedulerError::Command { source, .. }) => {
+            scheduler_command_status(source)
+        }
+        ServiceError::Scheduler(SchedulerError::Unavailable { .. }) => {
+            StatusCode::SERVICE_UNAVAILABLE
         }
         ServiceError::Scheduler(SchedulerError::JobNotFound) => StatusCode::NOT_FOUND,
         ServiceError::Scheduler(SchedulerError::JobNotActive { .. }) => StatusCode::CONFLICT,
@@ -123,29 +128,71 @@ fn ssh_status(error: &SshError) -> StatusCode {
     }
 }
 
-/// FirecREST's reading of a failed remote command; the first match wins.
+/// What a tool's message means, by the error text it prints (`strerror` under `LC_ALL=C`,
+/// or the tool's own words); the first match wins. A tool refusing the caller's input is a
+/// 4xx carrying the tool's message; only a broken cluster is a 5xx.
+const TOOL_MESSAGES: &[(&str, StatusCode)] = &[
+    // ENOENT
+    ("No such file or directory", StatusCode::NOT_FOUND),
+    // EACCES, EPERM, EROFS: the cluster refuses this user this change.
+    ("Permission denied", StatusCode::FORBIDDEN),
+    ("Operation not permitted", StatusCode::FORBIDDEN),
+    ("Read-only file system", StatusCode::FORBIDDEN),
+    // ENOSPC, EDQUOT: the request is fine, the storage is full.
+    ("No space left on device", StatusCode::INSUFFICIENT_STORAGE),
+    ("Disk quota exceeded", StatusCode::INSUFFICIENT_STORAGE),
+    // The file system itself is failing: EIO, ESTALE, ENOTCONN (a dead FUSE mount).
+    ("Input/output error", StatusCode::SERVICE_UNAVAILABLE),
+    ("Stale file handle", StatusCode::SERVICE_UNAVAILABLE),
+    (
+        "Transport endpoint is not connected",
+        StatusCode::SERVICE_UNAVAILABLE,
+    ),
+    ("Cannot allocate memory", StatusCode::SERVICE_UNAVAILABLE),
+];
+
+/// FirecREST's reading of a failed remote command.
 fn command_status(error: &CommandError) -> StatusCode {
     match error {
         CommandError::Failed {
             exit_status: 124, ..
         } => StatusCode::REQUEST_TIMEOUT,
-        CommandError::Failed { stderr, .. } if stderr.contains("No such file or directory") => {
-            StatusCode::NOT_FOUND
+        CommandError::Failed { stderr, .. } => {
+            if let Some((_, status)) = TOOL_MESSAGES.iter().find(|(text, _)| stderr.contains(text))
+            {
+                *status
+            } else {
+                failed_tool_status(error)
+            }
         }
-        CommandError::Failed { stderr, .. }
-            if stderr.contains("Permission denied")
-                || stderr.contains("Operation not permitted") =>
-        {
-            StatusCode::FORBIDDEN
+        // The tool succeeded but printed what Ironcrest cannot read: the cluster's tools
+        // are not what Ironcrest expects.
+        CommandError::UnexpectedOutput { .. } => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// A failure whose message is not in [`TOOL_MESSAGES`]: the tool refused the input
+/// (ENAMETOOLONG, EISDIR, ENOTEMPTY, an unknown group, not an archive, …), unless it could
+/// not run at all (126, 127: the cluster lacks it) or was killed by a signal.
+fn failed_tool_status(error: &CommandError) -> StatusCode {
+    match error {
+        CommandError::Failed {
+            exit_status: 126 | 127,
+            ..
+        } => StatusCode::INTERNAL_SERVER_ERROR,
+        CommandError::Failed { exit_status, .. } if *exit_status > 128 => {
+            StatusCode::SERVICE_UNAVAILABLE
         }
-        CommandError::Failed { stderr, .. }
-            if stderr.contains("File exists") || stderr.contains("invalid user") =>
-        {
-            StatusCode::BAD_REQUEST
-        }
-        CommandError::Failed { .. } | CommandError::UnexpectedOutput { .. } => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A scheduler command that failed: its message read like a tool's, but a failure the
+/// table does not know is the scheduler's (503), not the caller's.
+fn scheduler_command_status(error: &CommandError) -> StatusCode {
+    match command_status(error) {
+        StatusCode::BAD_REQUEST => StatusCode::SERVICE_UNAVAILABLE,
+        status => status,
     }
 }
 
@@ -349,7 +396,40 @@ mod tests {
                 400,
             ),
             (failed(1, "chown: invalid user: 'nobody2'"), 400),
-            (failed(1, "boom"), 500),
+            (failed(1, "boom"), 400),
+            (failed(127, "sh: 1: sbatch: not found"), 500),
+            (failed(137, ""), 503),
+            (
+                ServiceError::Command(CommandError::UnexpectedOutput {
+                    command: "ls",
+                    detail: "?".into(),
+                }),
+                502,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::Command {
+                    scheduler: "Slurm",
+                    source: CommandError::Failed {
+                        exit_status: 1,
+                        stderr: "sacct: error: Problem talking to the database".into(),
+                    },
+                }),
+                503,
+            ),
+            (
+                ServiceError::Scheduler(SchedulerError::Unavailable {
+                    scheduler: "Slurm",
+                    message: "Unable to contact slurm controller".into(),
+                }),
+                503,
+            ),
+            (
+                ServiceError::InvalidField {
+                    field: "mode",
+                    message: "Invalid mode".into(),
+                },
+                400,
+            ),
         ];
         let all = cases
             .into_iter()
@@ -376,5 +456,59 @@ mod tests {
     fn unauthorized_responses_ask_for_a_bearer_token() {
         let response = ApiError::NotAuthenticated.into_response();
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    /// Errors as the real tools print them, made on this machine under `LC_ALL=C`: each
+    /// status comes from the same table as the cluster's messages.
+    #[test]
+    fn real_tool_errors_map_to_client_errors() {
+        let long = "n".repeat(256);
+        let cases: Vec<(String, u16)> = vec![
+            (format!("mkdir -- \"$D/{long}\""), 400), // ENAMETOOLONG
+            (format!("ls -- \"$D/{long}\""), 400),
+            ("cat -- \"$D\"".into(), 400), // EISDIR
+            ("sha256sum --zero -- \"$D\"".into(), 400),
+            ("head -c 1 -- \"$D\"".into(), 400),
+            ("tail -c 1 -- \"$D\"".into(), 400),
+            ("mkdir -- \"$D/sub\" && mkdir -- \"$D/sub\"".into(), 400), // EEXIST
+            ("touch \"$D/f\" && ls -- \"$D/f/x\"".into(), 400),         // ENOTDIR
+            ("mkdir -p \"$D/full/x\" && rmdir -- \"$D/full\"".into(), 400), // ENOTEMPTY
+            ("ln -s loop \"$D/loop\" && cat -- \"$D/loop\"".into(), 400), // ELOOP
+            (
+                "touch \"$D/g\" && chown -- :nosuchgroup-ironcrest \"$D/g\"".into(),
+                400,
+            ),
+            (
+                "touch \"$D/u\" && chown -- nosuchuser-ironcrest \"$D/u\"".into(),
+                400,
+            ),
+            ("touch \"$D/m\" && chmod -- '' \"$D/m\"".into(), 400),
+            (
+                "echo plain > \"$D/t\" && tar -xzf \"$D/t\" -C \"$D\"".into(),
+                400,
+            ),
+            (
+                "echo plain > \"$D/t2\" && tar -xf \"$D/t2\" -C \"$D\"".into(),
+                400,
+            ),
+            ("ls -- \"$D/missing\"".into(), 404),
+            ("rm -- \"$D/missing\"".into(), 404),
+        ];
+        for (script, status) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .env("D", dir.path())
+                .env("LC_ALL", "C")
+                .output()
+                .unwrap();
+            assert!(!output.status.success(), "{script} succeeded");
+            let error = CommandError::Failed {
+                exit_status: output.status.code().unwrap() as u32,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            };
+            assert_eq!(command_status(&error).as_u16(), status, "{script}: {error}");
+        }
     }
 }

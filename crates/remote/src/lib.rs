@@ -9,4 +9,4 @@ mod command;
 mod quote;
 
 pub use command::{CommandError, Output, RemoteCommand};
-pub use quote::{CommandLine, CommandLineBuilder, QuoteError, quote};
+pub use quote::{Checked, CommandLine, CommandLineBuilder, QuoteError, quote};

@@ -113,6 +113,28 @@ pub fn is_valid_job_id(job_id: &str) -> bool {
     !job_id.is_empty() && job_id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// A job id that passed [`is_valid_job_id`], so it may stand anywhere on a command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobId(String);
+
+impl JobId {
+    pub fn parse(job_id: &str) -> Result<Self, crate::SchedulerError> {
+        if is_valid_job_id(job_id) {
+            Ok(Self(job_id.to_string()))
+        } else {
+            Err(crate::SchedulerError::InvalidArgument(format!(
+                "Invalid job id {job_id:?}: job ids are letters and digits."
+            )))
+        }
+    }
+}
+
+impl ironcrest_remote::Checked for JobId {
+    fn checked_word(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(self.0.as_bytes())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobStatus {

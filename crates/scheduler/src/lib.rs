@@ -14,7 +14,8 @@ use ironcrest_remote::CommandError;
 use ironcrest_ssh::{RunError, SshError, SshUser};
 
 pub use job::{
-    Job, JobDescription, JobEnv, JobFilter, JobMetadata, JobStatus, JobTask, JobTime, TimeWindow,
+    Job, JobDescription, JobEnv, JobFilter, JobId, JobMetadata, JobStatus, JobTask, JobTime,
+    TimeWindow,
 };
 pub use model::{Account, Node, NodeState, Partition, PingStatus, Reservation};
 
@@ -77,6 +78,12 @@ pub enum SchedulerError {
     /// The scheduler refused the request (unknown partition or account, bad option).
     #[error("{scheduler} refused the request: {message}")]
     Rejected {
+        scheduler: &'static str,
+        message: String,
+    },
+    /// The scheduler could not take the request now (controller unreachable, timed out).
+    #[error("{scheduler} is unavailable: {message}")]
+    Unavailable {
         scheduler: &'static str,
         message: String,
     },

@@ -189,8 +189,8 @@ impl HealthChecker {
             }
             ProbedService::Filesystem => {
                 let command = CommandLine::builder("ls")
-                    .flag("-l")
-                    .flag("-d")
+                    .word("-l")
+                    .word("-d")
                     .operands([path.unwrap_or("/")])
                     .map_err(|e| e.to_string())?
                     .build();

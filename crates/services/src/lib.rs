@@ -33,6 +33,12 @@ pub enum ServiceError {
     /// the message names the problem.
     #[error("{0}")]
     InvalidRequest(String),
+    /// One named field of the request has a value its grammar refuses.
+    #[error("{message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     /// A file past `max_ops_file_size`.
     #[error("{0}")]
     TooLarge(&'static str),

@@ -23,8 +23,7 @@ fn user(name: &str) -> SshUser {
 
 fn sh(script: &str) -> CommandLine {
     CommandLine::builder("sh")
-        .flag("-c")
-        .arg(script)
+        .option_arg("-c", script)
         .expect("quotable")
         .build()
 }
@@ -66,7 +65,7 @@ impl RemoteCommand for WhoAmI {
     type Parsed = String;
 
     fn command_line(&self) -> CommandLine {
-        CommandLine::builder("id").flag("-un").build()
+        CommandLine::builder("id").word("-un").build()
     }
 
     fn parse(&self, output: Output) -> Result<String, CommandError> {
@@ -96,7 +95,7 @@ async fn runs_commands_as_the_user_with_a_ca_certificate() {
         type Parsed = ();
         fn command_line(&self) -> CommandLine {
             CommandLine::builder("ls")
-                .arg("/nonexistent-ironcrest")
+                .operands(["/nonexistent-ironcrest"])
                 .expect("quotable")
                 .build()
         }
@@ -731,7 +730,7 @@ async fn a_dropped_stdout_stream_stops_the_command() {
         .execute_streaming(
             &user(USER),
             &CommandLine::builder("cat")
-                .arg("/dev/zero")
+                .operands(["/dev/zero"])
                 .expect("arg")
                 .build(),
         )

@@ -1,7 +1,9 @@
 //! The PBS commands, each a [`RemoteCommand`] run over SSH as the calling user, and their
 //! readers for OpenPBS's `-F json` and `pbs_rstat -f` outputs.
 
-use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+use std::borrow::Cow;
+
+use ironcrest_remote::{Checked, CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 use serde_json::Value;
 
 use super::parse;
@@ -63,8 +65,8 @@ impl Qsub {
         let mut qsub = CommandLine::builder("env")
             .operands(environment.iter().map(|(k, v)| format!("{k}={v}")))
             .map_err(nul)?
-            .flag("qsub")
-            .flag("-V");
+            .word("qsub")
+            .word("-V");
         // A reservation is a queue in PBS, and takes the partition's place.
         let queue = job.reservation.as_ref().or(job.partition.as_ref());
         for (flag, value) in [
@@ -80,11 +82,13 @@ impl Qsub {
                         "The value of qsub {flag} must not start with '-'."
                     )));
                 }
-                qsub = qsub.flag(flag).arg(value).map_err(nul)?;
+                qsub = qsub.option_arg(flag, value).map_err(nul)?;
             }
         }
         if let Some(path) = &job.script_path {
-            qsub = qsub.arg(path).map_err(nul)?;
+            // qsub reads `--` as "an executable follows", so the script path is checked
+            // to be absolute instead: it cannot begin with `-`.
+            qsub = qsub.checked(&AbsolutePath::new(path)?);
         }
         Ok(Self {
             line: cd.and_then(qsub.build()),
@@ -144,15 +148,59 @@ impl RemoteCommand for Jobs {
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("qstat")
-            .flag("-F")
-            .flag("json")
-            .flag("-f")
-            .flag("-x")
+            .word("-F")
+            .word("json")
+            .word("-f")
+            .word("-x")
             .build()
     }
 
     fn parse(&self, output: Output) -> Result<Vec<PbsJob>, CommandError> {
         parse::jobs(&json(&output, "qstat")?).map_err(unexpected("qstat"))
+    }
+}
+
+/// A PBS job id as the server prints it (`1043.pbs01`, `1043[].pbs01`): it starts with a
+/// digit and is one word, so it may stand where `qdel` parses options.
+struct ServerJobId<'a>(&'a str);
+
+impl<'a> ServerJobId<'a> {
+    fn new(id: &'a str) -> Result<Self, SchedulerError> {
+        let word = |b: u8| b.is_ascii_alphanumeric() || b"[].-_".contains(&b);
+        if id.starts_with(|c: char| c.is_ascii_digit()) && id.bytes().all(word) {
+            Ok(Self(id))
+        } else {
+            Err(SchedulerError::InvalidArgument(format!(
+                "Invalid PBS job id {id:?}."
+            )))
+        }
+    }
+}
+
+impl Checked for ServerJobId<'_> {
+    fn checked_word(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.0.as_bytes())
+    }
+}
+
+/// A script path that starts with `/`, so `qsub` cannot read it as an option.
+struct AbsolutePath<'a>(&'a str);
+
+impl<'a> AbsolutePath<'a> {
+    fn new(path: &'a str) -> Result<Self, SchedulerError> {
+        if path.starts_with('/') && !path.contains('\0') {
+            Ok(Self(path))
+        } else {
+            Err(SchedulerError::InvalidArgument(
+                "scriptPath must be an absolute path.".into(),
+            ))
+        }
+    }
+}
+
+impl Checked for AbsolutePath<'_> {
+    fn checked_word(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.0.as_bytes())
     }
 }
 
@@ -163,9 +211,11 @@ pub struct Qdel {
 }
 
 impl Qdel {
-    pub fn new(pbs_id: &str, job_id: &str) -> Result<Self, QuoteError> {
+    pub fn new(pbs_id: &str, job_id: &str) -> Result<Self, SchedulerError> {
         Ok(Self {
-            line: CommandLine::builder("qdel").arg(pbs_id)?.build(),
+            line: CommandLine::builder("qdel")
+                .checked(&ServerJobId::new(pbs_id)?)
+                .build(),
             job_id: job_id.to_string(),
         })
     }
@@ -210,9 +260,9 @@ impl RemoteCommand for Nodes {
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("pbsnodes")
-            .flag("-a")
-            .flag("-F")
-            .flag("json")
+            .word("-a")
+            .word("-F")
+            .word("json")
             .build()
     }
 
@@ -229,10 +279,10 @@ impl RemoteCommand for Queues {
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("qstat")
-            .flag("-F")
-            .flag("json")
-            .flag("-f")
-            .flag("-Q")
+            .word("-F")
+            .word("json")
+            .word("-f")
+            .word("-Q")
             .build()
     }
 
@@ -249,10 +299,10 @@ impl RemoteCommand for Server {
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("qstat")
-            .flag("-F")
-            .flag("json")
-            .flag("-f")
-            .flag("-B")
+            .word("-F")
+            .word("json")
+            .word("-f")
+            .word("-B")
             .build()
     }
 
@@ -268,7 +318,7 @@ impl RemoteCommand for Reservations {
     type Parsed = Vec<Reservation>;
 
     fn command_line(&self) -> CommandLine {
-        CommandLine::builder("pbs_rstat").flag("-f").build()
+        CommandLine::builder("pbs_rstat").word("-f").build()
     }
 
     fn parse(&self, output: Output) -> Result<Vec<Reservation>, CommandError> {

@@ -13,7 +13,7 @@ mod commands;
 mod parse;
 
 use async_trait::async_trait;
-use ironcrest_remote::{QuoteError, RemoteCommand};
+use ironcrest_remote::RemoteCommand;
 use ironcrest_ssh::{SshPool, SshUser};
 
 pub use commands::{Jobs, Nodes, Qdel, Qsub, Queues, Reservations, Server};
@@ -63,10 +63,6 @@ impl PbsCli {
             .find(|job| job.job.job_id == job_id)
             .ok_or(SchedulerError::JobNotFound)
     }
-}
-
-fn nul(_: QuoteError) -> SchedulerError {
-    SchedulerError::InvalidArgument("Values must not contain NUL characters.".into())
 }
 
 /// The listing filters v2 applies to PBS jobs, plus the time window for finished jobs.
@@ -152,8 +148,7 @@ impl Scheduler for PbsCli {
                 state: job.job.status.state,
             });
         }
-        self.run(user, &Qdel::new(&job.pbs_id, job_id).map_err(nul)?)
-            .await?
+        self.run(user, &Qdel::new(&job.pbs_id, job_id)?).await?
     }
 
     async fn attach(&self, _: &SshUser, _: &str, _: &str) -> Result<(), SchedulerError> {

@@ -27,8 +27,8 @@ pub use srun::Attach;
 use ironcrest_remote::{QuoteError, RemoteCommand};
 
 use crate::{
-    Account, Job, JobDescription, JobFilter, JobMetadata, Node, Partition, PingStatus, Reservation,
-    Scheduler, SchedulerError,
+    Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition, PingStatus,
+    Reservation, Scheduler, SchedulerError,
 };
 
 const SLURM: &str = "Slurm";
@@ -139,8 +139,9 @@ impl Scheduler for SlurmCli {
         user: &SshUser,
         job_id: &str,
     ) -> Result<JobMetadata, SchedulerError> {
-        let streams = JobStreams::new(job_id).map_err(nul)?;
-        let script = BatchScript::new(job_id).map_err(nul)?;
+        let id = JobId::parse(job_id)?;
+        let streams = JobStreams::new(&id).map_err(nul)?;
+        let script = BatchScript::new(&id);
         let (streams, script) = tokio::join!(self.run(user, &streams), self.run(user, &script));
         let streams = streams?.ok_or(SchedulerError::JobNotFound)?;
         Ok(JobMetadata {

@@ -24,7 +24,7 @@ impl Sacct {
     ) -> Result<Self, QuoteError> {
         let mut builder = base()?;
         if all_users {
-            builder = builder.flag("--allusers");
+            builder = builder.word("--allusers");
         }
         if let Some(account) = account {
             builder = builder.option("--account", account)?;
@@ -32,19 +32,19 @@ impl Sacct {
         if let Some(name) = name {
             builder = builder.option("--name", name)?;
         }
-        Self::finish(builder.flag(start_time(window)))
+        Self::finish(builder.word(start_time(window)))
     }
 
     /// One job, whoever owns it, however old (`--jobs` without `--starttime` searches all).
     pub fn job(job_id: &str) -> Result<Self, QuoteError> {
-        Self::finish(base()?.flag("--allusers").option("--jobs", job_id)?)
+        Self::finish(base()?.word("--allusers").option("--jobs", job_id)?)
     }
 
     fn finish(builder: CommandLineBuilder) -> Result<Self, QuoteError> {
         Ok(Self {
             line: builder
-                .flag("--parsable2")
-                .flag("--noheader")
+                .word("--parsable2")
+                .word("--noheader")
                 .option("--format", FORMAT)?
                 .build(),
         })

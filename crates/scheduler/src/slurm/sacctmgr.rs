@@ -13,13 +13,13 @@ pub struct UserAccounts {
 impl UserAccounts {
     pub fn new(username: &str) -> Result<Self, QuoteError> {
         let line = CommandLine::builder("sacctmgr")
-            .flag("--noheader")
-            .flag("--parsable2")
-            .flag("show")
-            .flag("user")
+            .word("--noheader")
+            .word("--parsable2")
+            .word("show")
+            .word("user")
             .option("name", username)?
-            .flag("withassoc")
-            .flag("format=DefaultAccount,Account")
+            .word("withassoc")
+            .word("format=DefaultAccount,Account")
             .build();
         Ok(Self { line })
     }

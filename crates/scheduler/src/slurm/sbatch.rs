@@ -29,8 +29,8 @@ impl Sbatch {
         let mut builder = CommandLine::builder("env")
             .operands(assignments)
             .map_err(invalid)?
-            .flag("sbatch")
-            .flag("--export=ALL")
+            .word("sbatch")
+            .word("--export=ALL")
             .option("--chdir", &job.working_directory)
             .map_err(invalid)?;
         let options: [(&'static str, &Option<String>); 8] = [
@@ -72,7 +72,7 @@ impl RemoteCommand for Sbatch {
 
     fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
         if output.exit_status != 0 {
-            return refusal(&output).map(Err);
+            return Ok(Err(refusal(&output)));
         }
         let stdout = output.stdout_text();
         stdout
@@ -88,30 +88,39 @@ impl RemoteCommand for Sbatch {
     }
 }
 
-/// A failed sbatch: a policy limit (403), a request Slurm refuses (400), or anything else
-/// (the controller unreachable, …), which stays a command failure (500).
-fn refusal(output: &Output) -> Result<SchedulerError, CommandError> {
+/// A failed sbatch: a policy limit (403), the controller out of reach (503), or else a
+/// request Slurm refuses (400, with its message: an empty script, no `#!` line, an unknown
+/// partition, …).
+fn refusal(output: &Output) -> SchedulerError {
     let stderr = output.stderr_text().trim().to_string();
     if is_policy_limit(&stderr) {
-        return Ok(SchedulerError::PolicyLimit { message: stderr });
+        return SchedulerError::PolicyLimit { message: stderr };
     }
+    if is_transient(&stderr) || output.exit_status > 128 || output.exit_status == 127 {
+        return SchedulerError::Unavailable {
+            scheduler: SLURM,
+            message: CommandError::failed(output).to_string(),
+        };
+    }
+    SchedulerError::Rejected {
+        scheduler: SLURM,
+        message: stderr,
+    }
+}
+
+/// Slurm's words for a controller it could not reach or that did not answer in time.
+pub(crate) fn is_transient(stderr: &str) -> bool {
     let lower = stderr.to_ascii_lowercase();
-    let transient = [
+    [
         "timed out",
         "unable to contact",
         "connection refused",
         "zero bytes were transmitted",
-    ];
-    let refused = lower.contains("batch job submission failed")
-        || lower.contains("unable to open file")
-        || lower.contains("invalid");
-    if refused && !transient.iter().any(|t| lower.contains(t)) {
-        return Ok(SchedulerError::Rejected {
-            scheduler: SLURM,
-            message: stderr,
-        });
-    }
-    Err(CommandError::failed(output))
+        "temporarily unable",
+        "slurm_persist_conn",
+    ]
+    .iter()
+    .any(|t| lower.contains(t))
 }
 
 /// v2's test: a word like `QOSMaxSubmitJobPerUserLimit` or `AssocGrpCpuLimit`'s `Max`/`Min`
@@ -280,8 +289,28 @@ mod tests {
             ..Output::default()
         };
         assert!(
-            refusal(&output).is_err(),
-            "a transient failure stays a command failure"
+            matches!(refusal(&output), SchedulerError::Unavailable { .. }),
+            "a transient failure is the scheduler's"
         );
+    }
+
+    #[test]
+    fn scripts_sbatch_refuses_are_the_callers_error() {
+        for stderr in [
+            "sbatch: error: Batch script is empty!",
+            "sbatch: error: This does not look like a batch script.  The first\nsbatch: error: line must start with #! followed by the path to an interpreter.",
+            "sbatch: error: Batch script contains DOS line breaks (\\r\\n)",
+            "sbatch: error: invalid partition specified: nope",
+        ] {
+            let output = Output {
+                stderr: stderr.as_bytes().to_vec(),
+                exit_status: 1,
+                ..Output::default()
+            };
+            assert!(
+                matches!(refusal(&output), SchedulerError::Rejected { .. }),
+                "{stderr}"
+            );
+        }
     }
 }

@@ -17,7 +17,7 @@ impl Scancel {
         Ok(Self {
             job_id: job_id.to_string(),
             line: CommandLine::builder("scancel")
-                .flag("--verbose")
+                .word("--verbose")
                 .operands([job_id])?
                 .build(),
         })

@@ -4,17 +4,17 @@
 use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 
 use super::key_value::{non_null, parse_record};
-use crate::{Partition, PingStatus, Reservation};
+use crate::{JobId, Partition, PingStatus, Reservation};
 
 /// `scontrol -a show -o <entity>` with times as epoch seconds.
 fn show_all(entity: &'static str) -> CommandLine {
     CommandLine::builder("scontrol")
         .env("SLURM_TIME_FORMAT", "%s")
         .expect("a constant has no NUL")
-        .flag("-a")
-        .flag("show")
-        .flag("-o")
-        .flag(entity)
+        .word("-a")
+        .word("show")
+        .word("-o")
+        .word(entity)
         .build()
 }
 
@@ -132,7 +132,7 @@ impl RemoteCommand for Ping {
         CommandLine::builder("scontrol")
             .env("SLURM_TIME_FORMAT", "%s")
             .expect("a constant has no NUL")
-            .flag("ping")
+            .word("ping")
             .build()
     }
 
@@ -178,14 +178,14 @@ pub struct Streams {
 }
 
 impl JobStreams {
-    pub fn new(job_id: &str) -> Result<Self, QuoteError> {
+    pub fn new(job_id: &JobId) -> Result<Self, QuoteError> {
         Ok(Self {
             line: CommandLine::builder("scontrol")
                 .env("SLURM_TIME_FORMAT", "%s")?
-                .flag("show")
-                .flag("-o")
-                .flag("job")
-                .arg(job_id)?
+                .word("show")
+                .word("-o")
+                .word("job")
+                .checked(job_id)
                 .build(),
         })
     }
@@ -247,15 +247,15 @@ pub struct BatchScript {
 }
 
 impl BatchScript {
-    pub fn new(job_id: &str) -> Result<Self, QuoteError> {
-        Ok(Self {
+    pub fn new(job_id: &JobId) -> Self {
+        Self {
             line: CommandLine::builder("scontrol")
-                .flag("write")
-                .flag("batch_script")
-                .arg(job_id)?
-                .flag("-")
+                .word("write")
+                .word("batch_script")
+                .checked(job_id)
+                .word("-")
                 .build(),
-        })
+        }
     }
 }
 
@@ -399,7 +399,8 @@ mod tests {
     #[test]
     fn the_streams_of_a_job() {
         let fixture = fixtures::slurm("scontrol_job");
-        let command = JobStreams::new(&fixtures::job_id(&fixture.command)).unwrap();
+        let command =
+            JobStreams::new(&JobId::parse(&fixtures::job_id(&fixture.command)).unwrap()).unwrap();
         assert_eq!(command.command_line().to_string(), fixture.command);
         let streams = command.parse(fixture.output).unwrap().unwrap();
         assert_eq!(streams.stdin.as_deref(), Some("/dev/null"));
@@ -411,7 +412,7 @@ mod tests {
                 .starts_with("/home/fireuser/")
         );
         assert!(streams.stderr.is_some());
-        let unknown = JobStreams::new("999999")
+        let unknown = JobStreams::new(&JobId::parse("999999").unwrap())
             .unwrap()
             .parse(fixtures::slurm("scontrol_job_unknown").output)
             .unwrap();
@@ -430,12 +431,11 @@ mod tests {
     #[test]
     fn the_batch_script() {
         let fixture = fixtures::slurm("scontrol_batch_script");
-        let command = BatchScript::new(&fixtures::job_id(&fixture.command)).unwrap();
+        let command = BatchScript::new(&JobId::parse(&fixtures::job_id(&fixture.command)).unwrap());
         assert_eq!(command.command_line().to_string(), fixture.command);
         let script = command.parse(fixture.output).unwrap().unwrap();
         assert!(script.starts_with("#!/bin/bash"));
-        let unknown = BatchScript::new("999999")
-            .unwrap()
+        let unknown = BatchScript::new(&JobId::parse("999999").unwrap())
             .parse(fixtures::slurm("scontrol_batch_script_unknown").output)
             .unwrap();
         assert_eq!(unknown, None);

@@ -15,9 +15,9 @@ impl RemoteCommand for Nodes {
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("sinfo")
-            .flag("-a")
-            .flag("-N")
-            .flag("--noheader")
+            .word("-a")
+            .word("-N")
+            .word("--noheader")
             .option("--format", FORMAT)
             .expect("a constant format has no NUL")
             .build()

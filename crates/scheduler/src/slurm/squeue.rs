@@ -20,7 +20,7 @@ impl Squeue {
         account: Option<&str>,
         name: Option<&str>,
     ) -> Result<Self, QuoteError> {
-        let mut builder = base()?.flag("--states=all");
+        let mut builder = base()?.word("--states=all");
         if let Some(user) = user {
             builder = builder.option("--user", user)?;
         }
@@ -35,13 +35,13 @@ impl Squeue {
 
     /// One job, whoever owns it, in any state the controller still holds it in.
     pub fn job(job_id: &str) -> Result<Self, QuoteError> {
-        Self::finish(base()?.flag("--states=all").option("--jobs", job_id)?)
+        Self::finish(base()?.word("--states=all").option("--jobs", job_id)?)
     }
 
     fn finish(builder: ironcrest_remote::CommandLineBuilder) -> Result<Self, QuoteError> {
         Ok(Self {
             line: builder
-                .flag("--noheader")
+                .word("--noheader")
                 .option("--Format", FORMAT)?
                 .build(),
         })

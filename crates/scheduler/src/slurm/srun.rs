@@ -17,7 +17,7 @@ impl Attach {
             job_id: job_id.to_string(),
             line: CommandLine::builder("srun")
                 .option("--jobid", job_id)?
-                .flag("--overlap")
+                .word("--overlap")
                 .operands(["bash", "-c", command])?
                 .build(),
         })

@@ -23,7 +23,9 @@ use ironcrest_remote::RemoteCommand;
 use ironcrest_ssh::{Input, InputAborted, SshError, SshUser, Streamed};
 use tokio::sync::mpsc;
 
-pub use commands::{Amount, Checksum, Compression, File, FileContent, FileStat, LsOptions};
+pub use commands::{
+    AccountName, Amount, Checksum, Compression, File, FileContent, FileMode, FileStat, LsOptions,
+};
 pub use path::{ValidPath, validate};
 
 use crate::{Cluster, ServiceError};
@@ -277,6 +279,9 @@ pub async fn mkdir(
     raw: &[u8],
     parents: bool,
 ) -> Result<File, ServiceError> {
+    // `mkdir dir/` is common and means `dir`; `dir/.` or `dir/..` name no new directory.
+    let trimmed = raw.strip_suffix(b"/").unwrap_or(raw);
+    path::check_new_name("path", trimmed)?;
     let path = check_path(cluster, raw)?;
     let command = commands::mkdir(timeout(cluster), path.as_bytes(), parents)?;
     if let Some(made) = sftp::mkdir(cluster, user, &path, parents).await {
@@ -293,6 +298,7 @@ pub async fn symlink(
     link: &[u8],
 ) -> Result<File, ServiceError> {
     let target = check_path(cluster, target)?;
+    path::check_new_name("linkPath", link)?;
     let link = check_path(cluster, link)?;
     let command = commands::symlink(timeout(cluster), target.as_bytes(), link.as_bytes())?;
     if let Some(linked) = sftp::symlink(cluster, user, &target, &link).await {
@@ -307,9 +313,13 @@ pub async fn chmod(
     raw: &[u8],
     mode: &str,
 ) -> Result<File, ServiceError> {
+    let mode = FileMode::parse(mode).map_err(|message| ServiceError::InvalidField {
+        field: "mode",
+        message,
+    })?;
     let path = check_path(cluster, raw)?;
-    let command = commands::chmod(timeout(cluster), path.as_bytes(), mode)?;
-    if let Some(changed) = sftp::chmod(cluster, user, &path, mode).await {
+    let command = commands::chmod(timeout(cluster), path.as_bytes(), &mode)?;
+    if let Some(changed) = sftp::chmod(cluster, user, &path, &mode).await {
         return changed;
     }
     run(cluster, user, command).await
@@ -322,8 +332,11 @@ pub async fn chown(
     owner: &str,
     group: &str,
 ) -> Result<File, ServiceError> {
+    let invalid = |field| move |message| ServiceError::InvalidField { field, message };
+    let owner = AccountName::parse("owner", owner).map_err(invalid("owner"))?;
+    let group = AccountName::parse("group", group).map_err(invalid("group"))?;
     let path = check_path(cluster, raw)?;
-    let command = commands::chown(timeout(cluster), path.as_bytes(), owner, group)?;
+    let command = commands::chown(timeout(cluster), path.as_bytes(), &owner, &group)?;
     run(cluster, user, command).await
 }
 

@@ -26,7 +26,12 @@ impl ValidPath {
 
     /// `self/name` for a single path component `name` (no `/`, not `.`/`..`, no NUL).
     pub fn join(&self, name: &[u8]) -> Result<ValidPath, ServiceError> {
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        if name.is_empty()
+            || name == b"."
+            || name == b".."
+            || name.contains(&b'/')
+            || name.len() > NAME_MAX
+        {
             return Err(ServiceError::InvalidRequest(format!(
                 "The file name ({}) is not a valid file name.",
                 display(name)
@@ -60,6 +65,29 @@ fn nul_error() -> ServiceError {
     ServiceError::InvalidRequest(
         "The provided path contains a NUL byte, which no file name can carry.".into(),
     )
+}
+
+/// The longest file name the cluster's file systems take (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// Checks that `raw` ends in a name a new entry can have (`field` names it in the message):
+/// not empty or `/`-terminated, not `.` or `..`, at most [`NAME_MAX`] bytes. Normalising
+/// alone would turn `dir/.` or `dir/` into `dir`, and a link would land inside it.
+pub fn check_new_name(field: &'static str, raw: &[u8]) -> Result<(), ServiceError> {
+    let name = raw.rsplit(|b| *b == b'/').next().unwrap_or_default();
+    let problem = match name {
+        b"" => "ends in '/' or is empty",
+        b"." | b".." => "ends in '.' or '..'",
+        _ if name.len() > NAME_MAX => "has a last component longer than 255 bytes",
+        _ => return Ok(()),
+    };
+    Err(ServiceError::InvalidField {
+        field,
+        message: format!(
+            "The path given as `{field}` ({}) {problem}: it must end in the name of the new entry.",
+            display(raw)
+        ),
+    })
 }
 
 /// Text for messages: lossy, since messages are JSON strings.
@@ -212,5 +240,34 @@ file_systems:
             assert!(dir.join(bad).is_err(), "{bad:?}");
         }
         assert_eq!(dir.split_parent(), (&b"/home"[..], &b"u"[..]));
+    }
+
+    #[test]
+    fn new_entries_need_a_name_of_their_own() {
+        for ok in [
+            &b"/home/u/x"[..],
+            b"/home/u/.x",
+            b"/home/u/..x",
+            &[b'n'; 255],
+        ] {
+            assert!(check_new_name("linkPath", ok).is_ok(), "{ok:?}");
+        }
+        let long = [b"/home/u/".as_slice(), &[b'n'; 256]].concat();
+        for bad in [
+            &b""[..],
+            b"/",
+            b"/home/u/",
+            b"/home/u/.",
+            b"/home/u/..",
+            &long,
+        ] {
+            let Err(ServiceError::InvalidField { field, message }) =
+                check_new_name("linkPath", bad)
+            else {
+                panic!("{bad:?} accepted");
+            };
+            assert_eq!(field, "linkPath");
+            assert!(message.contains("linkPath"), "{message}");
+        }
     }
 }

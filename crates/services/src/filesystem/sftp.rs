@@ -22,7 +22,7 @@ use ironcrest_ssh::{
 };
 use tokio::sync::mpsc;
 
-use super::commands::{self, Amount, File, FileContent, LsOptions};
+use super::commands::{self, Amount, File, FileContent, FileMode, LsOptions};
 use super::{ByteStream, ValidPath, max_size, timeout};
 use crate::{Cluster, ServiceError};
 
@@ -456,9 +456,9 @@ pub(super) async fn chmod(
     cluster: &Cluster,
     user: &SshUser,
     path: &ValidPath,
-    mode: &str,
+    mode: &FileMode,
 ) -> Option<Result<File, ServiceError>> {
-    let mode = octal_mode(mode)?;
+    let mode = mode.octal()?;
     let (sftp, offset) = for_change(cluster, user).await?;
     let p = path.as_bytes();
     // `chmod` follows a link, and so does SETSTAT.
@@ -467,14 +467,6 @@ pub(super) async fn chmod(
     }
     fallback(sftp.set_mode(p, mode).await)?;
     Some(changed(cluster, user, &sftp, path, offset).await)
-}
-
-/// A mode of one to four octal digits, as `chmod` reads it.
-fn octal_mode(mode: &str) -> Option<u32> {
-    if mode.is_empty() || mode.len() > 4 || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return None;
-    }
-    u32::from_str_radix(mode, 8).ok()
 }
 
 /// Two-phase upload: the chunks are written to a fresh temporary name in `directory`, which

@@ -123,9 +123,9 @@ impl TransferScript<'_> {
                 dereference,
             } => {
                 let line = CommandLine::builder("cp")
-                    .flag("--force")
-                    .flag(if dereference { "-RL" } else { "-Rd" })
-                    .flag("--preserve=all")
+                    .word("--force")
+                    .word(if dereference { "-RL" } else { "-Rd" })
+                    .word("--preserve=all")
                     .operands([source, target])?
                     .build();
                 banner("Copy Files Job")
@@ -133,7 +133,7 @@ impl TransferScript<'_> {
             }
             TransferScript::Delete { path } => {
                 let line = CommandLine::builder("rm")
-                    .flag("-R")
+                    .word("-R")
                     .operands([path])?
                     .build();
                 banner("Delete Files Job")

@@ -21,8 +21,8 @@ pub struct Sha256Sum {
 
 impl Sha256Sum {
     pub fn new(timeout: u64, path: &[u8]) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "sha256sum")?
-            .flag("--zero")
+        let line = timed(timeout, "sha256sum")
+            .word("--zero")
             .operands([path])?
             .build();
         Ok(Self { line })

@@ -7,7 +7,7 @@ use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteComm
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{bounded, succeeded};
+use super::{bounded, bounded_script, succeeded};
 
 /// Compression of `compress`/`extract` archives; anything else is a 400.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -62,24 +62,17 @@ impl Compress {
     ) -> Result<Self, QuoteError> {
         let flags = compression.tar_flags(true, dereference);
         let line = match pattern {
-            None => bounded(timeout, "tar")?
-                .arg(flags)?
-                .flag("-f")
-                .arg(target)?
-                .flag("-C")
-                .arg(parent)?
+            None => bounded(timeout, "tar")
+                .word(flags)
+                .option_arg("-f", target)?
+                .option_arg("-C", parent)?
                 .operands([base])?
                 .build(),
-            Some(pattern) => bounded(timeout, "sh")?
-                .flag("-c")
-                .arg(PATTERN_SCRIPT)?
-                .flag("sh")
-                .arg(parent)?
-                .arg(base)?
-                .arg(pattern)?
-                .arg(target)?
-                .arg(flags)?
-                .build(),
+            Some(pattern) => bounded_script(
+                timeout,
+                PATTERN_SCRIPT,
+                [parent, base, pattern.as_bytes(), target, flags.as_bytes()],
+            )?,
         };
         Ok(Self { line })
     }

@@ -14,7 +14,7 @@ pub struct UtcOffsets {
 
 impl UtcOffsets {
     pub fn new(timeout: u64, instants: &[i64]) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "date")?.flag("--file=-").flag("+%z").build();
+        let line = timed(timeout, "date").word("--file=-").word("+%z").build();
         let stdin = instants
             .iter()
             .map(|t| format!("@{t}\n"))

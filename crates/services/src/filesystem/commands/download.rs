@@ -11,7 +11,7 @@ pub struct Cat {
 
 impl Cat {
     pub fn new(timeout: u64, path: &[u8]) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "cat")?.operands([path])?.build();
+        let line = timed(timeout, "cat").operands([path])?.build();
         Ok(Self { line })
     }
 }

@@ -15,12 +15,10 @@ impl Extract {
         target: &[u8],
         compression: Compression,
     ) -> Result<Self, QuoteError> {
-        let line = bounded(timeout, "tar")?
-            .arg(compression.tar_flags(false, false))?
-            .flag("-f")
-            .arg(archive)?
-            .flag("-C")
-            .arg(target)?
+        let line = bounded(timeout, "tar")
+            .word(compression.tar_flags(false, false))
+            .option_arg("-f", archive)?
+            .option_arg("-C", target)?
             .build();
         Ok(Self { line })
     }

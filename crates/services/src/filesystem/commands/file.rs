@@ -12,9 +12,9 @@ pub struct FileType {
 
 impl FileType {
     pub fn new(timeout: u64, path: &[u8]) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "file")?
-            .flag("-b")
-            .flag("-E")
+        let line = timed(timeout, "file")
+            .word("-b")
+            .word("-E")
             .operands([path])?
             .build();
         Ok(Self { line })

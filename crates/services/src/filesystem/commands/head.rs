@@ -23,7 +23,7 @@ impl Head {
         } else {
             count.to_string()
         };
-        let line = timed(timeout, "head")?
+        let line = timed(timeout, "head")
             .option(amount.option(), value)?
             .operands([path])?
             .build();

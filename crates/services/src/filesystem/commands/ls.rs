@@ -55,24 +55,24 @@ impl Ls {
 
 /// The command line, also used by [`ChangedEntry`] (with `-d`).
 fn line(timeout: u64, path: &[u8], options: LsOptions) -> Result<CommandLine, QuoteError> {
-    let mut builder = timed(timeout, "ls")?
-        .flag("-l")
-        .flag("--quoting-style=c")
-        .flag("--time-style=+%Y-%m-%dT%H:%M:%S");
+    let mut builder = timed(timeout, "ls")
+        .word("-l")
+        .word("--quoting-style=c")
+        .word("--time-style=+%Y-%m-%dT%H:%M:%S");
     if options.show_hidden {
-        builder = builder.flag("-A");
+        builder = builder.word("-A");
     }
     if options.numeric_uid {
-        builder = builder.flag("--numeric-uid-gid");
+        builder = builder.word("--numeric-uid-gid");
     }
     if options.recursive {
-        builder = builder.flag("-R");
+        builder = builder.word("-R");
     }
     if options.dereference {
-        builder = builder.flag("-L");
+        builder = builder.word("-L");
     }
     if options.directory {
-        builder = builder.flag("-d");
+        builder = builder.word("-d");
     }
     Ok(builder.operands([path])?.build())
 }

@@ -6,9 +6,9 @@ use super::ls::ChangedEntry;
 use super::timed;
 
 pub fn mkdir(timeout: u64, path: &[u8], parents: bool) -> Result<ChangedEntry, QuoteError> {
-    let mut builder = timed(timeout, "mkdir")?;
+    let mut builder = timed(timeout, "mkdir");
     if parents {
-        builder = builder.flag("-p");
+        builder = builder.word("-p");
     }
     ChangedEntry::new(builder.operands([path])?.build(), timeout, path)
 }

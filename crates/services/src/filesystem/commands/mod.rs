@@ -20,8 +20,8 @@ mod upload;
 mod view;
 
 pub use checksum::{Checksum, Sha256Sum};
-pub use chmod::chmod;
-pub use chown::chown;
+pub use chmod::{FileMode, chmod};
+pub use chown::{AccountName, chown};
 pub use compress::{Compress, Compression};
 pub use date::UtcOffsets;
 pub use download::Cat;
@@ -43,18 +43,42 @@ use utoipa::ToSchema;
 
 /// `timeout <seconds> <program>`: the remote side stops the work itself, and its exit
 /// status 124 reads as FirecREST's 408.
-fn timed(seconds: u64, program: &'static str) -> Result<CommandLineBuilder, QuoteError> {
-    Ok(CommandLine::builder("timeout")
-        .arg(seconds.to_string())?
-        .flag(program))
+fn timed(seconds: u64, program: &'static str) -> CommandLineBuilder {
+    CommandLine::builder("timeout")
+        .checked(&seconds)
+        .word(program)
 }
 
 /// [`timed`] for a limit, the bare program without one (inside a batch job, whose time
 /// limit is the scheduler's).
-fn bounded(seconds: Option<u64>, program: &'static str) -> Result<CommandLineBuilder, QuoteError> {
+fn bounded(seconds: Option<u64>, program: &'static str) -> CommandLineBuilder {
     match seconds {
         Some(seconds) => timed(seconds, program),
-        None => Ok(CommandLine::builder(program)),
+        None => CommandLine::builder(program),
+    }
+}
+
+/// A fixed `sh` script whose values are its positional parameters, under `timeout`.
+fn timed_script<V: AsRef<[u8]>>(
+    seconds: u64,
+    script: &'static str,
+    parameters: impl IntoIterator<Item = V>,
+) -> Result<CommandLine, QuoteError> {
+    Ok(CommandLine::builder("timeout")
+        .checked(&seconds)
+        .shell_script(script, parameters)?
+        .build())
+}
+
+/// [`timed_script`] for a limit, the bare script without one.
+fn bounded_script<V: AsRef<[u8]>>(
+    seconds: Option<u64>,
+    script: &'static str,
+    parameters: impl IntoIterator<Item = V>,
+) -> Result<CommandLine, QuoteError> {
+    match seconds {
+        Some(seconds) => timed_script(seconds, script, parameters),
+        None => CommandLine::shell_script(script, parameters),
     }
 }
 

@@ -10,9 +10,9 @@ pub struct Rm {
 
 impl Rm {
     pub fn new(timeout: u64, path: &[u8]) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "rm")?
-            .flag("-r")
-            .flag("--interactive=never")
+        let line = timed(timeout, "rm")
+            .word("-r")
+            .word("--interactive=never")
             .operands([path])?
             .build();
         Ok(Self { line })

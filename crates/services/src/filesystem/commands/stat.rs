@@ -33,11 +33,11 @@ pub struct Stat {
 
 impl Stat {
     pub fn new(timeout: u64, path: &[u8], dereference: bool) -> Result<Self, QuoteError> {
-        let mut builder = timed(timeout, "stat")?;
+        let mut builder = timed(timeout, "stat");
         if dereference {
-            builder = builder.flag("--dereference");
+            builder = builder.word("--dereference");
         }
-        let line = builder.flag("-c").arg(FORMAT)?.operands([path])?.build();
+        let line = builder.option_arg("-c", FORMAT)?.operands([path])?.build();
         Ok(Self { line })
     }
 }
@@ -94,13 +94,13 @@ impl StatBatch {
         paths: &[P],
         dereference: bool,
     ) -> Result<Self, QuoteError> {
-        let mut builder = timed(timeout, "stat")?;
+        let mut builder = timed(timeout, "stat");
         if dereference {
-            builder = builder.flag("--dereference");
+            builder = builder.word("--dereference");
         }
         let line = builder
-            .flag("--printf")
-            .arg(BATCH_FORMAT)?
+            .word("--printf")
+            .word(BATCH_FORMAT)
             .operands(paths)?
             .build();
         Ok(Self { line })

@@ -1,4 +1,5 @@
-//! `ln -s`, then the new link as `ls -d` shows it.
+//! `ln -s -T`, then the new link as `ls -d` shows it. `-T`: a link path naming an existing
+//! directory is refused (`File exists`), never turned into a link inside it.
 
 use ironcrest_remote::QuoteError;
 
@@ -6,8 +7,9 @@ use super::ls::ChangedEntry;
 use super::timed;
 
 pub fn symlink(timeout: u64, target: &[u8], link: &[u8]) -> Result<ChangedEntry, QuoteError> {
-    let change = timed(timeout, "ln")?
-        .flag("-s")
+    let change = timed(timeout, "ln")
+        .word("-s")
+        .word("-T")
         .operands([target, link])?
         .build();
     ChangedEntry::new(change, timeout, link)

@@ -23,7 +23,7 @@ impl Tail {
         } else {
             count.to_string()
         };
-        let line = timed(timeout, "tail")?
+        let line = timed(timeout, "tail")
             .option(amount.option(), value)?
             .operands([path])?
             .build();

@@ -6,7 +6,7 @@
 
 use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 
-use super::{succeeded, timed};
+use super::{succeeded, timed_script};
 
 /// `$1` directory, `$2` file name. `$$` makes the temporary name unique on the host. `ls`
 /// reports a missing directory in the words clients match (`No such file or directory`),
@@ -20,13 +20,7 @@ pub struct Upload {
 
 impl Upload {
     pub fn new(timeout: u64, directory: &[u8], name: &[u8]) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "sh")?
-            .flag("-c")
-            .arg(SCRIPT)?
-            .flag("sh")
-            .arg(directory)?
-            .arg(name)?
-            .build();
+        let line = timed_script(timeout, SCRIPT, [directory, name])?;
         Ok(Self { line })
     }
 }

@@ -14,13 +14,13 @@ pub struct View {
 
 impl View {
     pub fn new(timeout: u64, path: &[u8], offset: u64, size: u64) -> Result<Self, QuoteError> {
-        let line = timed(timeout, "dd")?
+        let line = timed(timeout, "dd")
             .option("if", path)?
-            .flag("iflag=skip_bytes,count_bytes")
+            .word("iflag=skip_bytes,count_bytes")
             .option("bs", size.clamp(1, BLOCK).to_string())?
             .option("skip", offset.to_string())?
             .option("count", size.to_string())?
-            .flag("status=none")
+            .word("status=none")
             .build();
         Ok(Self { line })
     }
