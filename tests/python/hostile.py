@@ -296,8 +296,10 @@ def _generate_working_dirs():
 
 def _generate_modes():
     for mode in ["0", "7", "00", "000", "644", "0644", "755", "0755", "700", "1777", "2755",
-                 "4755", "6755", "7777", "07777", "00007777", "0000"]:
+                 "4755", "6755", "7777", "0000"]:
         _add(f"mode-octal-{mode}", mode, (CHMOD_MODE,), LEGAL)
+    for mode in ["07777", "00007777"]:
+        _add(f"mode-octal-{mode}", mode, (CHMOD_MODE,), EITHER, "more than 4 digits, value <= 07777")
     for i, mode in enumerate(["u+x", "go-w", "a=r", "u=rwx,g=rx,o=", "+t", "g+s", "o+X", "u=g",
                               "-x", "-r", "-rwx", "-w", "-s", "-t", "-X", "-u", "+x", "=",
                               "ugoa+rwxXst", "a-rwx,u+r", "o=u", "u-s", "g=u,o=g"]):

@@ -12,7 +12,13 @@ server runs it for real on the cluster as fireuser, so just before each call:
   generated value (unknown systems are a real 404 case);
 - a batch script that would run (it starts with `#!`) becomes `#!/bin/bash\\ntrue`, while empty
   and shebang-less scripts are kept: the server must answer those with a 4xx;
-- an attach command becomes `echo <the generated text, shell-quoted>`.
+- an attach command becomes `echo <the generated text, shell-quoted>`;
+- once IRONCREST_SCHEMATHESIS_JOB_BUDGET requests that start jobs (job submissions, transfer
+  jobs, attach) were accepted, further ones are sent to an unknown system, whose answer (404)
+  every check allows: the coverage, shrinking and stateful phases are not bounded by
+  --max-examples, and every accepted transfer request queues a real Slurm job;
+- the id (and a transfer job's log files) of every job an accepted request started is appended
+  to IRONCREST_SCHEMATHESIS_JOBS, so that tests/schemathesis/run cancels exactly those.
 
 Values that are not strings (a negative case's wrong type) and empty strings are left as
 generated: they are the error cases the server must reject. Schemathesis re-validates a case a
@@ -21,8 +27,11 @@ hook modified, so the positive/negative label of each case stays true to what is
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
+import threading
 import zlib
 from typing import Any
 
@@ -58,6 +67,21 @@ PATH_KEYS = {
     "cwd",
 }
 HARMLESS_SCRIPT = "#!/bin/bash\ntrue\n"
+JOB_BUDGET = int(os.environ.get("IRONCREST_SCHEMATHESIS_JOB_BUDGET", "30"))
+JOBS_FILE = os.environ.get("IRONCREST_SCHEMATHESIS_JOBS")
+BUDGET_SPENT_SYSTEM = "schemathesis-job-budget-spent"
+# Operations (method, path template) whose accepted requests start a job or run in one.
+JOB_STARTING = re.compile(
+    r"^(POST /compute/\{system_name\}/jobs"
+    r"|PUT /compute/\{system_name\}/jobs/\{job_id\}/attach"
+    r"|(POST|DELETE) /filesystem/\{system_name\}/transfer/.*)$"
+)
+_lock = threading.Lock()
+_jobs_started = 0
+
+
+def _starts_jobs(case: Any) -> bool:
+    return bool(JOB_STARTING.match(f"{str(case.method).upper()} {case.path}"))
 
 
 def _norm(key: str) -> str:
@@ -125,6 +149,10 @@ def before_call(context, case, kwargs):  # noqa: ARG001 - the hook's signature
             h = _digest(name)
             if h % 8 != 7:
                 params["system_name"] = SYSTEMS[(h >> 3) % len(SYSTEMS)]
+        if _starts_jobs(case):
+            with _lock:
+                if _jobs_started >= JOB_BUDGET:
+                    params["system_name"] = BUDGET_SPENT_SYSTEM
         case.path_parameters = params
     if case.query:
         case.query = {
@@ -141,3 +169,29 @@ def before_call(context, case, kwargs):  # noqa: ARG001 - the hook's signature
             if case.path.endswith("/attach") and isinstance(body.get("command"), str):
                 body["command"] = "echo " + shlex.quote(body["command"])
         case.body = body
+
+
+@schemathesis.hook
+def after_call(context, case, response):  # noqa: ARG001 - the hook's signature
+    global _jobs_started
+    if not _starts_jobs(case) or not 200 <= response.status_code < 300:
+        return
+    with _lock:
+        _jobs_started += 1
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return
+    job_id, logs = None, []
+    if isinstance(data, dict):
+        job_id = data.get("jobId")
+        transfer_job = data.get("transferJob")
+        if job_id is None and isinstance(transfer_job, dict):
+            job_id = transfer_job.get("jobId")
+            if isinstance(transfer_job.get("logs"), dict):
+                logs = [v for v in transfer_job["logs"].values() if isinstance(v, str)]
+    if JOBS_FILE and job_id is not None and re.fullmatch(r"[0-9]+", str(job_id)):
+        # One line a job: its id, then the log files a transfer job writes.
+        line = "\t".join([str(job_id), *(log for log in logs if "\t" not in log and "\n" not in log)])
+        with _lock, open(JOBS_FILE, "a", encoding="utf-8") as jobs:
+            jobs.write(line + "\n")

@@ -9,4 +9,6 @@ mod command;
 mod quote;
 
 pub use command::{CommandError, Output, RemoteCommand};
-pub use quote::{Checked, CommandLine, CommandLineBuilder, QuoteError, quote};
+pub use quote::{
+    Checked, CommandLine, CommandLineBuilder, QuoteError, quote, quote_for_bash_script,
+};

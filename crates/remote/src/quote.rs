@@ -30,20 +30,94 @@ impl Checked for u64 {
     }
 }
 
-fn quote_literal(literal: &'static str) -> Vec<u8> {
-    quote_literal_bytes(literal.as_bytes())
+/// Quotes one word for bash so that the result holds no control byte: runs of control
+/// bytes (CR, LF, ESC, DEL, …) become `$'\xHH'`, the rest is quoted as by [`quote`]. For
+/// batch scripts, which the scheduler refuses with a raw CR and clients read line by line.
+fn quote_printable(word: &[u8]) -> Vec<u8> {
+    if !word.iter().any(u8::is_ascii_control) {
+        return quote_value(word);
+    }
+    let mut out = Vec::new();
+    for run in word.chunk_by(|a, b| a.is_ascii_control() == b.is_ascii_control()) {
+        if run[0].is_ascii_control() {
+            out.extend_from_slice(b"$'");
+            for byte in run {
+                out.extend_from_slice(format!("\\x{byte:02x}").as_bytes());
+            }
+            out.push(b'\'');
+        } else {
+            out.extend_from_slice(&quote_value(run));
+        }
+    }
+    out
+}
+
+/// One word for a bash script, with no raw control byte (see [`CommandLine::as_bash_script_line`]).
+pub fn quote_for_bash_script(word: &[u8]) -> Result<Vec<u8>, QuoteError> {
+    Ok(quote_printable(&checked_for_nul(word)?))
+}
+
+/// [`quote`] of a value already checked for NUL.
+fn quote_value(word: &[u8]) -> Vec<u8> {
+    quote(word)
+        .expect("values are checked for NUL")
+        .into_owned()
 }
 
 /// Quotes a word known to hold no NUL (a literal, or a [`Checked`] value); words of bytes no
 /// shell treats specially (`--time-style=+%Y`) stay as they are, for readable command lines.
-fn quote_literal_bytes(word: &[u8]) -> Vec<u8> {
+fn quote_fixed(word: &[u8]) -> Vec<u8> {
     let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_=+%/.:,@".contains(b);
     if !word.is_empty() && word.iter().all(plain) {
         return word.to_vec();
     }
-    quote(word)
-        .expect("fixed words and checked values hold no NUL")
-        .into_owned()
+    quote_value(word)
+}
+
+/// A piece of a word: chosen by Ironcrest, or a value from outside.
+#[derive(Debug, Clone)]
+enum Piece {
+    Fixed(Vec<u8>),
+    Value(Vec<u8>),
+}
+
+/// One shell word, as pieces quoted when the line is rendered.
+#[derive(Debug, Clone)]
+struct Word(Vec<Piece>);
+
+impl Word {
+    fn fixed(bytes: &[u8]) -> Self {
+        Word(vec![Piece::Fixed(bytes.to_vec())])
+    }
+
+    fn value(bytes: &[u8]) -> Result<Self, QuoteError> {
+        Ok(Word(vec![Piece::Value(checked_for_nul(bytes)?)]))
+    }
+
+    /// `name=<value>`, one word.
+    fn assignment(name: &str, value: &[u8]) -> Result<Self, QuoteError> {
+        Ok(Word(vec![
+            Piece::Fixed(format!("{name}=").into_bytes()),
+            Piece::Value(checked_for_nul(value)?),
+        ]))
+    }
+
+    fn render(&self, printable: bool, out: &mut Vec<u8>) {
+        for piece in &self.0 {
+            match piece {
+                Piece::Fixed(bytes) => out.extend_from_slice(&quote_fixed(bytes)),
+                Piece::Value(bytes) if printable => out.extend_from_slice(&quote_printable(bytes)),
+                Piece::Value(bytes) => out.extend_from_slice(&quote_value(bytes)),
+            }
+        }
+    }
+}
+
+fn checked_for_nul(bytes: &[u8]) -> Result<Vec<u8>, QuoteError> {
+    if bytes.contains(&0) {
+        return Err(QuoteError::Nul);
+    }
+    Ok(bytes.to_vec())
 }
 
 /// A complete command line for the remote login shell, as bytes.
@@ -51,14 +125,19 @@ fn quote_literal_bytes(word: &[u8]) -> Vec<u8> {
 /// Every command runs with `LC_ALL=C`, so that messages (which the API matches, e.g.
 /// `No such file or directory`) and formats do not depend on the cluster's locale.
 #[derive(Clone, PartialEq, Eq)]
-pub struct CommandLine(Vec<u8>);
+pub struct CommandLine {
+    /// For any POSIX shell.
+    posix: Vec<u8>,
+    /// For bash scripts: the same words, without a raw control byte.
+    printable: Vec<u8>,
+}
 
 impl CommandLine {
     /// Starts a command running `program`, a literal chosen by Ironcrest (never user input).
     pub fn builder(program: &'static str) -> CommandLineBuilder {
         CommandLineBuilder {
             env: Vec::new(),
-            words: vec![quote_literal(program)],
+            words: vec![Word::fixed(program.as_bytes())],
         }
     }
 
@@ -78,48 +157,57 @@ impl CommandLine {
         Ok(builder.shell_script(script, parameters)?.build())
     }
 
+    /// The line for the remote login shell.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.posix
+    }
+
+    /// The line for a bash script: values with control bytes are written as `$'\xHH'`, so
+    /// the script holds no raw CR, ESC, … and every value stays on its line.
+    pub fn as_bash_script_line(&self) -> &[u8] {
+        &self.printable
     }
 
     /// Runs `next` only if this command succeeds (`a && b`).
     pub fn and_then(mut self, next: CommandLine) -> CommandLine {
-        self.0.extend_from_slice(b" && ");
-        self.0.extend_from_slice(&next.0);
+        self.posix.extend_from_slice(b" && ");
+        self.posix.extend_from_slice(&next.posix);
+        self.printable.extend_from_slice(b" && ");
+        self.printable.extend_from_slice(&next.printable);
         self
     }
 }
 
 impl std::fmt::Debug for CommandLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(&self.0))
+        write!(f, "{:?}", String::from_utf8_lossy(&self.posix))
     }
 }
 
 impl std::fmt::Display for CommandLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.0))
+        f.write_str(&String::from_utf8_lossy(&self.posix))
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct CommandLineBuilder {
-    env: Vec<Vec<u8>>,
-    words: Vec<Vec<u8>>,
+    env: Vec<Word>,
+    words: Vec<Word>,
 }
 
 impl CommandLineBuilder {
     /// A fixed word chosen by Ironcrest, never user input: a flag (`-a`, `--noheader`), a
     /// subcommand, a format or a script. Quoted like any other word.
     pub fn word(mut self, literal: &'static str) -> Self {
-        self.words.push(quote_literal(literal));
+        self.words.push(Word::fixed(literal.as_bytes()));
         self
     }
 
     /// A value whose type checked it against its own grammar, so it may stand where a tool
     /// parses options (a chmod mode, a job id, a number).
     pub fn checked(mut self, value: &impl Checked) -> Self {
-        self.words.push(quote_literal_bytes(&value.checked_word()));
+        self.words.push(Word::fixed(&value.checked_word()));
         self
     }
 
@@ -130,10 +218,7 @@ impl CommandLineBuilder {
         name: &'static str,
         value: impl AsRef<[u8]>,
     ) -> Result<Self, QuoteError> {
-        let mut word = name.as_bytes().to_vec();
-        word.push(b'=');
-        word.extend_from_slice(&quote(value.as_ref())?);
-        self.words.push(word);
+        self.words.push(Word::assignment(name, value.as_ref())?);
         Ok(self)
     }
 
@@ -144,8 +229,8 @@ impl CommandLineBuilder {
         flag: &'static str,
         value: impl AsRef<[u8]>,
     ) -> Result<Self, QuoteError> {
-        self.words.push(quote_literal(flag));
-        self.words.push(quote(value.as_ref())?.into_owned());
+        self.words.push(Word::fixed(flag.as_bytes()));
+        self.words.push(Word::value(value.as_ref())?);
         Ok(self)
     }
 
@@ -155,9 +240,9 @@ impl CommandLineBuilder {
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
-        self.words.push(b"--".to_vec());
+        self.words.push(Word::fixed(b"--"));
         for value in values {
-            self.words.push(quote(value.as_ref())?.into_owned());
+            self.words.push(Word::value(value.as_ref())?);
         }
         Ok(self)
     }
@@ -173,32 +258,34 @@ impl CommandLineBuilder {
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
-        self.words.push(b"sh".to_vec());
-        self.words.push(b"-c".to_vec());
-        self.words.push(quote_literal(script));
-        self.words.push(b"sh".to_vec());
+        for fixed in ["sh", "-c", script, "sh"] {
+            self.words.push(Word::fixed(fixed.as_bytes()));
+        }
         for value in parameters {
-            self.words.push(quote(value.as_ref())?.into_owned());
+            self.words.push(Word::value(value.as_ref())?);
         }
         Ok(self)
     }
 
     /// An environment variable for this command only: `NAME=<quoted value> program …`.
     pub fn env(mut self, name: &'static str, value: impl AsRef<[u8]>) -> Result<Self, QuoteError> {
-        let mut assignment = name.as_bytes().to_vec();
-        assignment.push(b'=');
-        assignment.extend_from_slice(&quote(value.as_ref())?);
-        self.env.push(assignment);
+        self.env.push(Word::assignment(name, value.as_ref())?);
         Ok(self)
     }
 
     pub fn build(self) -> CommandLine {
-        let mut line = b"LC_ALL=C".to_vec();
-        for word in self.env.iter().chain(&self.words) {
-            line.push(b' ');
-            line.extend_from_slice(word);
+        let render = |printable: bool| {
+            let mut line = b"LC_ALL=C".to_vec();
+            for word in self.env.iter().chain(&self.words) {
+                line.push(b' ');
+                word.render(printable, &mut line);
+            }
+            line
+        };
+        CommandLine {
+            posix: render(false),
+            printable: render(true),
         }
-        CommandLine(line)
     }
 }
 
@@ -349,5 +436,35 @@ mod tests {
             .build()
             .and_then(CommandLine::shell_script(PRINT_WORDS, ["ran"]).unwrap());
         assert_eq!(words_seen_by_shell(&ok), vec![b"ran".to_vec()]);
+    }
+
+    #[test]
+    fn bash_script_lines_hold_no_control_byte_and_keep_every_value() {
+        let mut values: Vec<Vec<u8>> = HOSTILE.iter().map(|v| v.to_vec()).collect();
+        values.extend((1u8..32).chain([127]).map(|c| vec![b'a', c, b'b']));
+        values.push(b"\r\n\r\n".to_vec());
+        values.push(b"'\r'\x1b\x7f\xf0\x9f\x9a\x80".to_vec());
+        let line = CommandLine::shell_script(PRINT_WORDS, &values).unwrap();
+        let script = line.as_bash_script_line();
+        assert!(!script.iter().any(u8::is_ascii_control), "{line:?}");
+        use std::os::unix::ffi::OsStrExt;
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(std::ffi::OsStr::from_bytes(script))
+            .output()
+            .expect("run bash");
+        assert!(output.status.success(), "{output:?}");
+        let mut words: Vec<Vec<u8>> = output
+            .stdout
+            .split(|b| *b == 0)
+            .map(<[u8]>::to_vec)
+            .collect();
+        words.pop();
+        assert_eq!(words, values);
+        for value in &values {
+            let word = quote_for_bash_script(value).unwrap();
+            assert!(!word.iter().any(u8::is_ascii_control));
+        }
+        assert_eq!(quote_for_bash_script(b"a\0"), Err(QuoteError::Nul));
     }
 }

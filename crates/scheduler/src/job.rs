@@ -253,6 +253,20 @@ pub struct JobFilter {
     pub time_window: TimeWindow,
 }
 
+impl JobFilter {
+    /// Whether `job` is one `username` asked for. Names and accounts are compared here,
+    /// exactly, never handed to the scheduler: its tools split them at commas and its
+    /// database may refuse characters a job name can hold.
+    pub fn selects(&self, job: &Job, username: &str) -> bool {
+        (self.all_users || job.user.as_deref() == Some(username))
+            && self.name.as_ref().is_none_or(|name| &job.name == name)
+            && self
+                .account
+                .as_ref()
+                .is_none_or(|account| job.account.as_ref() == Some(account))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +332,34 @@ mod tests {
         assert_eq!(window.seconds(), 3 * 24 * 3600);
         assert!(serde_json::from_str::<TimeWindow>("\"2h\"").is_err());
         assert_eq!(TimeWindow::default(), TimeWindow::OneDay);
+    }
+
+    #[test]
+    fn filters_compare_names_and_accounts_exactly() {
+        let job = |name: &str, user: &str| Job {
+            name: name.into(),
+            user: Some(user.into()),
+            account: Some("staff".into()),
+            ..Job::default()
+        };
+        let filter = |name: &str| JobFilter {
+            name: Some(name.into()),
+            ..JobFilter::default()
+        };
+        assert!(filter("a,b").selects(&job("a,b", "u"), "u"));
+        assert!(!filter("a,b").selects(&job("a", "u"), "u"));
+        assert!(filter("🚀 run").selects(&job("🚀 run", "u"), "u"));
+        assert!(!filter("x").selects(&job("x", "other"), "u"));
+        let everyone = JobFilter {
+            all_users: true,
+            account: Some("staff".into()),
+            ..JobFilter::default()
+        };
+        assert!(everyone.selects(&job("x", "other"), "u"));
+        let other_account = JobFilter {
+            account: Some("project1".into()),
+            ..JobFilter::default()
+        };
+        assert!(!other_account.selects(&job("x", "u"), "u"));
     }
 }

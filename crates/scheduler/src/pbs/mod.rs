@@ -67,12 +67,7 @@ impl PbsCli {
 
 /// The listing filters v2 applies to PBS jobs, plus the time window for finished jobs.
 fn listed(job: &Job, user: &SshUser, filter: &JobFilter, now: i64) -> bool {
-    (filter.all_users || job.user.as_deref() == Some(user.username.as_str()))
-        && filter.name.as_ref().is_none_or(|name| &job.name == name)
-        && filter
-            .account
-            .as_ref()
-            .is_none_or(|account| job.account.as_ref() == Some(account))
+    filter.selects(job, &user.username)
         && job
             .time
             .end

@@ -114,14 +114,13 @@ impl Scheduler for SlurmCli {
     }
 
     async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
-        let account = filter.account.as_deref();
-        let name = filter.name.as_deref();
-        let sacct =
-            Sacct::list(filter.all_users, account, name, filter.time_window).map_err(nul)?;
+        let sacct = Sacct::list(filter.all_users, filter.time_window).map_err(nul)?;
         let own = (!filter.all_users).then_some(user.username.as_str());
-        let squeue = Squeue::list(own, account, name).map_err(nul)?;
+        let squeue = Squeue::list(own).map_err(nul)?;
         let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
-        Ok(job_rows::merge(sacct?, squeue?))
+        let mut jobs = job_rows::merge(sacct?, squeue?);
+        jobs.retain(|job| filter.selects(job, &user.username));
+        Ok(jobs)
     }
 
     async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError> {

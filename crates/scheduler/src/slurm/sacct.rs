@@ -16,21 +16,11 @@ pub struct Sacct {
 
 impl Sacct {
     /// The listing: the caller's jobs (everyone's with `all_users`) started within `window`.
-    pub fn list(
-        all_users: bool,
-        account: Option<&str>,
-        name: Option<&str>,
-        window: TimeWindow,
-    ) -> Result<Self, QuoteError> {
+    /// Names and accounts are filtered by [`JobFilter::selects`](crate::JobFilter::selects).
+    pub fn list(all_users: bool, window: TimeWindow) -> Result<Self, QuoteError> {
         let mut builder = base()?;
         if all_users {
             builder = builder.word("--allusers");
-        }
-        if let Some(account) = account {
-            builder = builder.option("--account", account)?;
-        }
-        if let Some(name) = name {
-            builder = builder.option("--name", name)?;
         }
         Self::finish(builder.word(start_time(window)))
     }
@@ -89,7 +79,7 @@ mod tests {
     #[test]
     fn command_lines_match_the_captured_ones() {
         assert_eq!(
-            Sacct::list(false, None, None, TimeWindow::OneDay)
+            Sacct::list(false, TimeWindow::OneDay)
                 .unwrap()
                 .command_line()
                 .to_string(),
@@ -103,11 +93,11 @@ mod tests {
 
     #[test]
     fn finished_jobs_with_steps_merge_with_the_queue() {
-        let sacct = Sacct::list(false, None, None, TimeWindow::OneDay)
+        let sacct = Sacct::list(false, TimeWindow::OneDay)
             .unwrap()
             .parse(fixtures::slurm("sacct_list").output)
             .unwrap();
-        let squeue = super::super::squeue::Squeue::list(None, None, None)
+        let squeue = super::super::squeue::Squeue::list(None)
             .unwrap()
             .parse(fixtures::slurm("squeue_user").output)
             .unwrap();

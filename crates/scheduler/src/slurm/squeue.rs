@@ -15,20 +15,11 @@ impl Squeue {
     /// The listing: the user's jobs (everyone's with `user` = `None`), optionally filtered.
     /// `--states=all` keeps jobs that just finished: the accounting database may not have
     /// them yet, and without it they would vanish from the listing for a moment.
-    pub fn list(
-        user: Option<&str>,
-        account: Option<&str>,
-        name: Option<&str>,
-    ) -> Result<Self, QuoteError> {
+    /// Names and accounts are filtered by [`JobFilter::selects`](crate::JobFilter::selects).
+    pub fn list(user: Option<&str>) -> Result<Self, QuoteError> {
         let mut builder = base()?.word("--states=all");
         if let Some(user) = user {
             builder = builder.option("--user", user)?;
-        }
-        if let Some(account) = account {
-            builder = builder.option("--account", account)?;
-        }
-        if let Some(name) = name {
-            builder = builder.option("--name", name)?;
         }
         Self::finish(builder)
     }
@@ -88,7 +79,7 @@ mod tests {
     #[test]
     fn command_lines_match_the_captured_ones() {
         assert_eq!(
-            Squeue::list(Some("fireuser"), None, None)
+            Squeue::list(Some("fireuser"))
                 .unwrap()
                 .command_line()
                 .to_string(),
@@ -103,12 +94,7 @@ mod tests {
     #[test]
     fn pending_and_running_jobs() {
         let fixture = fixtures::slurm("squeue_user");
-        let parsed = jobs(
-            Squeue::list(None, None, None)
-                .unwrap()
-                .parse(fixture.output)
-                .unwrap(),
-        );
+        let parsed = jobs(Squeue::list(None).unwrap().parse(fixture.output).unwrap());
         let running = parsed.iter().find(|j| j.status.state == "RUNNING").unwrap();
         assert_eq!(running.name, "sleeper");
         assert_eq!(running.nodes, "localhost");

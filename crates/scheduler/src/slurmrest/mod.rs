@@ -362,14 +362,8 @@ impl Scheduler for SlurmRest {
             format!("now-{}hours", window / 3600)
         };
         // The controller's listing takes no filters, and v0.0.38's accounting one no user
-        // filter: the results are filtered here as well.
+        // filter: the results are filtered here (names and accounts only here, exactly).
         let mut db_query = vec![("start_time", start_time)];
-        if let Some(account) = &filter.account {
-            db_query.push(("account", account.clone()));
-        }
-        if let Some(name) = &filter.name {
-            db_query.push(("job_name", name.clone()));
-        }
         if !filter.all_users && self.version.accounting_user_filter() {
             db_query.push(("users", user.username.clone()));
         }
@@ -389,14 +383,7 @@ impl Scheduler for SlurmRest {
             return Err(classify(status, &errors));
         };
         let mut jobs = job_rows::merge(accounting, controller);
-        jobs.retain(|job| {
-            (filter.all_users || job.user.as_deref() == Some(user.username.as_str()))
-                && filter.name.as_ref().is_none_or(|name| &job.name == name)
-                && filter
-                    .account
-                    .as_ref()
-                    .is_none_or(|account| job.account.as_ref() == Some(account))
-        });
+        jobs.retain(|job| filter.selects(job, &user.username));
         Ok(jobs)
     }
 

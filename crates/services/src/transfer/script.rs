@@ -7,7 +7,7 @@
 //! their size (and S3's MD5 ETag, where the store gives one) has been checked, so a
 //! cancelled or failed job never leaves a partial or clobbered target.
 
-use ironcrest_remote::{CommandLine, RemoteCommand, quote};
+use ironcrest_remote::{CommandLine, RemoteCommand, quote_for_bash_script};
 
 use crate::ServiceError;
 use crate::filesystem::commands::{Compress, Compression, Extract};
@@ -76,14 +76,14 @@ fn banner(title: &str) -> String {
 
 /// `line`, then the success sentence, or `Unable to <what>` and the command's status.
 fn step(line: &CommandLine, success: &str, what: &str) -> Result<String, ServiceError> {
-    let line = text(line.as_bytes())?;
+    let line = text(line.as_bash_script_line())?;
     Ok(format!(
         "if {line}; then\n  echo '{success}'\nelse\n  status=$?\n  echo \"Unable to {what}, exit code:$status\" >&2\n  exit \"$status\"\nfi\n"
     ))
 }
 
 fn word(value: impl AsRef<[u8]>) -> Result<String, ServiceError> {
-    text(&quote(value.as_ref())?)
+    text(&quote_for_bash_script(value.as_ref())?)
 }
 
 /// A job script is text (slurmrestd takes it in JSON), so a path that is not UTF-8 is

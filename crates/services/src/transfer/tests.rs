@@ -542,3 +542,80 @@ fn stage_out_fails_with_v2s_code_when_a_part_fails_twice() {
     assert!(!ran.stdout.contains("successfully"));
     assert!(!dir.path().join("fake-s3/complete.xml").exists());
 }
+
+/// Every control character (and a few other hostile names) through every transfer
+/// operation: the script holds no raw control byte, and the name arrives byte-exact.
+#[test]
+fn every_control_character_survives_every_transfer_operation() {
+    let mut names: Vec<Vec<u8>> = (1u8..32)
+        .chain([127])
+        .map(|c| [b"n".as_slice(), &[c], b"x"].concat())
+        .collect();
+    names.extend([
+        b"\r\n".to_vec(),
+        b"-rf".to_vec(),
+        b"it's \"q\" \\ $(touch pwned)".to_vec(),
+        "🚀 ünï".as_bytes().to_vec(),
+    ]);
+    for name in &names {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = |suffix: &[u8]| {
+            let mut p = bytes(dir.path());
+            p.push(b'/');
+            p.extend_from_slice(name);
+            p.extend_from_slice(suffix);
+            p
+        };
+        let os = |p: &[u8]| {
+            std::path::PathBuf::from(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p),
+            )
+        };
+        std::fs::write(os(&path(b"")), b"payload").expect("write");
+        std::fs::create_dir(os(&path(b".d"))).expect("mkdir");
+        let (source, copied, moved, archive, extracted) = (
+            path(b""),
+            path(b".copy"),
+            path(b".moved"),
+            path(b".tar.gz"),
+            path(b".d"),
+        );
+        let scripts = [
+            TransferScript::Copy {
+                source: &source,
+                target: &copied,
+                dereference: false,
+            },
+            TransferScript::Compress {
+                parent: &bytes(dir.path()),
+                base: name,
+                target: &archive,
+                pattern: None,
+                compression: Compression::Gzip,
+                dereference: false,
+            },
+            TransferScript::Extract {
+                source: &archive,
+                target: &extracted,
+                compression: Compression::Gzip,
+            },
+            TransferScript::Move {
+                source: &copied,
+                target: &moved,
+            },
+            TransferScript::Delete { path: &moved },
+        ];
+        for script in &scripts {
+            let text = script.render(&[]).expect("renders");
+            let control = text.bytes().any(|b| b.is_ascii_control() && b != b'\n');
+            assert!(!control, "raw control byte in the script for {name:?}");
+            let ran = run(script, dir.path());
+            assert_eq!(ran.status, 0, "{name:?}: {}", ran.stderr);
+        }
+        let mut inside = path(b".d/");
+        inside.extend_from_slice(name);
+        assert_eq!(std::fs::read(os(&inside)).expect("extracted"), b"payload");
+        assert!(!os(&moved).exists() && !os(&copied).exists());
+        assert!(!dir.path().join("pwned").exists());
+    }
+}
