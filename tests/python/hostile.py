@@ -127,7 +127,7 @@ _WORKDIR_IDS = {
 _TRANSFER_IDS = {
     "name-ctl-cr", "name-ctl-lf", "name-ctl-tab", "name-ctl-esc", "name-quote1", "name-quote2",
     "name-bs1", "name-emoji", "name-dash-rf", "name-tar-compress-program", "name-dollar-paren",
-    "name-amp-html", "name-nul",
+    "name-nul",
 }
 
 

@@ -865,6 +865,10 @@ ENV_VALUES = cases(ENV_VALUE)
 WORKDIRS = cases(WORKDIR)
 TRANSFERS = [h for h in cases(FILE_NAME) if h.transfer]
 TRANSFER_OPS = ("cp", "mv", "rm", "compress", "extract")
+# Slurm here starts about one job per 3 s: the tar option-injection name only goes through tar.
+TAR_ONLY = {"name-tar-compress-program"}
+TRANSFER_CASES = [pytest.param(h, op, id=f"{h.id}-{op}") for h in TRANSFERS for op in TRANSFER_OPS
+                  if h.id not in TAR_ONLY or op in ("compress", "extract")]
 
 
 def stored_environment(job_id) -> dict[bytes, bytes] | None:
@@ -946,7 +950,7 @@ class Jobs:
     def _run(self):
         mkdirs(JOB_DIR)
         transfers = [((f"transfer-{op}", h.id), lambda _, h=h, op=op: self._submit_transfer(h, op))
-                     for h in TRANSFERS for op in TRANSFER_OPS]
+                     for h, op in (p.values for p in TRANSFER_CASES)]
         held = (
             [(("name", h.id), lambda _, h=h: self._submit_named(h)) for h in NAME_JOBS]
             + [(("env-key", h.id), lambda _, h=h: self._submit_env(h, {h.value: f"value-{h.id}"}))
@@ -1169,8 +1173,7 @@ SUCCESS = {"cp": b"Files were successfully copied.", "mv": b"Files were successf
            "extract": b"Files were successfully extracted."}
 
 
-@pytest.mark.parametrize("op", TRANSFER_OPS)
-@pytest.mark.parametrize("h", params(TRANSFERS))
+@pytest.mark.parametrize("h,op", TRANSFER_CASES)
 def test_transfer_job(h, op):
     o = JOBS.result(f"transfer-{op}", h)
 

@@ -38,6 +38,11 @@ pub enum ApiError {
     },
     RouteNotFound,
     MethodNotAllowed,
+    /// An error response made outside the handlers (an extractor's or a layer's).
+    Http {
+        status: StatusCode,
+        message: String,
+    },
     Service {
         error: ServiceError,
         user: String,
@@ -60,6 +65,11 @@ impl ApiError {
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into())
             }
+            ApiError::Http { status, message } if message.is_empty() => (
+                *status,
+                status.canonical_reason().unwrap_or("Error").to_string(),
+            ),
+            ApiError::Http { status, message } => (*status, message.clone()),
             ApiError::Service { error, .. } => (service_status(error), error.to_string()),
         }
     }

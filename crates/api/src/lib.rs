@@ -14,8 +14,13 @@ use ironcrest_services::Clusters;
 
 pub use auth::AuthenticatedUser;
 
-/// FirecREST v2 clients read this literal from `F7T-AppVersion` (pyfirecrest maps it to "2").
-pub const APP_VERSION: &str = "2.x.x";
+/// The FirecREST API level Ironcrest implements, sent as `F7T-AppVersion`. pyfirecrest
+/// parses it as a version and enables what that level has (job-list `name` and
+/// `time_window`, userinfo groups with `default`, …); "2.x.x" would leave it guessing.
+pub const APP_VERSION: &str = "2.6.0";
+
+/// Ironcrest's own version, sent as `X-Ironcrest-Version` and in `/status/liveness`.
+pub const IRONCREST_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Clone)]
 pub struct AppState {

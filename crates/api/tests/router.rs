@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderValue, Request, StatusCode};
 use ironcrest_api::{AppState, router};
 use ironcrest_auth::TokenVerifier;
 use ironcrest_config::Config;
@@ -134,7 +134,8 @@ async fn a_valid_token_lists_the_systems_with_firecrest_headers() {
         body["systems"][0]["dataOperation"]["max_ops_file_size"],
         5242880
     );
-    assert_eq!(headers["f7t-appversion"], "2.x.x");
+    assert_eq!(headers["f7t-appversion"], "2.6.0");
+    assert_eq!(headers["x-ironcrest-version"], env!("CARGO_PKG_VERSION"));
     assert!(headers.contains_key("f7t-timestamp"));
     assert_eq!(headers["x-request-id"].len(), 32);
 }
@@ -215,27 +216,54 @@ async fn routes_methods_and_query_values_are_checked() {
 }
 
 #[tokio::test]
-async fn request_ids_are_propagated_when_valid_and_refused_when_not() {
+async fn request_ids_are_echoed_when_printable_and_refused_as_json_when_not() {
     let app = app().await;
-    let id = "0f6a3a7e-5a8c-4d1e-9c59-7d1f4f4c2f10";
-    let request = Request::get("/status/liveness/")
-        .header("x-request-id", id)
-        .body(Body::empty())
-        .unwrap();
-    let (status, headers, body) = call(&app, request).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["x-request-id"], id.replace('-', ""));
-    assert_eq!(
-        body.unwrap(),
-        json!({"healthcheckRuns": {}, "lastUpdate": 0})
-    );
-    let request = Request::get("/status/liveness/")
-        .header("x-request-id", "not-a-uuid")
-        .body(Body::empty())
-        .unwrap();
-    let (status, _, body) = call(&app, request).await;
+    let liveness = |name: &str, value: &[u8]| {
+        Request::get("/status/liveness/")
+            .header(name, HeaderValue::from_bytes(value).unwrap())
+            .body(Body::empty())
+            .unwrap()
+    };
+    for id in [
+        "0f6a3a7e-5a8c-4d1e-9c59-7d1f4f4c2f10",
+        "not-a-uuid",
+        "wf:run/42#step=3",
+        &"x".repeat(200),
+    ] {
+        for name in ["x-request-id", "x-correlation-id"] {
+            let (status, headers, body) = call(&app, liveness(name, id.as_bytes())).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {id}");
+            assert_eq!(headers[name], id);
+            let body = body.unwrap();
+            assert_eq!(body["lastUpdate"], 0);
+            assert_eq!(body["apiVersion"], "2.6.0");
+        }
+    }
+    for bad in [
+        "with space".as_bytes(),
+        "tab\there".as_bytes(),
+        b"\xc3\xa9".as_slice(),
+        "x".repeat(201).as_bytes(),
+    ] {
+        let (status, headers, body) = call(&app, liveness("x-correlation-id", bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert_eq!(headers["f7t-appversion"], "2.6.0");
+        let body = body.expect("a JSON error body");
+        assert_eq!(body["errorType"], "validation");
+        assert!(body["message"].as_str().unwrap().contains("x-correlation-id"));
+    }
+}
+
+#[tokio::test]
+async fn errors_made_outside_the_handlers_have_the_json_shape() {
+    let app = app().await;
+    let user = token(json!({}));
+    // A path segment that does not decode to UTF-8 is refused by axum's Path extractor.
+    let (status, _, body) = call(&app, get("/status/%FF/nodes", Some(&user))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.is_none());
+    let body = body.expect("a JSON error body");
+    assert_eq!(body["errorType"], "error");
+    assert!(!body["message"].as_str().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -49,6 +49,10 @@ pub struct LivenessResponse {
     healthcheck_runs: BTreeMap<String, String>,
     /// Age in seconds of the oldest cluster's last run; 0 before any run.
     last_update: i64,
+    /// The FirecREST API level served (also the `F7T-AppVersion` header).
+    api_version: &'static str,
+    /// This Ironcrest build's version (also the `X-Ironcrest-Version` header).
+    ironcrest_version: &'static str,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -104,6 +108,8 @@ async fn liveness(State(state): State<AppState>) -> Json<LivenessResponse> {
     Json(LivenessResponse {
         healthcheck_runs,
         last_update: oldest.map_or(0, |o| (now - o).num_seconds()),
+        api_version: crate::APP_VERSION,
+        ironcrest_version: crate::IRONCREST_VERSION,
     })
 }
 

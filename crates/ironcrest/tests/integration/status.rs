@@ -22,7 +22,7 @@ async fn systems_list_the_cluster_with_every_probed_service_healthy() {
     assert_eq!(filesystem["path"], "/home");
 
     let response = server.get("/status/systems", Some(&token)).await;
-    assert_eq!(response.headers()["f7t-appversion"], "2.x.x");
+    assert_eq!(response.headers()["f7t-appversion"], "2.6.0");
     assert!(
         response.headers()["f7t-timestamp"]
             .to_str()
@@ -98,7 +98,16 @@ async fn userinfo_is_the_token_user_with_groups_and_accounts() {
         .map(|g| g["name"].as_str().unwrap())
         .collect();
     assert!(groups.contains(&"hpcusers"), "{groups:?}");
-    assert_eq!(info["group"], info["groups"][0]);
+    // API 2.6.0: the primary group is the one marked default, and also `group`.
+    let defaults: Vec<&serde_json::Value> = info["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["default"] == true)
+        .collect();
+    assert_eq!(defaults.len(), 1, "{info}");
+    assert_eq!(info["group"]["name"], defaults[0]["name"]);
+    assert_eq!(info["group"]["id"], defaults[0]["id"]);
     let mut accounts: Vec<(String, bool)> = info["accounts"]
         .as_array()
         .unwrap()

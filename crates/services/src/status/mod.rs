@@ -17,9 +17,19 @@ use crate::{Cluster, ServiceError};
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserInfo {
     pub user: IdName,
+    /// The primary group (FirecREST before API 2.6.0, and pyfirecrest 3.8's CLI, read it).
     pub group: IdName,
-    pub groups: Vec<IdName>,
+    /// Every group, the primary one marked `default` (API 2.6.0).
+    pub groups: Vec<Group>,
+    /// `null` where the scheduler has no accounts (PBS).
     pub accounts: Option<Vec<Account>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub default: bool,
 }
 
 pub async fn nodes(cluster: &Cluster, user: &SshUser) -> Result<Vec<Node>, ServiceError> {
@@ -47,10 +57,19 @@ pub async fn userinfo(cluster: &Cluster, user: &SshUser) -> Result<UserInfo, Ser
     let (identity, accounts) =
         tokio::join!(cluster.ssh.run(user, &Id), cluster.scheduler.accounts(user));
     let identity = identity?;
+    let groups = identity
+        .groups
+        .into_iter()
+        .map(|group| Group {
+            default: group == identity.group,
+            id: group.id,
+            name: group.name,
+        })
+        .collect();
     Ok(UserInfo {
         user: identity.user,
         group: identity.group,
-        groups: identity.groups,
+        groups,
         accounts: accounts?,
     })
 }
