@@ -241,6 +241,13 @@ impl IntoResponse for ApiError {
                     serde_json::json!({"fields": [{"location": location, "name": name, "message": message}]}),
                 ),
             ),
+            ApiError::Service {
+                error: ServiceError::InvalidField { field, message },
+                ..
+            } => (
+                "validation",
+                Some(serde_json::json!({"fields": [{"name": field, "message": message}]})),
+            ),
             _ => ("error", None),
         };
         let body = ErrorBody {

@@ -2,6 +2,7 @@
 //! document, and [`error::ApiError`], the one place where errors become HTTP responses.
 
 mod auth;
+mod drain;
 pub mod error;
 mod middleware;
 mod models;

@@ -24,9 +24,10 @@ const IRONCREST_VERSION_HEADER: HeaderName = HeaderName::from_static("x-ironcres
 pub fn wrap(app: Router) -> Router {
     // Rewriting the URI must happen before routing, so the routed app sits behind the
     // rewrite as a fallback service of an otherwise empty router.
-    let rewritten = ServiceBuilder::new()
-        .map_request(lowercase_path)
-        .service(app.layer(middleware::from_fn(headers_and_log)));
+    let rewritten = ServiceBuilder::new().map_request(lowercase_path).service(
+        app.layer(middleware::from_fn(crate::drain::drain_unread_body))
+            .layer(middleware::from_fn(headers_and_log)),
+    );
     Router::new().fallback_service(rewritten)
 }
 

@@ -250,7 +250,12 @@ async fn request_ids_are_echoed_when_printable_and_refused_as_json_when_not() {
         assert_eq!(headers["f7t-appversion"], "2.6.0");
         let body = body.expect("a JSON error body");
         assert_eq!(body["errorType"], "validation");
-        assert!(body["message"].as_str().unwrap().contains("x-correlation-id"));
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("x-correlation-id")
+        );
     }
 }
 

@@ -6,7 +6,10 @@ mod model;
 mod secret;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::Path;
+
+use ipnet::IpNet;
 
 pub use model::*;
 pub use secret::Secret;
@@ -95,6 +98,7 @@ impl Config {
     /// Every semantic problem in the configuration, not just the first.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Problems::default();
+        self.check_server(&mut problems);
         self.check_auth(&mut problems);
         self.check_credentials(&mut problems);
         if self.clusters.is_empty() {
@@ -111,6 +115,24 @@ impl Config {
             check_cluster(&at, cluster, &mut problems);
         }
         problems.0
+    }
+
+    fn check_server(&self, problems: &mut Problems) {
+        let limits = &self.server.connections;
+        if limits.header_timeout == 0 {
+            problems.push(
+                "server.connections.header_timeout",
+                "must be at least 1 second",
+            );
+        }
+        for (idx, proxy) in limits.trusted_proxies.iter().enumerate() {
+            if proxy.parse::<IpNet>().is_err() && proxy.parse::<IpAddr>().is_err() {
+                problems.push(
+                    format!("server.connections.trusted_proxies[{idx}]"),
+                    format!("{proxy:?} is not an IP address or CIDR block"),
+                );
+            }
+        }
     }
 
     fn check_auth(&self, problems: &mut Problems) {

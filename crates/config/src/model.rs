@@ -29,6 +29,8 @@ pub struct ServerConfig {
     /// How long in-flight requests may run after SIGTERM before the server exits.
     #[serde(default = "defaults::shutdown_grace_period")]
     pub shutdown_grace_period: u64,
+    #[serde(default)]
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +38,55 @@ impl Default for ServerConfig {
         Self {
             listen: defaults::listen(),
             shutdown_grace_period: defaults::shutdown_grace_period(),
+            connections: ConnectionLimits::default(),
+        }
+    }
+}
+
+/// What one client may hold of the server (nginx's `client_header_timeout`,
+/// `keepalive_timeout` and `limit_conn`, in the binary).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// Seconds a connection may take to send a request's headers, counted from when it is
+    /// ready for the next request; an idle keep-alive connection is closed after it too.
+    #[serde(default = "defaults::header_timeout")]
+    pub header_timeout: u64,
+    /// Open connections in all; 0 sizes it from the process's open-file limit (3/4 of it,
+    /// the rest kept for SSH connections, SFTP sessions and outgoing HTTP).
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Open connections from one client address; 0 means no per-address limit.
+    #[serde(default = "defaults::max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// Addresses or CIDR blocks (a reverse proxy, a portal) exempt from the per-address limit.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ConnectionLimits {
+    /// The trusted proxies as networks (an address is a one-host network); entries that do
+    /// not parse are reported by validation and skipped here.
+    pub fn trusted_networks(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|entry| {
+                entry
+                    .parse()
+                    .ok()
+                    .or_else(|| entry.parse::<std::net::IpAddr>().ok().map(Into::into))
+            })
+            .collect()
+    }
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: defaults::header_timeout(),
+            max_connections: 0,
+            max_connections_per_address: defaults::max_connections_per_address(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -432,6 +483,12 @@ mod defaults {
     }
     pub fn shutdown_grace_period() -> u64 {
         10
+    }
+    pub fn header_timeout() -> u64 {
+        30
+    }
+    pub fn max_connections_per_address() -> usize {
+        256
     }
     pub fn log_level() -> String {
         "info".into()

@@ -20,6 +20,8 @@ use ironcrest_services::health::HealthChecker;
 use ironcrest_services::{Cluster, Clusters};
 use ironcrest_ssh::{PoolSettings, SshPool};
 use tokio::net::TcpListener;
+
+mod listener;
 use tokio_util::sync::CancellationToken;
 
 pub fn init_logging(logger: &LoggerConfig) {
@@ -189,16 +191,15 @@ pub async fn serve(
 
     let app = ironcrest_api::router(AppState { clusters, verifier });
     let address = listener.local_addr()?;
-    tracing::info!(listen = %address, "ironcrest serving");
+    let limits = listener::Limits::from_config(&config.server.connections);
+    tracing::info!(
+        listen = %address,
+        max_connections = limits.max_connections,
+        max_connections_per_address = limits.max_connections_per_address,
+        "ironcrest serving"
+    );
     let grace = Duration::from_secs(config.server.shutdown_grace_period);
-    let graceful =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        result = graceful => result.context("server error")?,
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_period_s = grace.as_secs(), "in-flight requests cut off after the grace period");
-        }
-    }
+    listener::serve(listener, app, limits, shutdown, grace).await;
     tracing::info!("ironcrest stopped");
     Ok(())
 }
