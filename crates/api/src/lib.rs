@@ -6,6 +6,7 @@ mod drain;
 pub mod error;
 mod middleware;
 mod models;
+mod multipart;
 mod openapi;
 mod routes;
 

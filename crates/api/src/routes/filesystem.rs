@@ -6,9 +6,9 @@
 //! replace their bytes). JSON bodies carry Unicode paths only.
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -26,6 +26,7 @@ use super::{ValidJson, ValidQuery, lenient_bool};
 use crate::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
+use crate::multipart::{FilePart, MultipartError};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
@@ -647,7 +648,8 @@ async fn upload(
     user: AuthenticatedUser,
     Path(system_name): Path<String>,
     path: QueryPath,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<StatusCode, ApiError> {
     let cx = Context::new(&state, user, &system_name)?;
     let directory = cx.query_path(path)?;
@@ -658,49 +660,41 @@ async fn upload(
         name: "file".into(),
         message,
     };
-    let mut multipart = multipart.map_err(|r| invalid_body(r.body_text()))?;
-    let limit = filesystem::upload_limit(&cx.cluster);
-    while let Some(mut field) = multipart
-        .next_field()
+    let mut file = FilePart::from_body(&headers, body)
         .await
-        .map_err(|e| invalid_body(e.body_text()))?
-    {
-        if field.name() != Some("file") {
-            continue;
-        }
-        let name = field.file_name().unwrap_or_default().as_bytes().to_vec();
-        // The file flows from the request to the cluster chunk by chunk; past the limit
-        // or on a broken body the upload is abandoned, which leaves no file behind.
-        let (chunks, input) = mpsc::channel(4);
-        let feed = async move {
-            let mut received = 0u64;
-            loop {
-                let refusal = match field.chunk().await {
-                    Ok(None) => return Ok(()),
-                    Ok(Some(chunk)) => {
-                        received += chunk.len() as u64;
-                        if received <= limit {
-                            if chunks.send(Ok(chunk)).await.is_err() {
-                                // The command ended early; its result says why.
-                                return Ok(());
-                            }
-                            continue;
+        .map_err(|MultipartError(message)| invalid_body(message))?;
+    let limit = filesystem::upload_limit(&cx.cluster);
+    let name = std::mem::take(&mut file.file_name);
+    // The file flows from the request to the cluster chunk by chunk; past the limit
+    // or on a broken body the upload is abandoned, which leaves no file behind.
+    let (chunks, input) = mpsc::channel(4);
+    let feed = async move {
+        let mut received = 0u64;
+        loop {
+            let refusal = match file.chunk().await {
+                Ok(None) => return Ok(()),
+                Ok(Some(chunk)) => {
+                    received += chunk.len() as u64;
+                    if received <= limit {
+                        if chunks.send(Ok(chunk)).await.is_err() {
+                            // The command ended early; its result says why.
+                            return Ok(());
                         }
-                        ServiceError::TooLarge("File to upload is too large.")
+                        continue;
                     }
-                    Err(error) => ServiceError::InvalidRequest(error.body_text()),
-                };
-                let _ = chunks.send(Err(InputAborted)).await;
-                return Err(refusal);
-            }
-        };
-        let store = filesystem::upload(&cx.cluster, &cx.user.0, &directory, &name, input);
-        let (fed, stored) = tokio::join!(feed, store);
-        fed.map_err(|e| cx.error(e))?;
-        stored.map_err(|e| cx.error(e))?;
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    Err(invalid_body("Field required".into()))
+                    ServiceError::TooLarge("File to upload is too large.")
+                }
+                Err(MultipartError(message)) => ServiceError::InvalidRequest(message),
+            };
+            let _ = chunks.send(Err(InputAborted)).await;
+            return Err(refusal);
+        }
+    };
+    let store = filesystem::upload(&cx.cluster, &cx.user.0, &directory, &name, input);
+    let (fed, stored) = tokio::join!(feed, store);
+    fed.map_err(|e| cx.error(e))?;
+    stored.map_err(|e| cx.error(e))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/ops/compress", tag = "filesystem",
