@@ -63,10 +63,9 @@ def retrying(fn, *args, **kwargs):
     while True:
         try:
             return fn(*args, **kwargs)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout) as e:
             if time.time() > deadline:
-                raise
-            last = e  # noqa: F841
+                raise e
             time.sleep(2)
 
 
@@ -108,7 +107,7 @@ class Api:
             os.environ["IRONCREST_DEV_CLIENT_SECRET"],
             os.environ["IRONCREST_DEV_OIDC_TOKEN_URL"],
         )
-        self.http = httpx.Client(timeout=120)
+        self.http = httpx.Client(timeout=60)
 
     def __call__(self, method, path, query=None, headers=None, **kwargs) -> Outcome:
         url = self.url + path

@@ -98,14 +98,13 @@ def multipart(rng):
 def build_plan(rng, token, workdir, small):
     """(weight, name, builder): builder(rng) -> (method, url, kwargs, expected status)."""
     ops = f"/filesystem/{SYSTEM}/ops"
-    bad_tokens = lambda r: "abc" if r.random() < 0.5 else forge(token, r)  # noqa: E731
     good = {"Authorization": f"Bearer {token}"}
 
     def bad(r):
-        return {"Authorization": f"Bearer {bad_tokens(r)}"}
+        """Half malformed ("abc"), half a real token with a broken signature."""
+        return {"Authorization": f"Bearer {'abc' if r.random() < 0.5 else forge(token, r)}"}
 
-    def js(r, body):
-        return json.dumps(body)
+    js = json.dumps
 
     broken_json = ['{"path":', "{", "not json", '{"job": [}', '{"sourcePath": "/home", }']
 
@@ -117,18 +116,18 @@ def build_plan(rng, token, workdir, small):
         # bad token, JSON / multipart bodies the server never reads
         (10, "chmod-401", lambda r: ("PUT", f"{ops}/chmod", {
             "headers": {**bad(r), "Content-Type": "application/json"},
-            "content": js(r, {"path": f"{workdir}/f{r.randrange(100)}", "mode": "700"})}, 401)),
+            "content": js({"path": f"{workdir}/f{r.randrange(100)}", "mode": "700"})}, 401)),
         (10, "mkdir-401", lambda r: ("POST", f"{ops}/mkdir", {
             "headers": {**bad(r), "Content-Type": "application/json"},
-            "content": js(r, {"path": f"{workdir}/d{r.randrange(100)}", "parent": True})}, 401)),
+            "content": js({"path": f"{workdir}/d{r.randrange(100)}", "parent": True})}, 401)),
         (12, "upload-401", lambda r: ("POST", f"{ops}/upload", {
             "headers": bad(r), "params": {"path": workdir}, "files": multipart(r)}, 401)),
         (10, "jobs-401", lambda r: ("POST", f"/compute/{SYSTEM}/jobs", {
             "headers": {**bad(r), "Content-Type": "application/json"},
-            "content": js(r, job_body(r, workdir))}, 401)),
+            "content": js(job_body(r, workdir))}, 401)),
         (10, "mv-401", lambda r: ("POST", f"/filesystem/{SYSTEM}/transfer/mv", {
             "headers": {**bad(r), "Content-Type": "application/json"},
-            "content": js(r, {"sourcePath": f"{workdir}/a", "targetPath": f"{workdir}/b"})}, 401)),
+            "content": js({"sourcePath": f"{workdir}/a", "targetPath": f"{workdir}/b"})}, 401)),
         # good token, invalid JSON: 400
         (6, "invalid-json-400", lambda r: (
             *r.choice([("PUT", f"{ops}/chmod"), ("POST", f"{ops}/mkdir"),

@@ -145,7 +145,7 @@ def test_slow_clients_are_capped_and_timed_out_while_others_are_served():
                     slow.drain(time.monotonic())
                     if slow.closed is not None:
                         poller.unregister(fd)
-                if time.monotonic() >= until:
+                if time.monotonic() >= until or all(s.closed is not None for s in slows):
                     return
 
         # Shortly after opening: the connections past the cap were refused and closed.

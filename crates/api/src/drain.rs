@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use tokio::sync::Mutex;
 
 /// How much of an unread body is read and dropped; past it the connection is closed.
-const DRAIN_LIMIT: u64 = 1024 * 1024;
+const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
 /// How long the rest of a body may take to arrive before the connection is closed instead.
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 

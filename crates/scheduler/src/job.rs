@@ -61,6 +61,24 @@ impl JobDescription {
         if self.working_directory.is_empty() {
             return Err("The working directory must not be empty.".into());
         }
+        // The scheduler's listings are lines of text: a control character in a path or a
+        // name would break the record of this job for every later listing.
+        let fields = [
+            ("workingDirectory", Some(&self.working_directory)),
+            ("scriptPath", self.script_path.as_ref()),
+            ("standardInput", self.standard_input.as_ref()),
+            ("standardOutput", self.standard_output.as_ref()),
+            ("standardError", self.standard_error.as_ref()),
+            ("partition", self.partition.as_ref()),
+            ("reservation", self.reservation.as_ref()),
+            ("account", self.account.as_ref()),
+            ("constraints", self.constraints.as_ref()),
+        ];
+        for (field, value) in fields {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return Err(format!("`{field}` must not contain control characters."));
+            }
+        }
         if self
             .name
             .as_deref()
@@ -108,9 +126,15 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Job ids as v2 accepts them in paths: `^[a-zA-Z0-9]+$`.
+/// The pattern of a job id in a path: a positive decimal number. Slurm and PBS number their
+/// jobs so; v2's looser `^[a-zA-Z0-9]+$` let through `0`, which `scontrol` and `sacct` read
+/// as "every job", and words that `sacct` refuses with an error rather than "not found".
+pub const JOB_ID_PATTERN: &str = "^[1-9][0-9]{0,18}$";
+
 pub fn is_valid_job_id(job_id: &str) -> bool {
-    !job_id.is_empty() && job_id.bytes().all(|b| b.is_ascii_alphanumeric())
+    (1..=19).contains(&job_id.len())
+        && !job_id.starts_with('0')
+        && job_id.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A job id that passed [`is_valid_job_id`], so it may stand anywhere on a command line.
@@ -123,9 +147,15 @@ impl JobId {
             Ok(Self(job_id.to_string()))
         } else {
             Err(crate::SchedulerError::InvalidArgument(format!(
-                "Invalid job id {job_id:?}: job ids are letters and digits."
+                "Invalid job id {job_id:?}: job ids are positive decimal numbers."
             )))
         }
+    }
+}
+
+impl JobId {
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -318,10 +348,22 @@ mod tests {
     }
 
     #[test]
-    fn job_ids_are_alphanumeric() {
+    fn job_ids_are_positive_numbers() {
         assert!(is_valid_job_id("123"));
-        assert!(is_valid_job_id("abc1"));
-        for bad in ["", "1;2", "1 2", "1.batch", "-1", "1\n"] {
+        assert!(is_valid_job_id("9999999999999999999"));
+        for bad in [
+            "",
+            "0",
+            "007",
+            "abc1",
+            "Inf",
+            "1;2",
+            "1 2",
+            "1.batch",
+            "-1",
+            "1\n",
+            "99999999999999999999",
+        ] {
             assert!(!is_valid_job_id(bad), "{bad:?}");
         }
     }

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use ironcrest_scheduler::job::is_valid_job_id;
+use ironcrest_scheduler::job::{JOB_ID_PATTERN, is_valid_job_id};
 use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, TimeWindow};
 use ironcrest_services::compute;
 use serde::{Deserialize, Serialize};
@@ -65,6 +65,7 @@ pub struct AttachRequest {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
     /// Everyone's jobs, as far as the scheduler shows them.
     #[serde(default, deserialize_with = "lenient_bool")]
@@ -127,7 +128,7 @@ fn checked_job_id(job_id: String) -> Result<String, ApiError> {
         Err(validation(
             "path",
             "job_id",
-            "String should match pattern '^[a-zA-Z0-9]+$'".into(),
+            format!("String should match pattern '{JOB_ID_PATTERN}'"),
         ))
     }
 }
@@ -171,7 +172,7 @@ async fn jobs(
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}", tag = "compute",
-    params(("system_name" = String, Path), ("job_id" = String, Path)),
+    params(("system_name" = String, Path), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,18}$")),
     responses((status = 200, body = JobsResponse), (status = "4XX", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn job(
@@ -189,7 +190,7 @@ async fn job(
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}/metadata", tag = "compute",
-    params(("system_name" = String, Path), ("job_id" = String, Path)),
+    params(("system_name" = String, Path), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,18}$")),
     responses((status = 200, body = JobMetadataResponse), (status = "4XX", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn metadata(
@@ -209,7 +210,7 @@ async fn metadata(
 }
 
 #[utoipa::path(delete, path = "/compute/{system_name}/jobs/{job_id}", tag = "compute",
-    params(("system_name" = String, Path), ("job_id" = String, Path)),
+    params(("system_name" = String, Path), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,18}$")),
     responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn cancel(
@@ -227,7 +228,7 @@ async fn cancel(
 }
 
 #[utoipa::path(put, path = "/compute/{system_name}/jobs/{job_id}/attach", tag = "compute",
-    params(("system_name" = String, Path), ("job_id" = String, Path)),
+    params(("system_name" = String, Path), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,18}$")),
     request_body = AttachRequest,
     responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]

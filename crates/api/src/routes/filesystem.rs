@@ -269,7 +269,7 @@ pub struct MkdirBody {
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     path: Option<Option<String>>,
     #[serde(default)]
     parent: bool,
@@ -284,7 +284,7 @@ pub struct SymlinkBody {
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     path: Option<Option<String>>,
     #[serde(rename = "linkPath", alias = "link_path")]
     link_path: String,
@@ -298,7 +298,7 @@ pub struct ChmodBody {
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     path: Option<Option<String>>,
     mode: String,
 }
@@ -311,7 +311,7 @@ pub struct ChownBody {
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     path: Option<Option<String>>,
     #[serde(default)]
     owner: String,
@@ -327,7 +327,7 @@ pub struct CompressBody {
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     pub(super) path: Option<Option<String>>,
     #[serde(rename = "targetPath", alias = "target_path")]
     pub(super) target_path: String,
@@ -347,7 +347,7 @@ pub struct ExtractBody {
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     pub(super) path: Option<Option<String>>,
     #[serde(rename = "targetPath", alias = "target_path")]
     pub(super) target_path: String,

@@ -71,6 +71,7 @@ pub struct ReservationsResponse {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PartitionsQuery {
     /// Also list hidden partitions.
     #[serde(default, deserialize_with = "lenient_bool")]

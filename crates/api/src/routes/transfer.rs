@@ -66,7 +66,7 @@ pub struct StagedBody {
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = true)]
     path: Option<Option<String>>,
     #[serde(default)]
     account: Option<String>,

@@ -436,8 +436,21 @@ async fn mkdir_symlink_chmod_chown_and_rm() {
             Some(json!({"path": target, "mode": "u+q"})),
         )
         .await;
-    assert_eq!(status, 500, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("invalid mode"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("Invalid mode"));
+    assert_eq!(body["data"]["fields"][0]["name"], "mode");
+    let (status, body) = client
+        .call(
+            Method::PUT,
+            &ops("chmod"),
+            Some(json!({"path": target, "mode": "--reference=/etc/shadow"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o750
+    );
 
     let (status, body) = client
         .call(

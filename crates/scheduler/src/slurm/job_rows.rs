@@ -35,25 +35,39 @@ pub fn parse_rows(
 ) -> Result<Vec<Row>, CommandError> {
     let mut rows = Vec::new();
     let mut pending = String::new();
+    // A newline inside a value (a job name or working directory submitted elsewhere)
+    // splits a row: a line continues the row before it until that row has all its columns,
+    // and after that unless it starts a row of its own (with a job id).
     for line in text.lines() {
         if pending.is_empty() && line.trim().is_empty() {
             continue;
+        }
+        let complete = pending.matches('|').count() >= COLUMNS - 1;
+        if complete && starts_row(line) {
+            rows.push(parse_row(&pending, source, command)?);
+            pending.clear();
         }
         if !pending.is_empty() {
             pending.push('\n');
         }
         pending.push_str(line);
-        // A newline inside a value (a job name submitted elsewhere) splits a row: join
-        // lines until the row has all its columns.
-        if pending.matches('|').count() >= COLUMNS - 1 {
-            rows.push(parse_row(&pending, source, command)?);
-            pending.clear();
-        }
     }
     if !pending.is_empty() {
         rows.push(parse_row(&pending, source, command)?);
     }
     Ok(rows)
+}
+
+/// `123|…`, `123.batch|…`, `123_4|…`: a line that begins a job's or a step's row.
+fn starts_row(line: &str) -> bool {
+    let Some((id, _)) = line.split_once('|') else {
+        return false;
+    };
+    let digits = id.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0
+        && id[digits..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+[]-".contains(&b))
 }
 
 fn parse_row(line: &str, source: Source, command: &'static str) -> Result<Row, CommandError> {
@@ -312,6 +326,22 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[0].name, "first\nsecond");
         assert_eq!(jobs[1].job_id, "8");
+    }
+
+    #[test]
+    fn a_newline_in_the_last_column_stays_with_its_row() {
+        let text = "7|1|c|0:0|g|a|n|localhost|normal|1|COMPLETED|None|5|1|2|3|00:00:00|1|u|/w/a\nb\n\
+                    7.batch|1|c|0:0||a|batch|localhost|||COMPLETED||5|1|2|3|00:00:00|||\n\
+                    8|1|c|0:0|g|a|n|localhost|normal|1|COMPLETED|None|5|1|2|3|00:00:00|1|u|/w/c\n\n784\n";
+        let jobs = merge(
+            parse_rows(text, Source::Sacct, "sacct").unwrap(),
+            Vec::new(),
+        );
+        let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+        assert_eq!(ids, ["7", "8"]);
+        assert_eq!(jobs[0].working_directory, "/w/a\nb");
+        assert_eq!(jobs[0].tasks.as_ref().map(Vec::len), Some(1));
+        assert_eq!(jobs[1].working_directory, "/w/c\n\n784");
     }
 
     #[test]

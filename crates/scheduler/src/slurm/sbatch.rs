@@ -178,8 +178,9 @@ mod tests {
 
     #[test]
     fn every_field_is_one_quoted_word() {
-        let hostile = "x' $(touch /tmp/pwned) `id` \"q\"\nnext,comma";
+        let hostile = "x' $(touch /tmp/pwned) `id` \"q\" -n next,comma";
         let name = "x' $(touch /tmp/pwned) |;&";
+        let value = format!("{hostile}\nsecond line");
         let job = JobDescription {
             working_directory: hostile.into(),
             script: None,
@@ -192,7 +193,7 @@ mod tests {
             standard_output: Some(hostile.into()),
             standard_error: Some(hostile.into()),
             constraints: Some(hostile.into()),
-            env: Some(JobEnv::List(vec![format!("V={hostile}")])),
+            env: Some(JobEnv::List(vec![format!("V={value}")])),
         };
         let line = Sbatch::new(&job).unwrap().command_line();
         // Run the line with printf in place of env to see the words the shell makes.
@@ -208,7 +209,7 @@ mod tests {
             .split('\0')
             .map(String::from)
             .collect();
-        assert!(words.contains(&format!("V={hostile}")));
+        assert!(words.contains(&format!("V={value}")));
         assert!(words.contains(&format!("--job-name={name}")));
         assert!(words.contains(&format!("--chdir={hostile}")));
         assert!(words.contains(&format!("/s/{hostile}")));
@@ -234,6 +235,16 @@ mod tests {
                 Sbatch::new(&job),
                 Err(SchedulerError::InvalidArgument(_))
             ));
+        }
+        for directory in ["/w/a\nb", "/w/\x01", "/w/\r"] {
+            let job = JobDescription {
+                working_directory: directory.into(),
+                ..inline("x")
+            };
+            let Err(SchedulerError::InvalidArgument(message)) = Sbatch::new(&job) else {
+                panic!("{directory:?} accepted");
+            };
+            assert!(message.contains("workingDirectory"), "{message}");
         }
         let neither = JobDescription {
             script: None,

@@ -168,6 +168,8 @@ impl RemoteCommand for Ping {
 /// controller does not know (never did, or purged after `MinJobAge`).
 pub struct JobStreams {
     line: CommandLine,
+    /// `JobId=<id> `: the record asked for, never another job's.
+    record_start: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -187,6 +189,7 @@ impl JobStreams {
                 .word("job")
                 .checked(job_id)
                 .build(),
+            record_start: format!("JobId={} ", job_id.as_str()),
         })
     }
 }
@@ -206,8 +209,8 @@ impl RemoteCommand for JobStreams {
             return Err(CommandError::failed(&output));
         }
         let text = output.stdout_text();
-        let Some(line) = text.lines().find(|l| l.starts_with("JobId=")) else {
-            return Err(unexpected(format!("no job record in {text:?}")));
+        let Some(line) = text.lines().find(|l| l.starts_with(&self.record_start)) else {
+            return Ok(None);
         };
         let get = |key: &str| spaced_value(line, key).filter(|v| !v.is_empty() && v != "(null)");
         Ok(Some(Streams {

@@ -20,6 +20,9 @@ use utoipa::ToSchema;
 pub use script::TransferScript;
 
 use crate::filesystem::path::display;
+
+/// S3's limit on the parts of one multipart upload.
+const MAX_PARTS: u64 = 10_000;
 use crate::filesystem::{self, Compression, check_path};
 use crate::{Cluster, ServiceError, compute};
 
@@ -118,6 +121,17 @@ impl StagingArea {
         size: u64,
         endpoint: Endpoint,
     ) -> Result<StagedUpload, ServiceError> {
+        let parts = size.div_ceil(self.part_size).max(1);
+        if parts > MAX_PARTS {
+            return Err(ServiceError::InvalidField {
+                field: "fileSize",
+                message: format!(
+                    "A staged file may have at most {MAX_PARTS} parts of {} bytes ({} bytes in all); this one has {size} bytes.",
+                    self.part_size,
+                    MAX_PARTS * self.part_size
+                ),
+            });
+        }
         let bucket = self.bucket(username).await?;
         let object = StagedObject::new(&bucket, &String::from_utf8_lossy(name));
         let upload_id = match self.client.create_multipart_upload(&object).await {
@@ -132,7 +146,6 @@ impl StagingArea {
             }
             started => started?,
         };
-        let parts = size.div_ceil(self.part_size).max(1);
         let part_urls = (1..=parts)
             .map(|part| {
                 let part = part.to_string();
