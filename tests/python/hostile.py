@@ -55,7 +55,7 @@ class Hostile:
     kinds: tuple[str, ...]
     expect: str
     why: str = ""
-    transfer: bool = False  # in the representative subset run through transfer jobs
+    transfer: tuple[str, ...] = ()  # transfer-job operations this value goes through (a subset)
 
     @property
     def raw(self) -> bytes:
@@ -93,20 +93,18 @@ def markers_found(roots=("/tmp", "/home/fireuser", "/root", "/")) -> list[str]:
     return sorted(set(found))
 
 
-def _add(id_, value, kinds, expect, why="", transfer=False):
+def _add(id_, value, kinds, expect, why="", transfer=()):
     if any(h.id == id_ for h in TABLE):
         raise AssertionError(f"duplicate id {id_}")
     TABLE.append(Hostile(id_, value, tuple(kinds), expect, why, transfer))
 
 
-def cases(kind: str, *, expect: str | None = None, text_only: bool = False,
-          transfer: bool | None = None) -> list[Hostile]:
+def cases(kind: str, *, expect: str | None = None, text_only: bool = False) -> list[Hostile]:
     return [
         h for h in TABLE
         if kind in h.kinds
         and (expect is None or h.expect == expect)
         and (not text_only or h.is_text)
-        and (transfer is None or h.transfer == transfer)
     ]
 
 
@@ -118,23 +116,39 @@ def cases(kind: str, *, expect: str | None = None, text_only: bool = False,
 NAME_KINDS = (FILE_NAME, PATH_COMPONENT, UPLOAD_FILENAME)
 ALL_NAME_KINDS = NAME_KINDS + (WORKDIR,)
 _CTRL_NAMES = {0x09: "tab", 0x0A: "lf", 0x0D: "cr", 0x1B: "esc", 0x7F: "del"}
-# Working directories: a representative subset (each one is a running job).
+# Working directories: a representative subset (each one is a held job).
 _WORKDIR_IDS = {
     "name-ctl-lf", "name-ctl-cr", "name-ctl-tab", "name-ctl-esc", "name-ctl-01", "name-quote1",
     "name-quote2", "name-backtick", "name-bs1", "name-dollar-paren", "name-dash-rf", "name-space-lead",
     "name-emoji", "name-percent-slurm", "name-comma", "name-255-ascii", "name-amp-html",
 }
-_TRANSFER_IDS = {
-    "name-ctl-cr", "name-ctl-lf", "name-ctl-tab", "name-ctl-esc", "name-quote1", "name-quote2",
-    "name-bs1", "name-emoji", "name-dash-rf", "name-tar-compress-program", "name-dollar-paren",
-    "name-nul",
+# Transfer jobs: Slurm here starts about one batch job every 3 s, so a representative subset
+# of names, each through some of the five transfer operations (every op gets 6-8 names).
+_ALL_OPS = ("cp", "mv", "rm", "compress", "extract")
+_TRANSFER_PLAN = {
+    "name-ctl-cr": ("cp", "rm", "extract"),
+    "name-ctl-lf": ("mv", "rm", "compress"),
+    "name-ctl-tab": ("cp", "compress"),
+    "name-ctl-esc": ("mv", "extract"),
+    "name-quote1": _ALL_OPS,
+    "name-quote2": ("cp", "compress"),
+    "name-bs1": _ALL_OPS,
+    "name-emoji": ("mv", "rm", "extract"),
+    "name-dash-rf": _ALL_OPS,
+    "name-dollar-paren": ("cp", "rm", "compress"),
+    "name-tar-compress-program": ("compress", "extract"),
+    "name-nul": _ALL_OPS,  # refused up front: no job
 }
 
 
 def _name(id_, value, expect=LEGAL, why="", kinds=NAME_KINDS):
-    if expect == LEGAL and id_ in _WORKDIR_IDS:
-        kinds = tuple(kinds) + (WORKDIR,)
-    _add(id_, value, kinds, expect, why, transfer=id_ in _TRANSFER_IDS)
+    _add(id_, value, kinds, expect, why, transfer=_TRANSFER_PLAN.get(id_, ()))
+    if id_ in _WORKDIR_IDS:
+        # The working directory comes back through squeue/sacct listings, one line per job:
+        # a control character in it may be refused (naming the field) instead.
+        ctrl = any(ord(c) < 32 or ord(c) == 127 for c in value)
+        why = "control character: Slurm's listings cannot carry it" if ctrl else why
+        _add("wd-" + id_.removeprefix("name-"), value, (WORKDIR,), EITHER if ctrl else expect, why)
 
 
 def _generate_names():
@@ -383,7 +397,8 @@ def _generate_job_names():
                          ("esc", "a\x1bb"), ("del", "a\x7fb"), ("ctl01", "a\x01b"),
                          ("lf-directive", f"x\n#SBATCH --output={marker()}")]:
         _add(f"job-ctl-{label}", value, (JOB_NAME, JOB_FILTER), EITHER, ctrl)
-    _add("job-nul", "a\x00b", (JOB_NAME, JOB_FILTER), ILLEGAL, "NUL")
+    _add("job-nul", "a\x00b", (JOB_NAME,), ILLEGAL, "NUL")
+    _add("filter-nul", "a\x00b", (JOB_FILTER,), EITHER, "NUL: no job can have it; an empty list or a 4xx")
     _add("job-empty", "", (JOB_NAME,), EITHER, "empty name: default name, or refused")
     # Filter-only values (no job is submitted for these).
     for label, value in [("star", "%"), ("comma-only", ","), ("comma-trail", "nosuchjob,"),

@@ -8,9 +8,13 @@ environment, in the JSON output); illegal ones get a 4xx whose body names the fi
 the value); and at the end no marker file of this run exists anywhere.
 
 Speed: the requests of one route run concurrently on first use and the parametrized tests
-only assert on the recorded outcomes. Jobs (compute and transfer) are submitted by a
-background thread at module start, run while the filesystem tests run, and are cancelled
-(scancel) at the end.
+only assert on the recorded outcomes. Jobs are submitted by a background thread at module
+start while the filesystem tests run: compute jobs held (inspected where Slurm stores them,
+then cancelled through the API), transfer jobs (a subset, see hostile._TRANSFER_PLAN) run to
+the end. Whatever is left is scancel'ed at module teardown.
+
+Run: eval "$(scripts/dev-env env)"; cd tests/python; /tmp/pytest310/bin/pytest -q test_hostile_values.py
+(HOSTILE_KEEP=1 keeps the work directory /home/fireuser/py-hostile-<run>.)
 """
 
 from __future__ import annotations
@@ -319,7 +323,11 @@ READ_LEGAL = [h for h in READ_NAMES if h.expect == LEGAL]
 JSON_NAMES = [h for h in READ_NAMES if h.is_text]
 CREATE_NAMES = cases(FILE_NAME, text_only=True)
 HTTPX_AMBIGUOUS = re.compile(r"%(?:[01][0-9a-fA-F]|22)")  # httpx percent-encodes 0x00-0x1F and '"', not '%'
-WHATWG_AMBIGUOUS = re.compile(r"%(?:0[aAdD]|22)|\\\\")  # WHATWG: only " CR LF; '\\' is httpx's escape
+# The server must read httpx's encoding (pyfirecrest's): %XX for 0x00-0x1F and '"', '\\' for '\'.
+# WHATWG (browsers) writes only " CR LF as %22 %0D %0A and a backslash raw, so under it a name
+# holding such a %XX, a double backslash, or ending in a backslash (`\"` closes the value)
+# cannot be told apart from an escape: those names are left out of the raw WHATWG route.
+WHATWG_AMBIGUOUS = re.compile(r"%(?:[01][0-9a-fA-F]|22)|\\\\|\\$")
 UPLOAD_HTTPX = [h for h in cases(UPLOAD_FILENAME) if not HTTPX_AMBIGUOUS.search(h.value)]
 UPLOAD_WHATWG = [h for h in cases(UPLOAD_FILENAME) if not WHATWG_AMBIGUOUS.search(h.value)]
 COMPONENTS = cases(PATH_COMPONENT)
@@ -862,12 +870,7 @@ FILTERS = cases(JOB_FILTER)
 ENV_KEYS = cases(ENV_KEY)
 ENV_VALUES = cases(ENV_VALUE)
 WORKDIRS = cases(WORKDIR)
-TRANSFERS = [h for h in cases(FILE_NAME) if h.transfer]
-TRANSFER_OPS = ("cp", "mv", "rm", "compress", "extract")
-# Slurm here starts about one job per 3 s: the tar option-injection name only goes through tar.
-TAR_ONLY = {"name-tar-compress-program"}
-TRANSFER_CASES = [pytest.param(h, op, id=f"{h.id}-{op}") for h in TRANSFERS for op in TRANSFER_OPS
-                  if h.id not in TAR_ONLY or op in ("compress", "extract")]
+TRANSFER_CASES = [pytest.param(h, op, id=f"{h.id}-{op}") for h in cases(FILE_NAME) for op in h.transfer]
 
 
 def stored_environment(job_id) -> dict[bytes, bytes] | None:
@@ -894,6 +897,7 @@ class Jobs:
         self.thread = None
         self.results = {}
         self.job_ids = set()
+        self.unfinished = set()
         self.failure = None
 
     def start(self):
@@ -969,13 +973,14 @@ class Jobs:
         self._wait_for_jobs()
         self._observe([key for key, _ in transfers])
 
-    def _wait_for_jobs(self, timeout=300):
+    def _wait_for_jobs(self, timeout=240):
         deadline = time.time() + timeout
         while time.time() < deadline:
             # Not `squeue -j`: it prints nothing at all once one of the ids has left.
             out = subprocess.run(["squeue", "-h", "-o", "%i", "-u", "fireuser"],
                                  capture_output=True, text=True).stdout
-            if not self.job_ids & set(out.split()):
+            self.unfinished = self.job_ids & set(out.split())
+            if not self.unfinished:
                 return
             time.sleep(1)
 
@@ -1177,6 +1182,8 @@ def test_transfer_job(h, op):
     o = JOBS.result(f"transfer-{op}", h)
 
     def legal():
+        assert o.extra.get("job_id") not in JOBS.unfinished, (
+            "the transfer job did not finish within the time budget (Slurm queue)")
         assert SUCCESS[op] in o.extra.get("log", b""), (
             f"job log: {o.extra.get('log')!r:.300} err: {o.extra.get('errlog')!r:.300}")
         src, out = o.extra["src_after"], o.extra["out_after"]

@@ -61,6 +61,12 @@ impl JobDescription {
         if self.working_directory.is_empty() {
             return Err("The working directory must not be empty.".into());
         }
+        if !self.working_directory.starts_with('/') {
+            return Err(format!(
+                "`workingDirectory` must be an absolute path, not {:?}.",
+                self.working_directory
+            ));
+        }
         // The scheduler's listings are lines of text: a control character in a path or a
         // name would break the record of this job for every later listing.
         let fields = [

@@ -182,7 +182,7 @@ mod tests {
         let name = "x' $(touch /tmp/pwned) |;&";
         let value = format!("{hostile}\nsecond line");
         let job = JobDescription {
-            working_directory: hostile.into(),
+            working_directory: format!("/w/{hostile}"),
             script: None,
             script_path: Some(format!("/s/{hostile}")),
             name: Some(name.into()),
@@ -211,7 +211,7 @@ mod tests {
             .collect();
         assert!(words.contains(&format!("V={value}")));
         assert!(words.contains(&format!("--job-name={name}")));
-        assert!(words.contains(&format!("--chdir={hostile}")));
+        assert!(words.contains(&format!("--chdir=/w/{hostile}")));
         assert!(words.contains(&format!("/s/{hostile}")));
         assert!(!std::path::Path::new("/tmp/pwned").exists());
     }

@@ -74,6 +74,14 @@ const NAME_MAX: usize = 255;
 /// not empty or `/`-terminated, not `.` or `..`, at most [`NAME_MAX`] bytes. Normalising
 /// alone would turn `dir/.` or `dir/` into `dir`, and a link would land inside it.
 pub fn check_new_name(field: &'static str, raw: &[u8]) -> Result<(), ServiceError> {
+    if raw.contains(&0) {
+        return Err(ServiceError::InvalidField {
+            field,
+            message: format!(
+                "The path given as `{field}` contains a NUL byte, which no file name can carry."
+            ),
+        });
+    }
     let name = raw.rsplit(|b| *b == b'/').next().unwrap_or_default();
     let problem = match name {
         b"" => "ends in '/' or is empty",
@@ -103,6 +111,12 @@ pub fn validate(config: &ClusterConfig, raw: &[u8]) -> Result<ValidPath, Service
     if !raw.starts_with(b"/") {
         return Err(ServiceError::InvalidRequest(format!(
             "The provided path ({}) is not an absolute path.",
+            display(raw)
+        )));
+    }
+    if raw.split(|b| *b == b'/').any(|name| name.len() > NAME_MAX) {
+        return Err(ServiceError::InvalidRequest(format!(
+            "The provided path ({}) has a name longer than {NAME_MAX} bytes, which no file system here takes.",
             display(raw)
         )));
     }

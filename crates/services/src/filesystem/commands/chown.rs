@@ -48,6 +48,17 @@ pub fn chown(
     let change = timed(timeout, "chown")
         .operands([spec.as_bytes(), path])?
         .build();
+    // chown reads `a.b` as `a:b` when no user `a.b` exists (the old spelling), so a dotted
+    // owner alone must name a user that exists.
+    let change = if group.is_empty() && owner.0.contains('.') {
+        timed(timeout, "id")
+            .word("-u")
+            .operands([owner.0.as_bytes()])?
+            .build()
+            .and_then(change)
+    } else {
+        change
+    };
     ChangedEntry::new(change, timeout, path)
 }
 
@@ -117,5 +128,7 @@ mod tests {
         assert!(line("", "g").contains("chown -- :g /f"));
         assert!(line("u", "g").contains("chown -- u:g /f"));
         assert!(line("", "").contains("chown -- : /f"));
+        assert!(line("a.b", "").contains("id -u -- a.b && LC_ALL=C timeout 5 chown -- a.b /f"));
+        assert!(!line("a.b", "g").contains("id -u"));
     }
 }

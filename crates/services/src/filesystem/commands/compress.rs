@@ -43,7 +43,7 @@ impl Compression {
 /// `$1` parent directory, `$2` source base name, `$3` regex, `$4` archive, `$5` tar flags.
 /// A missing source is reported by `ls` (v2's `No such file or directory` → 404) rather
 /// than archived as empty.
-const PATTERN_SCRIPT: &str = r#"cd -- "$1" || exit; ls -d -- "./$2" >/dev/null || exit; find "./$2" -type f -regex "$3" -print0 | tar "$5" --null --files-from=- -f "$4""#;
+const PATTERN_SCRIPT: &str = r#"cd -- "$1" || exit; ls -d -- "./$2" >/dev/null || exit; find "./$2" -type f -regex "$3" -print0 | tar "$5" --no-unquote --null --files-from=- -f "$4""#;
 
 pub struct Compress {
     line: CommandLine,
@@ -64,6 +64,8 @@ impl Compress {
         let line = match pattern {
             None => bounded(timeout, "tar")
                 .word(flags)
+                // GNU tar reads `\b`, `\n`, … in member names as escapes unless told not to.
+                .word("--no-unquote")
                 .option_arg("-f", target)?
                 .option_arg("-C", parent)?
                 .operands([base])?
@@ -108,7 +110,7 @@ mod tests {
         .expect("line");
         assert_eq!(
             plain.command_line().to_string(),
-            "LC_ALL=C timeout 5 tar -cz -f /h/u/a.tgz -C /h/u -- '-d $(x)'"
+            "LC_ALL=C timeout 5 tar -cz --no-unquote -f /h/u/a.tgz -C /h/u -- '-d $(x)'"
         );
         let pattern = Compress::new(
             Some(5),
@@ -125,5 +127,44 @@ mod tests {
             line.ends_with(r#"sh /h/u d ".*'" /h/u/a.tar -ch"#),
             "{line}"
         );
+    }
+
+    /// GNU tar, run here: names with backslashes are archived as they are, with and
+    /// without a pattern.
+    #[test]
+    fn backslashes_in_names_are_not_escapes_to_tar() {
+        use std::os::unix::ffi::OsStrExt;
+        for name in [&b"a\\b"[..], b"a\\nb", b"\\\\", b"end\\"] {
+            for pattern in [None, Some(".*")] {
+                let dir = tempfile::tempdir().unwrap();
+                let root = dir.path().as_os_str().as_bytes();
+                let source = dir.path().join(std::ffi::OsStr::from_bytes(name));
+                std::fs::create_dir(&source).unwrap();
+                std::fs::write(source.join("f"), b"x").unwrap();
+                let archive = [root, b"/out.tar"].concat();
+                let compress =
+                    Compress::new(None, root, name, &archive, pattern, Compression::None, false)
+                        .unwrap();
+                let output = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(std::ffi::OsStr::from_bytes(compress.command_line().as_bytes()))
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "{name:?} {pattern:?}: {output:?}");
+                let listing = std::process::Command::new("tar")
+                    .args(["--quoting-style=literal", "-tf"])
+                    .arg(std::ffi::OsStr::from_bytes(&archive))
+                    .output()
+                    .unwrap();
+                let mut member = if pattern.is_some() { b"./".to_vec() } else { Vec::new() };
+                member.extend_from_slice(name);
+                member.extend_from_slice(b"/f");
+                assert!(
+                    listing.stdout.split(|b| *b == b'\n').any(|line| line == member),
+                    "{name:?}: {}",
+                    String::from_utf8_lossy(&listing.stdout)
+                );
+            }
+        }
     }
 }
