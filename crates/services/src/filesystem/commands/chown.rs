@@ -7,7 +7,8 @@ use super::ls::ChangedEntry;
 use super::timed;
 
 /// A user or group name as POSIX allows it portably (`[A-Za-z0-9._][A-Za-z0-9._-]*`, at
-/// most 256 bytes, so never starting with `-`), or a numeric id. Empty means "unchanged".
+/// most 256 bytes, so never starting with `-`, and not only dots), or a numeric id. Empty
+/// means "unchanged".
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AccountName(String);
 
@@ -16,7 +17,10 @@ impl AccountName {
     pub fn parse(field: &str, name: &str) -> Result<Self, String> {
         let portable = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
         if name.is_empty()
-            || (name.len() <= 256 && !name.starts_with('-') && name.chars().all(portable))
+            || (name.len() <= 256
+                && !name.starts_with('-')
+                && name.chars().all(portable)
+                && !name.chars().all(|c| c == '.'))
         {
             Ok(Self(name.to_string()))
         } else {
@@ -99,6 +103,8 @@ mod tests {
         }
         for name in [
             "-fireuser",
+            ".",
+            "..",
             "--help",
             "a:b",
             "a b",

@@ -142,12 +142,21 @@ mod tests {
                 std::fs::create_dir(&source).unwrap();
                 std::fs::write(source.join("f"), b"x").unwrap();
                 let archive = [root, b"/out.tar"].concat();
-                let compress =
-                    Compress::new(None, root, name, &archive, pattern, Compression::None, false)
-                        .unwrap();
+                let compress = Compress::new(
+                    None,
+                    root,
+                    name,
+                    &archive,
+                    pattern,
+                    Compression::None,
+                    false,
+                )
+                .unwrap();
                 let output = std::process::Command::new("sh")
                     .arg("-c")
-                    .arg(std::ffi::OsStr::from_bytes(compress.command_line().as_bytes()))
+                    .arg(std::ffi::OsStr::from_bytes(
+                        compress.command_line().as_bytes(),
+                    ))
                     .output()
                     .unwrap();
                 assert!(output.status.success(), "{name:?} {pattern:?}: {output:?}");
@@ -156,11 +165,18 @@ mod tests {
                     .arg(std::ffi::OsStr::from_bytes(&archive))
                     .output()
                     .unwrap();
-                let mut member = if pattern.is_some() { b"./".to_vec() } else { Vec::new() };
+                let mut member = if pattern.is_some() {
+                    b"./".to_vec()
+                } else {
+                    Vec::new()
+                };
                 member.extend_from_slice(name);
                 member.extend_from_slice(b"/f");
                 assert!(
-                    listing.stdout.split(|b| *b == b'\n').any(|line| line == member),
+                    listing
+                        .stdout
+                        .split(|b| *b == b'\n')
+                        .any(|line| line == member),
                     "{name:?}: {}",
                     String::from_utf8_lossy(&listing.stdout)
                 );
