@@ -1,4 +1,4 @@
-"""pyfirecrest 3.8.1's filesystem calls (ops/*) against the Ironcrest of `scripts/dev-env up`.
+"""pyfirecrest's filesystem calls (3.10.0, and 3.8.1) (ops/*) against the Ironcrest of `scripts/dev-env up`.
 
 Each test works in its own directory under /home/fireuser; the tests run as root, so they
 prepare and inspect files directly.

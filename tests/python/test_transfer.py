@@ -1,4 +1,4 @@
-"""pyfirecrest 3.8.1's transfer calls against the Ironcrest of `scripts/dev-env up`:
+"""pyfirecrest 3.10.0's transfer calls against the Ironcrest of `scripts/dev-env up`:
 staged (S3) upload and download of files past the client's 1 MiB direct limit, and the
 internal operations as jobs, each waited for the way the client does it (job state, then
 the success sentence in the job's output log read through ops/view).
