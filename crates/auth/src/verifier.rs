@@ -1,9 +1,10 @@
 //! [`TokenVerifier`]: the JWKS cache, its refreshes, and the token checks.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ironcrest_config::AuthenticationConfig;
@@ -11,6 +12,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::keys::{self, KeySet, VerificationKey};
@@ -53,7 +55,20 @@ struct Inner {
     refresh_interval: Duration,
     min_refresh_interval: Duration,
     rules: Rules,
+    /// Tokens verified since the last key reload, by their SHA-256.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
 }
+
+/// What a verified token proved, and under which keys (the reload count when it was checked).
+#[derive(Clone)]
+struct Verified {
+    username: String,
+    expires_at: u64,
+    generation: u64,
+}
+
+/// At most this many tokens are remembered; past it the expired ones, then all, are dropped.
+const MAX_VERIFIED: usize = 10_000;
 
 struct Rules {
     issuer: Option<String>,
@@ -138,6 +153,7 @@ impl TokenVerifier {
                 username_claim: config.username_claim.clone(),
                 min_ttl: config.min_token_ttl,
             },
+            verified: Mutex::new(HashMap::new()),
         };
         inner.reload(Trigger::Startup).await;
         if inner.current_keys().len() == 0 {
@@ -254,7 +270,62 @@ impl Inner {
         self.reload(Trigger::UnknownKey).await;
     }
 
+    /// A token seen before under the same keys is not checked again while it has at least
+    /// `min_ttl` left: its signature, issuer, audience and username cannot have changed.
+    /// Every request carries its token, and an RS256 check costs more than the rest of a
+    /// small request.
     async fn verify(&self, token: &str) -> Result<VerifiedToken, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let generation = self.refreshes.load(Ordering::Acquire);
+        if let Some(known) = self.remembered(&digest, generation) {
+            return Ok(VerifiedToken {
+                username: known.username,
+                access_token: SecretString::from(token.to_owned()),
+                expires_at: known.expires_at,
+            });
+        }
+        let verified = self.check(token).await?;
+        self.remember(digest, &verified, generation);
+        Ok(verified)
+    }
+
+    fn remembered(&self, digest: &[u8; 32], generation: u64) -> Option<Verified> {
+        let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        verified
+            .get(digest)
+            .filter(|known| {
+                known.generation == generation && self.lives_long_enough(known.expires_at)
+            })
+            .cloned()
+    }
+
+    fn remember(&self, digest: [u8; 32], token: &VerifiedToken, generation: u64) {
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= MAX_VERIFIED {
+            let current = self.refreshes.load(Ordering::Acquire);
+            verified.retain(|_, known| {
+                known.generation == current && self.lives_long_enough(known.expires_at)
+            });
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            digest,
+            Verified {
+                username: token.username.clone(),
+                expires_at: token.expires_at,
+                generation,
+            },
+        );
+    }
+
+    fn lives_long_enough(&self, expires_at: u64) -> bool {
+        i128::from(expires_at) - i128::from(now()) >= i128::from(self.rules.min_ttl)
+    }
+
+    /// The full check: signature by a current key, registered claims, then [`Self::accept`].
+    async fn check(&self, token: &str) -> Result<VerifiedToken, AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|err| match AuthError::from_jwt(&err) {
                 AuthError::Invalid { reason } => AuthError::invalid(format!("header: {reason}")),

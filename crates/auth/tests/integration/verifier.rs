@@ -278,6 +278,54 @@ async fn tokens_about_to_expire_are_refused() {
     );
 }
 
+/// A token verified once is remembered, but never past `min_token_ttl` before its expiry.
+#[tokio::test]
+async fn a_remembered_token_still_expires_on_time() {
+    let (_idp, verifier) = rsa_setup(json!({ "min_token_ttl": 5 })).await;
+    let mut claims = claims();
+    claims["exp"] = (now() + 7).into();
+    let token = mint(Key::RsaA, Some("rsa-a"), &claims);
+    assert_eq!(verifier.verify(&token).await.unwrap().username, "alice");
+    assert_eq!(verifier.verify(&token).await.unwrap().username, "alice");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        verifier.verify(&token).await.unwrap_err(),
+        AuthError::ExpiresTooSoon { min_ttl: 5 }
+    );
+}
+
+/// A token verified under a key that the IdP then withdrew is refused after the reload,
+/// even though it was remembered.
+#[tokio::test]
+async fn a_remembered_token_is_checked_again_after_the_keys_change() {
+    let idp = Idp::start(jwks(&[Key::RsaA.jwk(Some("rsa-a"), None)])).await;
+    let settings = json!({
+        "public_certs": [idp.jwks_url()],
+        "jwks_refresh_interval": 1,
+        "jwks_min_refresh_interval": 3600,
+    });
+    let verifier = support::verifier(&config(settings)).await;
+    let token = mint(Key::RsaA, Some("rsa-a"), &claims());
+    assert!(verifier.verify(&token).await.is_ok());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(verifier.clone().refresh_periodically(async {
+        let _ = stopped.await;
+    }));
+    idp.set_jwks(jwks(&[Key::RsaB.jwk(Some("rsa-b"), None)]));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while idp.jwks_fetches() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no periodic refresh");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(matches!(
+        verifier.verify(&token).await,
+        Err(AuthError::UnknownKey { .. })
+    ));
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
 #[tokio::test]
 async fn missing_username_claim_is_a_400() {
     let (_idp, verifier) = rsa_setup(json!({})).await;
