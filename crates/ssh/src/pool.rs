@@ -72,9 +72,10 @@ struct Inner {
     opened_total: AtomicU64,
     exec_channels_total: AtomicU64,
     sftp_opened_total: AtomicU64,
-    /// Serialises opening SFTP sessions, so concurrent first requests of a user open one
-    /// (and take one channel slot, not one each). Held only while a session is opened.
-    sftp_opening: tokio::sync::Mutex<()>,
+    /// Per user, serialises opening their SFTP session, so concurrent first requests of a
+    /// user open one (and take one channel slot, not one each). Per user, so that one
+    /// user's slow login delays nobody else's. Held only while a session is opened.
+    sftp_opening: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Default)]
@@ -214,7 +215,7 @@ impl SshPool {
                 opened_total: AtomicU64::new(0),
                 exec_channels_total: AtomicU64::new(0),
                 sftp_opened_total: AtomicU64::new(0),
-                sftp_opening: tokio::sync::Mutex::new(()),
+                sftp_opening: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -354,7 +355,36 @@ impl SshPool {
         if let Some(sftp) = self.live_sftp(user) {
             return Ok(sftp);
         }
-        let opening = self.inner.sftp_opening.lock().await;
+        let lock = self.sftp_opening_lock(&user.username);
+        let opened = self.open_user_sftp(user, &lock).await;
+        // Forget the user's lock unless another request holds it too.
+        let mut locks = self
+            .inner
+            .sftp_opening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(&user.username);
+        }
+        opened
+    }
+
+    fn sftp_opening_lock(&self, username: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.inner
+            .sftp_opening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(username.to_string())
+            .or_default()
+            .clone()
+    }
+
+    async fn open_user_sftp(
+        &self,
+        user: &SshUser,
+        lock: &tokio::sync::Mutex<()>,
+    ) -> Result<Sftp, SftpError> {
+        let opening = lock.lock().await;
         if let Some(sftp) = self.live_sftp(user) {
             return Ok(sftp);
         }

@@ -798,6 +798,74 @@ async fn streamed_stdin_is_delivered_and_an_abandoned_one_never_reaches_eof() {
     assert!(!marker.exists(), "the command saw EOF");
 }
 
+/// The CA's credentials, held back for one user until released: a login that stalls.
+struct Stalled {
+    ca: CertificateAuthority,
+    user: &'static str,
+    release: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for Stalled {
+    async fn credentials(&self, user: &SshUser) -> Result<Credentials, SshError> {
+        if user.username == self.user {
+            let _ = self.release.acquire().await.expect("open").forget();
+        }
+        self.ca.credentials(user).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_login_does_not_delay_another_users_sftp() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = sshd.shared_dir().as_os_str().as_encoded_bytes().to_vec();
+    let stalled = Arc::new(Stalled {
+        ca: CertificateAuthority::from_openssh(&sshd.ca_private_key, 300).expect("ca"),
+        user: USER,
+        release: tokio::sync::Semaphore::new(0),
+    });
+    let pool = SshPool::new(sshd.settings(), stalled.clone());
+    let slow = tokio::spawn({
+        let pool = pool.clone();
+        let dir = dir.clone();
+        async move {
+            pool.sftp(&user(USER))
+                .await
+                .expect("sftp")
+                .read_dir(&dir)
+                .await
+        }
+    });
+    // The stalled user's first request is waiting for its login…
+    for _ in 0..5000 {
+        if slow_is_waiting(&pool) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert!(slow_is_waiting(&pool), "the stalled login never started");
+    // …and another user's listing is served meanwhile (the bound only turns a deadlock,
+    // as with one pool-wide lock, into a failure).
+    let other = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        pool.sftp(&user(OTHER_USER))
+            .await
+            .expect("other user's sftp")
+            .read_dir(&dir)
+            .await
+    })
+    .await
+    .expect("another user's listing waited for the stalled login");
+    assert!(other.is_ok(), "{other:?}");
+    assert!(!slow.is_finished(), "the stalled login went through early");
+    stalled.release.add_permits(1);
+    assert!(slow.await.expect("task").is_ok());
+}
+
+/// Whether the pool is opening a connection (the stalled user's).
+fn slow_is_waiting(pool: &SshPool) -> bool {
+    pool.stats().connecting > 0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_standing_sftp_session_serves_concurrent_requests_without_exec() {
     let Some(sshd) = Sshd::start() else { return };
