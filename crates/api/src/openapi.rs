@@ -49,6 +49,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(compute::ComputeDoc::openapi());
     document.merge(filesystem::FilesystemDoc::openapi());
     document.merge(transfer::TransferDoc::openapi());
+    compute::constrain_job_description(&mut document);
     document
 }
 

@@ -262,6 +262,13 @@ fn check_cluster(at: &str, cluster: &ClusterConfig, problems: &mut Problems) {
             "must be between 0 and 60 seconds",
         );
     }
+    let max_age = cluster.scheduler.userinfo_cache_max_age;
+    if !(max_age.is_finite() && (0.0..=3600.0).contains(&max_age)) {
+        problems.push(
+            format!("{at}.scheduler.userinfo_cache_max_age"),
+            "must be between 0 and 3600 seconds",
+        );
+    }
     if ssh.max_clients == 0 {
         problems.push(format!("{at}.ssh.max_clients"), "must be greater than 0");
     }

@@ -311,6 +311,10 @@ pub struct SchedulerConfig {
     /// concurrent identical listings share one scheduler call).
     #[serde(default = "defaults::jobs_cache_max_age")]
     pub jobs_cache_max_age: f64,
+    /// Seconds a user's `userinfo` (groups from `id`, accounts from the scheduler) is
+    /// served from an earlier answer; concurrent calls always share one.
+    #[serde(default = "defaults::userinfo_cache_max_age")]
+    pub userinfo_cache_max_age: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,6 +381,14 @@ pub struct DataOperationConfig {
     pub max_ops_file_size: u64,
     #[serde(default)]
     pub data_transfer: Option<DataTransferConfig>,
+    /// Where transfer jobs write their output and error logs: relative to the user's
+    /// directory on the default work file system, or absolute with `{username}`.
+    #[serde(default = "defaults::transfer_log_directory")]
+    pub transfer_log_directory: String,
+    /// Days a transfer job's logs are kept; each new transfer job of the user removes older
+    /// ones (0 keeps them forever).
+    #[serde(default = "defaults::transfer_log_max_age_days")]
+    pub transfer_log_max_age_days: u32,
 }
 
 impl Default for DataOperationConfig {
@@ -385,6 +397,8 @@ impl Default for DataOperationConfig {
             datatransfer_jobs_directives: Vec::new(),
             max_ops_file_size: defaults::max_ops_file_size(),
             data_transfer: None,
+            transfer_log_directory: defaults::transfer_log_directory(),
+            transfer_log_max_age_days: defaults::transfer_log_max_age_days(),
         }
     }
 }
@@ -540,6 +554,15 @@ mod defaults {
     }
     pub fn jobs_cache_max_age() -> f64 {
         0.5
+    }
+    pub fn userinfo_cache_max_age() -> f64 {
+        30.0
+    }
+    pub fn transfer_log_directory() -> String {
+        ".ironcrest/transfer-logs".into()
+    }
+    pub fn transfer_log_max_age_days() -> u32 {
+        7
     }
     pub fn probing_interval() -> u64 {
         120

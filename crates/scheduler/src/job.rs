@@ -135,12 +135,21 @@ fn is_env_name(name: &str) -> bool {
 /// The pattern of a job id in a path: a positive decimal number. Slurm and PBS number their
 /// jobs so; v2's looser `^[a-zA-Z0-9]+$` let through `0`, which `scontrol` and `sacct` read
 /// as "every job", and words that `sacct` refuses with an error rather than "not found".
-pub const JOB_ID_PATTERN: &str = "^[1-9][0-9]{0,18}$";
+pub const JOB_ID_PATTERN: &str = "^[1-9][0-9]{0,9}$";
+
+/// The largest job id a job can have: Slurm's ids are 32-bit, and its tools read larger
+/// numbers modulo 2^32 (`4294967296` as job 0: every job) or refuse them with an error.
+pub const MAX_JOB_ID: u64 = 4_294_967_293;
 
 pub fn is_valid_job_id(job_id: &str) -> bool {
-    (1..=19).contains(&job_id.len())
+    (1..=10).contains(&job_id.len())
         && !job_id.starts_with('0')
         && job_id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether a valid job id can name a job at all (see [`MAX_JOB_ID`]).
+pub fn can_exist(job_id: &str) -> bool {
+    job_id.parse::<u64>().is_ok_and(|id| id <= MAX_JOB_ID)
 }
 
 /// A job id that passed [`is_valid_job_id`], so it may stand anywhere on a command line.
@@ -149,6 +158,9 @@ pub struct JobId(String);
 
 impl JobId {
     pub fn parse(job_id: &str) -> Result<Self, crate::SchedulerError> {
+        if is_valid_job_id(job_id) && !can_exist(job_id) {
+            return Err(crate::SchedulerError::JobNotFound);
+        }
         if is_valid_job_id(job_id) {
             Ok(Self(job_id.to_string()))
         } else {
@@ -356,7 +368,8 @@ mod tests {
     #[test]
     fn job_ids_are_positive_numbers() {
         assert!(is_valid_job_id("123"));
-        assert!(is_valid_job_id("9999999999999999999"));
+        assert!(is_valid_job_id("9999999999") && !can_exist("9999999999"));
+        assert!(can_exist("4294967293") && !can_exist("4294967294"));
         for bad in [
             "",
             "0",
@@ -368,7 +381,7 @@ mod tests {
             "1.batch",
             "-1",
             "1\n",
-            "99999999999999999999",
+            "99999999999",
         ] {
             assert!(!is_valid_job_id(bad), "{bad:?}");
         }

@@ -1,14 +1,16 @@
-//! The coalescing cache in front of the scheduler's job queries (issue 4 item 4).
+//! The coalescing cache in front of slow remote queries: the scheduler's job listings and
+//! lookups, and a user's identity and accounts (`userinfo`).
 //!
 //! Identical queries by the same user that arrive while one is running share that one
-//! scheduler call; a finished answer is served again for at most `max_age`, except a lookup
-//! of one job that shows it still active: clients wait for a job's end by polling it, and a
-//! reused answer would show the end that much later. A submit or cancel by the user drops
-//! that user's entries, so their own change shows at once. Failed calls are not cached: the
-//! next waiter runs the query itself.
+//! call; a finished answer is served again for at most `max_age`, if the cache's
+//! `reusable` rule allows (a lookup of a job that is still active is not: clients wait for
+//! a job's end by polling it, and a reused answer would show the end that much later). A
+//! change by the user (a submit, a cancel) drops that user's entries, so their own change
+//! shows at once. Failed calls are not cached: the next waiter runs the query itself.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,23 +19,26 @@ use tokio::sync::OnceCell;
 // Tokio's clock, so that tests can pause and advance it; the real clock otherwise.
 use tokio::time::Instant;
 
-/// What was asked: a listing, or one job by id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum JobQuery {
-    List(JobFilter),
-    One(String),
+/// One user's query to a [`Coalescing`] cache.
+pub trait Query: Clone + Eq + Hash {
+    type Answer;
+
+    /// Whether a finished answer may serve later calls.
+    fn reusable(&self, _answer: &Self::Answer) -> bool {
+        true
+    }
 }
 
-type Answer = (Instant, Arc<Vec<Job>>);
+type Cell<A> = Arc<OnceCell<(Instant, Arc<A>)>>;
 /// Per user and query: the answer, or the call in flight that will give it.
-type Entries = HashMap<(String, JobQuery), Arc<OnceCell<Answer>>>;
+type Entries<Q> = HashMap<(String, Q), Cell<<Q as Query>::Answer>>;
 
-pub struct JobsCache {
+pub struct Coalescing<Q: Query> {
     max_age: Duration,
-    entries: Mutex<Entries>,
+    entries: Mutex<Entries<Q>>,
 }
 
-impl JobsCache {
+impl<Q: Query> Coalescing<Q> {
     pub fn new(max_age: Duration) -> Self {
         Self {
             max_age,
@@ -45,18 +50,18 @@ impl JobsCache {
     pub async fn get_or_fetch<E, F, Fut>(
         &self,
         user: &str,
-        query: JobQuery,
+        query: Q,
         fetch: F,
-    ) -> Result<Arc<Vec<Job>>, E>
+    ) -> Result<Arc<Q::Answer>, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<Job>, E>>,
+        Fut: Future<Output = Result<Q::Answer, E>>,
     {
         let cell = self.cell(user, query);
-        let (_, jobs) = cell
+        let (_, answer) = cell
             .get_or_try_init(|| async { Ok((Instant::now(), Arc::new(fetch().await?))) })
             .await?;
-        Ok(jobs.clone())
+        Ok(answer.clone())
     }
 
     /// Forgets every answer given to `user` (after their submit or cancel).
@@ -64,12 +69,12 @@ impl JobsCache {
         self.lock().retain(|(owner, _), _| owner != user);
     }
 
-    fn cell(&self, user: &str, query: JobQuery) -> Arc<OnceCell<Answer>> {
+    fn cell(&self, user: &str, query: Q) -> Cell<Q::Answer> {
         let mut entries = self.lock();
         let now = Instant::now();
         // Drop what has gone stale, so the map stays as small as the recent traffic.
         entries.retain(|(_, query), cell| match cell.get() {
-            Some((at, jobs)) => now.duration_since(*at) < self.max_age && reusable(query, jobs),
+            Some((at, answer)) => now.duration_since(*at) < self.max_age && query.reusable(answer),
             None => true,
         });
         entries
@@ -78,16 +83,29 @@ impl JobsCache {
             .clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<Q>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Whether a finished answer may serve later calls: a listing may, a lookup only once the
-/// job has ended (its answer no longer changes).
-fn reusable(query: &JobQuery, jobs: &[Job]) -> bool {
-    matches!(query, JobQuery::List(_)) || jobs.iter().all(|job| !job.is_active())
+/// What was asked of the scheduler: a listing, or one job by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobQuery {
+    List(JobFilter),
+    One(String),
 }
+
+impl Query for JobQuery {
+    type Answer = Vec<Job>;
+
+    /// A listing may be reused, a lookup only once the job has ended (its answer no longer
+    /// changes).
+    fn reusable(&self, jobs: &Vec<Job>) -> bool {
+        matches!(self, JobQuery::List(_)) || jobs.iter().all(|job| !job.is_active())
+    }
+}
+
+pub type JobsCache = Coalescing<JobQuery>;
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,10 @@ use ironcrest_scheduler::Scheduler;
 use ironcrest_ssh::SshPool;
 
 use crate::ServiceError;
+use crate::cache::Coalescing;
 use crate::compute::JobsCache;
 use crate::health::HealthReport;
+use crate::status::UserInfoQuery;
 use crate::transfer::StagingArea;
 
 pub struct Cluster {
@@ -17,6 +19,7 @@ pub struct Cluster {
     pub ssh: SshPool,
     pub scheduler: Arc<dyn Scheduler>,
     pub jobs_cache: JobsCache,
+    pub userinfo_cache: Coalescing<UserInfoQuery>,
     /// The S3 staging area, when the cluster's data transfer is `s3`.
     pub staging: Option<StagingArea>,
     /// The latest health-check run; `None` until the first one finishes.
@@ -26,13 +29,19 @@ pub struct Cluster {
     utc_offset: Mutex<Option<(Instant, Option<i32>)>>,
     /// `stat` requests waiting for their user's batch; see `filesystem::stat`.
     pub(crate) stat_batches: crate::filesystem::StatBatches,
+    /// Per user and directory, when a transfer log directory was last made sure of.
+    pub(crate) transfer_log_directories:
+        Mutex<std::collections::HashMap<(String, String), Instant>>,
 }
 
 impl Cluster {
     pub fn new(config: ClusterConfig, ssh: SshPool, scheduler: Arc<dyn Scheduler>) -> Self {
         let max_age = std::time::Duration::from_secs_f64(config.scheduler.jobs_cache_max_age);
+        let userinfo_max_age =
+            std::time::Duration::from_secs_f64(config.scheduler.userinfo_cache_max_age);
         Self {
             jobs_cache: JobsCache::new(max_age),
+            userinfo_cache: Coalescing::new(userinfo_max_age),
             staging: StagingArea::from_config(&config),
             config,
             ssh,
@@ -40,6 +49,7 @@ impl Cluster {
             health: RwLock::new(None),
             utc_offset: Mutex::new(None),
             stat_batches: Default::default(),
+            transfer_log_directories: Default::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! authenticated [`ironcrest_ssh::SshUser`] and a [`cluster::Cluster`], and returns domain
 //! values or a [`ServiceError`], which the API layer maps to HTTP in one place.
 
+pub mod cache;
 pub mod cluster;
 pub mod compute;
 pub mod filesystem;

@@ -5,9 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use ironcrest_scheduler::job::{JOB_ID_PATTERN, is_valid_job_id};
+use ironcrest_scheduler::SchedulerError;
+use ironcrest_scheduler::job::{JOB_ID_PATTERN, can_exist, is_valid_job_id};
 use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, TimeWindow};
-use ironcrest_services::compute;
+use ironcrest_services::{ServiceError, compute};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -32,6 +33,84 @@ pub fn router() -> Router<AppState> {
             get(metadata),
         )
         .route("/compute/{system_name}/jobs/{job_id}/attach", put(attach))
+}
+
+/// What the `JobDescription` schema derived in the scheduler crate does not say: the rules
+/// `JobDescription::check` and `JobDescription::environment` apply before anything runs.
+pub(crate) fn constrain_job_description(document: &mut utoipa::openapi::OpenApi) {
+    use serde_json::json;
+    let Some(schema) = document
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("JobDescription"))
+    else {
+        return;
+    };
+    // Control characters (Unicode Cc), which the scheduler's line-based listings cannot carry.
+    const PRINTABLE: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+    const ABSOLUTE: &str = r"^/[^\x00-\x1f\x7f-\x9f]*$";
+    let mut value = serde_json::to_value(&*schema).expect("a schema is JSON");
+    let properties = &mut value["properties"];
+    properties["workingDirectory"] = json!({
+        "type": "string",
+        "pattern": ABSOLUTE,
+        "description": "The job's working directory, an absolute path; without control characters.",
+    });
+    properties["script"] = json!({
+        "type": ["string", "null"],
+        "minLength": 1,
+        "description": "The batch script's text, written to the scheduler's standard input. Give \
+            `script` or `scriptPath`, not both. A script the scheduler refuses (Slurm: one that \
+            does not start with `#!`) is a 400 with its message.",
+    });
+    properties["scriptPath"] = json!({
+        "type": ["string", "null"],
+        "pattern": ABSOLUTE,
+        "description": "A script already on the cluster: an absolute path, without control characters.",
+    });
+    properties["name"] = json!({
+        "type": ["string", "null"],
+        "pattern": r#"^[^"\x00-\x1f\x7f-\x9f]*$"#,
+        "description": "The job's name: no `\"` (slurmdbd would store it changed) or control characters.",
+    });
+    for field in [
+        "account",
+        "partition",
+        "reservation",
+        "standardInput",
+        "standardOutput",
+        "standardError",
+        "constraints",
+    ] {
+        properties[field]["pattern"] = json!(PRINTABLE);
+    }
+    properties["env"] = json!({
+        "description": "The job's environment: an object `{\"NAME\": \"value\"}` or a list \
+            `[\"NAME=value\"]`, names of letters, digits and `_` not starting with a digit, values \
+            without NUL. Default `{\"F7T_version\": \"v2.0.0\"}`.",
+        "oneOf": [
+            {"type": "null"},
+            {
+                "type": "object",
+                "propertyNames": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "additionalProperties": {"type": "string", "pattern": r"^[^\x00]*$"},
+            },
+            {
+                "type": "array",
+                "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*=[^\x00]*$"},
+            },
+        ],
+    });
+    // Exactly one of `script` and `scriptPath` is a string (null is the same as absent).
+    let description = value["description"].take();
+    let value = json!({
+        "description": description,
+        "allOf": [value, {"oneOf": [
+            {"type": "object", "required": ["script"], "properties": {"script": {"type": "string"}, "scriptPath": {"type": "null"}}},
+            {"type": "object", "required": ["scriptPath"], "properties": {"scriptPath": {"type": "string"}, "script": {"type": "null"}}},
+        ]}],
+    });
+    *schema = serde_json::from_value(value).expect("the constrained schema is a schema");
 }
 
 /// `name` is limited to 235 characters, as in v2.
@@ -73,11 +152,22 @@ pub struct JobsQuery {
     allusers: bool,
     /// Only jobs of this account; empty means no filter.
     account: Option<String>,
-    /// Only jobs of this name (at most 235 characters); empty means no filter.
+    /// Only jobs of this name; empty means no filter.
+    #[param(max_length = 235)]
     name: Option<String>,
-    /// How far back finished jobs are listed: `1h`, `8h`, `24h` (default), `3d`, `7d`.
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = time_window_schema)]
     time_window: Option<String>,
+}
+
+/// `time_window` of the job list: v2's windows, or empty for the default.
+fn time_window_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(["", "1h", "8h", "24h", "3d", "7d"]))
+        .description(Some(
+            "How far back finished jobs are listed (default `24h`; empty means the default).",
+        ))
+        .build()
 }
 
 impl JobsQuery {
@@ -121,8 +211,14 @@ fn validation(location: &'static str, name: &str, message: String) -> ApiError {
     }
 }
 
-fn checked_job_id(job_id: String) -> Result<String, ApiError> {
-    if is_valid_job_id(&job_id) {
+/// A job id of the documented pattern; one too large to name any job is `404 Job not found`.
+fn checked_job_id(
+    job_id: String,
+    to_api: impl Fn(ServiceError) -> ApiError,
+) -> Result<String, ApiError> {
+    if is_valid_job_id(&job_id) && !can_exist(&job_id) {
+        Err(to_api(ServiceError::Scheduler(SchedulerError::JobNotFound)))
+    } else if is_valid_job_id(&job_id) {
         Ok(job_id)
     } else {
         Err(validation(
@@ -134,9 +230,10 @@ fn checked_job_id(job_id: String) -> Result<String, ApiError> {
 }
 
 #[utoipa::path(post, path = "/compute/{system_name}/jobs", tag = "compute",
-    params(("system_name" = String, Path)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)),
     request_body = SubmitRequest,
-    responses((status = 201, body = SubmitResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    responses((status = 201, body = SubmitResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn submit(
     State(state): State<AppState>,
@@ -153,8 +250,9 @@ async fn submit(
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs", tag = "compute",
-    params(("system_name" = String, Path), JobsQuery),
-    responses((status = 200, body = JobsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), JobsQuery),
+    responses((status = 200, body = JobsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn jobs(
     State(state): State<AppState>,
@@ -172,8 +270,9 @@ async fn jobs(
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}", tag = "compute",
-    params(("system_name" = String, Path), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,18}$")),
-    responses((status = 200, body = JobsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
+    responses((status = 200, body = JobsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn job(
     State(state): State<AppState>,
@@ -182,7 +281,7 @@ async fn job(
 ) -> Result<Json<JobsResponse>, ApiError> {
     let to_api = service_error(&user);
     let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = checked_job_id(job_id)?;
+    let job_id = checked_job_id(job_id, &to_api)?;
     let job = compute::job(&cluster, &user.0, &job_id)
         .await
         .map_err(&to_api)?;
@@ -190,8 +289,9 @@ async fn job(
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}/metadata", tag = "compute",
-    params(("system_name" = String, Path), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,18}$")),
-    responses((status = 200, body = JobMetadataResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
+    responses((status = 200, body = JobMetadataResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn metadata(
     State(state): State<AppState>,
@@ -200,7 +300,7 @@ async fn metadata(
 ) -> Result<Json<JobMetadataResponse>, ApiError> {
     let to_api = service_error(&user);
     let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = checked_job_id(job_id)?;
+    let job_id = checked_job_id(job_id, &to_api)?;
     let metadata = compute::metadata(&cluster, &user.0, &job_id)
         .await
         .map_err(&to_api)?;
@@ -210,8 +310,9 @@ async fn metadata(
 }
 
 #[utoipa::path(delete, path = "/compute/{system_name}/jobs/{job_id}", tag = "compute",
-    params(("system_name" = String, Path), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,18}$")),
-    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
+    responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn cancel(
     State(state): State<AppState>,
@@ -220,7 +321,7 @@ async fn cancel(
 ) -> Result<StatusCode, ApiError> {
     let to_api = service_error(&user);
     let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = checked_job_id(job_id)?;
+    let job_id = checked_job_id(job_id, &to_api)?;
     compute::cancel(&cluster, &user.0, &job_id)
         .await
         .map_err(&to_api)?;
@@ -228,9 +329,10 @@ async fn cancel(
 }
 
 #[utoipa::path(put, path = "/compute/{system_name}/jobs/{job_id}/attach", tag = "compute",
-    params(("system_name" = String, Path), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,18}$")),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
     request_body = AttachRequest,
-    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn attach(
     State(state): State<AppState>,
@@ -240,7 +342,7 @@ async fn attach(
 ) -> Result<StatusCode, ApiError> {
     let to_api = service_error(&user);
     let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = checked_job_id(job_id)?;
+    let job_id = checked_job_id(job_id, &to_api)?;
     compute::attach(&cluster, &user.0, &job_id, &request.command)
         .await
         .map_err(&to_api)?;
@@ -283,7 +385,19 @@ mod tests {
 
     #[test]
     fn job_ids_are_validated() {
-        assert!(checked_job_id("123".into()).is_ok());
-        assert!(checked_job_id("1.batch".into()).is_err());
+        assert!(
+            checked_job_id("123".into(), |e| ApiError::Service {
+                error: e,
+                user: "u".into()
+            })
+            .is_ok()
+        );
+        assert!(
+            checked_job_id("1.batch".into(), |e| ApiError::Service {
+                error: e,
+                user: "u".into()
+            })
+            .is_err()
+        );
     }
 }

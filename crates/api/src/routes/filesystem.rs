@@ -60,6 +60,10 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{OPS}/extract"), post(extract))
 }
 
+/// The `path` query parameter's description.
+const PATH: &str =
+    "The file or directory: an absolute path under one of the system's file systems.";
+
 const NO_PATH: &str =
     "Unable to decode request and retreive the required path or source_path parameter.";
 const NULL_PATH: &str = "All filesystem requests require a path or source_path parameter.";
@@ -170,6 +174,78 @@ pub(super) fn present<'de, D: Deserializer<'de>>(
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
+/// An absolute path on the system, without NUL and with no name (component) longer than 255
+/// bytes (the pattern bounds characters; a longer UTF-8 name is refused too). It must equal
+/// or lie under one of the system's configured file systems (`GET /status/systems`), after
+/// lexical normalisation (`.`, `..`, doubled `/`). Otherwise the answer is 400.
+#[derive(ToSchema)]
+#[schema(pattern = r"^/([^/\x00]{0,255}/)*[^/\x00]{0,255}$")]
+#[allow(dead_code)] // Describes the wire format only.
+pub struct AbsolutePath(String);
+
+/// An absolute path whose last component names a new entry: not empty (the path does not
+/// end in `/`), not `.` or `..`, at most 255 bytes (the pattern bounds its characters; a
+/// longer UTF-8 name is refused with 400 too). Otherwise as [`AbsolutePath`].
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^/([^/\x00]{0,255}/)*([^/\x00.][^/\x00]{0,254}|\.[^/\x00.][^/\x00]{0,253}|\.\.[^/\x00]{1,253})$"
+)]
+#[allow(dead_code)] // Describes the wire format only.
+pub struct NewEntryPath(String);
+
+/// A directory to create: a [`NewEntryPath`], which may end in one `/` (`dir/` means `dir`).
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^/([^/\x00]{0,255}/)*([^/\x00.][^/\x00]{0,254}|\.[^/\x00.][^/\x00]{0,253}|\.\.[^/\x00]{1,253})/?$"
+)]
+#[allow(dead_code)] // Describes the wire format only.
+pub struct NewDirectoryPath(String);
+
+/// A mode as `chmod` documents it: 1 to 4 octal digits (`755`), or comma-separated symbolic
+/// clauses `[ugoa]*([-+=]([rwxXst]*|[ugo]))+` (`u+x,go-w`). Anything else is refused (400)
+/// before anything runs.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^([0-7]{1,4}|[ugoa]*([-+=]([rwxXst]*|[ugo]))+(,[ugoa]*([-+=]([rwxXst]*|[ugo]))+)*)$"
+)]
+#[allow(dead_code)] // Describes the wire format only.
+pub struct FileMode(String);
+
+/// `owner`/`group` of chown, as `AccountName::parse` of the services crate takes them; the
+/// schema is written by hand for its `maxLength`, which a newtype's derive cannot carry.
+pub struct AccountName;
+
+impl utoipa::PartialSchema for AccountName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some(
+                "A user or group name (letters, digits, `.`, `_`, and `-` but not first; not \
+                 only dots; at most 256 characters) or a numeric id; empty leaves it unchanged. \
+                 Anything else is refused (400) before anything runs; a name the system does not \
+                 know is `chown`'s refusal (400).",
+            ))
+            .max_length(Some(256))
+            .pattern(Some(
+                r"^(|[A-Za-z0-9_][A-Za-z0-9._-]*|\.[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*)$",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for AccountName {}
+
+/// The upload's `multipart/form-data` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the wire format only.
+pub struct UploadForm {
+    /// The file. Its `filename` is the new file's name in the `path` directory: not empty,
+    /// `.` or `..`, no `/` or NUL, at most 255 bytes (else 400). It replaces a file of that
+    /// name. Larger than the system's `max_ops_file_size`: 413.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct FilesResponse {
     output: Vec<File>,
@@ -222,7 +298,13 @@ pub struct LsQuery {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct HeadQuery {
+    /// The first `bytes` bytes (with `skipTrailing`: all but the last `bytes`). Give
+    /// `bytes` or `lines`, not both (400).
+    #[param(minimum = 0, maximum = 9223372036854775807i64)]
     bytes: Option<i64>,
+    /// The first `lines` lines (default 10; with `skipTrailing`: all but the last `lines`).
+    /// Give `bytes` or `lines`, not both (400).
+    #[param(minimum = 0, maximum = 9223372036854775807i64)]
     lines: Option<i64>,
     #[serde(default, deserialize_with = "lenient_bool")]
     #[param(value_type = bool)]
@@ -233,7 +315,13 @@ pub struct HeadQuery {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct TailQuery {
+    /// The last `bytes` bytes (with `skipHeading`: from byte `bytes` on). Give `bytes` or
+    /// `lines`, not both (400).
+    #[param(minimum = 0, maximum = 9223372036854775807i64)]
     bytes: Option<i64>,
+    /// The last `lines` lines (default 10; with `skipHeading`: from line `lines` on). Give
+    /// `bytes` or `lines`, not both (400).
+    #[param(minimum = 0, maximum = 9223372036854775807i64)]
     lines: Option<i64>,
     #[serde(default, deserialize_with = "lenient_bool")]
     #[param(value_type = bool)]
@@ -243,9 +331,18 @@ pub struct TailQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ViewQuery {
+    /// How many bytes, at most the system's `max_ops_file_size` (5 MiB by default; more is
+    /// a 400).
     #[serde(default = "default_view_size")]
+    #[param(
+        exclusive_minimum = 0,
+        maximum = 9223372036854775807i64,
+        default = 5242880
+    )]
     size: i64,
+    /// The first byte's offset.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9223372036854775807i64, default = 0)]
     offset: i64,
 }
 
@@ -263,94 +360,118 @@ pub struct StatQuery {
 
 #[derive(Deserialize, ToSchema)]
 pub struct MkdirBody {
+    /// The directory to create (`sourcePath` and `source_path` are accepted too).
     #[serde(
         default,
         alias = "sourcePath",
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = NewDirectoryPath, required = true)]
     path: Option<Option<String>>,
+    /// Also create missing parent directories, and accept an existing directory.
     #[serde(default)]
     parent: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct SymlinkBody {
-    /// The link's target.
+    /// The link's target (`sourcePath` and `source_path` are accepted too).
     #[serde(
         default,
         alias = "sourcePath",
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = AbsolutePath, required = true)]
     path: Option<Option<String>>,
+    /// The link to create.
     #[serde(rename = "linkPath", alias = "link_path")]
+    #[schema(value_type = NewEntryPath)]
     link_path: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChmodBody {
+    /// The file or directory (`sourcePath` and `source_path` are accepted too).
     #[serde(
         default,
         alias = "sourcePath",
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = AbsolutePath, required = true)]
     path: Option<Option<String>>,
+    /// The new mode.
+    #[schema(value_type = FileMode)]
     mode: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChownBody {
+    /// The file or directory (`sourcePath` and `source_path` are accepted too).
     #[serde(
         default,
         alias = "sourcePath",
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = AbsolutePath, required = true)]
     path: Option<Option<String>>,
+    /// The new owner; empty or absent leaves it unchanged.
     #[serde(default)]
+    #[schema(value_type = AccountName)]
     owner: String,
+    /// The new group; empty or absent leaves it unchanged.
     #[serde(default)]
+    #[schema(value_type = AccountName)]
     group: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct CompressBody {
+    /// The file or directory to archive (`sourcePath` and `source_path` are accepted too).
     #[serde(
         default,
         alias = "sourcePath",
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = AbsolutePath, required = true)]
     pub(super) path: Option<Option<String>>,
+    /// The archive to write.
     #[serde(rename = "targetPath", alias = "target_path")]
+    #[schema(value_type = AbsolutePath)]
     pub(super) target_path: String,
+    /// Only the files whose path (`./<name>/…`) matches this `find -regex` expression (an
+    /// expression `find` refuses is a 400).
     #[serde(default, rename = "matchPattern", alias = "match_pattern")]
     pub(super) match_pattern: Option<String>,
+    /// Archive what symbolic links point to rather than the links (default false).
     #[serde(default)]
     pub(super) dereference: Option<bool>,
+    /// Default `gzip`.
     #[serde(default)]
     pub(super) compression: Option<Compression>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct ExtractBody {
+    /// The archive (`sourcePath` and `source_path` are accepted too); one `tar` cannot read is
+    /// a 400.
     #[serde(
         default,
         alias = "sourcePath",
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = AbsolutePath, required = true)]
     pub(super) path: Option<Option<String>>,
+    /// The directory to extract into.
     #[serde(rename = "targetPath", alias = "target_path")]
+    #[schema(value_type = AbsolutePath)]
     pub(super) target_path: String,
+    /// Default `gzip`.
     #[serde(default)]
     pub(super) compression: Option<Compression>,
 }
@@ -369,8 +490,9 @@ fn count(context: &Context, name: &str, value: Option<i64>) -> Result<Option<u64
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/ls", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), LsQuery),
-    responses((status = 200, body = FilesResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), LsQuery),
+    responses((status = 200, body = FilesResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn ls(
     State(state): State<AppState>,
@@ -395,8 +517,9 @@ async fn ls(
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/head", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), HeadQuery),
-    responses((status = 200, body = FileContentResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), HeadQuery),
+    responses((status = 200, body = FileContentResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn head(
     State(state): State<AppState>,
@@ -423,8 +546,9 @@ async fn head(
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/tail", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), TailQuery),
-    responses((status = 200, body = FileContentResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), TailQuery),
+    responses((status = 200, body = FileContentResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn tail(
     State(state): State<AppState>,
@@ -451,8 +575,9 @@ async fn tail(
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/view", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), ViewQuery),
-    responses((status = 200, body = TextResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), ViewQuery),
+    responses((status = 200, body = TextResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn view(
     State(state): State<AppState>,
@@ -470,8 +595,9 @@ async fn view(
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/checksum", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
-    responses((status = 200, body = ChecksumResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH)),
+    responses((status = 200, body = ChecksumResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn checksum(
     State(state): State<AppState>,
@@ -488,8 +614,9 @@ async fn checksum(
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/file", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
-    responses((status = 200, body = TextResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH)),
+    responses((status = 200, body = TextResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn file_type(
     State(state): State<AppState>,
@@ -506,8 +633,9 @@ async fn file_type(
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/stat", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), StatQuery),
-    responses((status = 200, body = StatResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), StatQuery),
+    responses((status = 200, body = StatResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn stat(
     State(state): State<AppState>,
@@ -525,8 +653,9 @@ async fn stat(
 }
 
 #[utoipa::path(delete, path = "/filesystem/{system_name}/ops/rm", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
-    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH)),
+    responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn rm(
     State(state): State<AppState>,
@@ -543,8 +672,9 @@ async fn rm(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/ops/mkdir", tag = "filesystem",
-    params(("system_name" = String, Path)), request_body = MkdirBody,
-    responses((status = 201, body = FileResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = MkdirBody,
+    responses((status = 201, body = FileResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn mkdir(
     State(state): State<AppState>,
@@ -561,8 +691,9 @@ async fn mkdir(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/ops/symlink", tag = "filesystem",
-    params(("system_name" = String, Path)), request_body = SymlinkBody,
-    responses((status = 201, body = FileResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = SymlinkBody,
+    responses((status = 201, body = FileResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn symlink(
     State(state): State<AppState>,
@@ -579,8 +710,9 @@ async fn symlink(
 }
 
 #[utoipa::path(put, path = "/filesystem/{system_name}/ops/chmod", tag = "filesystem",
-    params(("system_name" = String, Path)), request_body = ChmodBody,
-    responses((status = 200, body = FileResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = ChmodBody,
+    responses((status = 200, body = FileResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn chmod(
     State(state): State<AppState>,
@@ -597,8 +729,9 @@ async fn chmod(
 }
 
 #[utoipa::path(put, path = "/filesystem/{system_name}/ops/chown", tag = "filesystem",
-    params(("system_name" = String, Path)), request_body = ChownBody,
-    responses((status = 200, body = FileResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = ChownBody,
+    responses((status = 200, body = FileResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn chown(
     State(state): State<AppState>,
@@ -615,9 +748,10 @@ async fn chown(
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/download", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = "4XX", body = crate::error::ErrorBody)),
+        (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn download(
     State(state): State<AppState>,
@@ -639,9 +773,11 @@ async fn download(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/ops/upload", tag = "filesystem",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems")),
-    request_body(content_type = "multipart/form-data", description = "field `file`: the file, named by its filename"),
-    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("path" = AbsolutePath, Query, description = "The directory the file is written into.")),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn upload(
     State(state): State<AppState>,
@@ -698,8 +834,9 @@ async fn upload(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/ops/compress", tag = "filesystem",
-    params(("system_name" = String, Path)), request_body = CompressBody,
-    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = CompressBody,
+    responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn compress(
     State(state): State<AppState>,
@@ -724,8 +861,9 @@ async fn compress(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/ops/extract", tag = "filesystem",
-    params(("system_name" = String, Path)), request_body = ExtractBody,
-    responses((status = 204), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = ExtractBody,
+    responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn extract(
     State(state): State<AppState>,

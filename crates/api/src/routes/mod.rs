@@ -18,6 +18,20 @@ use crate::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
 
+/// The `system_name` path parameter's description.
+const SYSTEM_NAME: &str = "A system's name as `GET /status/systems` lists it (compared case-insensitively); any other is 404.";
+
+/// The description of the documented `4XX` answers.
+const REFUSED: &str = "Refused: invalid input (400; `errorType` `validation` for a malformed value), \
+     a missing or invalid token (401), not permitted on the system (403), no such system, file or \
+     job (404), not in a state that allows it (409), too large (413); or the cluster did not \
+     answer in time (408) or could not be reached (424).";
+
+/// The description of the documented `5XX` answers, for operations that use the cluster.
+const FAILED: &str = "The cluster failed: the system, its scheduler or a file system is unhealthy or \
+     unavailable (503), a tool or the scheduler answered what Ironcrest cannot read (502) or could \
+     not run (500), the scheduler does not support the request (501), or the storage is full (507).";
+
 pub fn router() -> Router<AppState> {
     status::router()
         .merge(compute::router())

@@ -20,17 +20,22 @@ use crate::error::ApiError;
 use crate::models::System;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(systems, liveness, nodes, partitions, reservations, userinfo))]
+#[openapi(paths(
+    systems,
+    liveness,
+    liveness_redirect,
+    nodes,
+    partitions,
+    reservations,
+    userinfo
+))]
 pub struct StatusDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/status/systems", get(systems))
         .route("/status/liveness/", get(liveness))
-        .route(
-            "/status/liveness",
-            get(|| async { Redirect::temporary("/status/liveness/") }),
-        )
+        .route("/status/liveness", get(liveness_redirect))
         .route("/status/{system_name}/nodes", get(nodes))
         .route("/status/{system_name}/partitions", get(partitions))
         .route("/status/{system_name}/reservations", get(reservations))
@@ -80,7 +85,8 @@ pub struct PartitionsQuery {
 }
 
 #[utoipa::path(get, path = "/status/systems", tag = "status",
-    responses((status = 200, body = SystemsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    responses((status = 200, body = SystemsResponse),
+        (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn systems(State(state): State<AppState>, _user: AuthenticatedUser) -> Json<SystemsResponse> {
     let systems = state
@@ -89,6 +95,14 @@ async fn systems(State(state): State<AppState>, _user: AuthenticatedUser) -> Jso
         .map(|cluster| System::new(&cluster.config, cluster.health()))
         .collect();
     Json(SystemsResponse { systems })
+}
+
+/// The liveness check's other spelling, as FastAPI answers a path without its `/`.
+#[utoipa::path(get, path = "/status/liveness", tag = "status",
+    responses((status = 307, description = "Redirect to `/status/liveness/`.",
+        headers(("location" = String, description = "`/status/liveness/`")))))]
+async fn liveness_redirect() -> Redirect {
+    Redirect::temporary("/status/liveness/")
 }
 
 #[utoipa::path(get, path = "/status/liveness/", tag = "status",
@@ -115,8 +129,9 @@ async fn liveness(State(state): State<AppState>) -> Json<LivenessResponse> {
 }
 
 #[utoipa::path(get, path = "/status/{system_name}/nodes", tag = "status",
-    params(("system_name" = String, Path)),
-    responses((status = 200, body = NodesResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)),
+    responses((status = 200, body = NodesResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn nodes(
     State(state): State<AppState>,
@@ -130,8 +145,9 @@ async fn nodes(
 }
 
 #[utoipa::path(get, path = "/status/{system_name}/partitions", tag = "status",
-    params(("system_name" = String, Path), PartitionsQuery),
-    responses((status = 200, body = PartitionsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), PartitionsQuery),
+    responses((status = 200, body = PartitionsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn partitions(
     State(state): State<AppState>,
@@ -148,8 +164,9 @@ async fn partitions(
 }
 
 #[utoipa::path(get, path = "/status/{system_name}/reservations", tag = "status",
-    params(("system_name" = String, Path)),
-    responses((status = 200, body = ReservationsResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)),
+    responses((status = 200, body = ReservationsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn reservations(
     State(state): State<AppState>,
@@ -165,8 +182,9 @@ async fn reservations(
 }
 
 #[utoipa::path(get, path = "/status/{system_name}/userinfo", tag = "status",
-    params(("system_name" = String, Path)),
-    responses((status = 200, body = UserInfo), (status = "4XX", body = crate::error::ErrorBody)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)),
+    responses((status = 200, body = UserInfo), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn userinfo(
     State(state): State<AppState>,
@@ -175,7 +193,6 @@ async fn userinfo(
 ) -> Result<Json<UserInfo>, ApiError> {
     let to_api = service_error(&user);
     let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    Ok(Json(
-        status::userinfo(&cluster, &user.0).await.map_err(&to_api)?,
-    ))
+    let info = status::userinfo(&cluster, &user.0).await.map_err(&to_api)?;
+    Ok(Json(UserInfo::clone(&info)))
 }

@@ -10,7 +10,7 @@ use ironcrest_services::transfer::{self, TransferDirectives, TransferJob, Transf
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::filesystem::{CompressBody, Context, ExtractBody, QueryPath, present};
+use super::filesystem::{AbsolutePath, CompressBody, Context, ExtractBody, QueryPath, present};
 use super::{ValidJson, ValidQuery};
 use crate::AppState;
 use crate::auth::AuthenticatedUser;
@@ -45,43 +45,126 @@ pub struct StagedTransferResponse {
     transfer_directives: TransferDirectives,
 }
 
-/// `transferDirectives` of a request; pyfirecrest sends the snake_case spellings.
+/// How a staged transfer moves the data: through the system's S3 store, the one method
+/// Ironcrest implements (another, such as v2's `streamer`, is a 400).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Describes the wire format only.
+pub enum StagingMethod {
+    S3,
+}
+
+/// The account a transfer job is charged to. Used only when the system's transfer-job
+/// directives name `{account}`: then required, of letters, digits, `_`, `-` and `.` (else
+/// 400); otherwise ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the wire format only.
+pub struct TransferAccount(String);
+
+/// `transferDirectives` of an upload; pyfirecrest sends the snake_case spellings.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RequestDirectives {
+pub struct UploadDirectives {
     #[serde(alias = "transfer_method")]
+    #[schema(value_type = StagingMethod)]
     transfer_method: TransferMethod,
-    /// Upload only: the file's size in bytes.
-    #[serde(default, alias = "file_size")]
+    /// The file's size in bytes: at most 10,000 parts of the system's S3 `max_part_size`
+    /// (the answer's `maxPartSize`), else 400.
+    #[serde(default, alias = "file_size", deserialize_with = "size")]
+    #[schema(value_type = u64, required = true, maximum = 18446744073709551615u64)]
     file_size: Option<u64>,
 }
 
+/// `transferDirectives` of a download; pyfirecrest sends the snake_case spellings.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct StagedBody {
-    /// Upload: the target file; download: the source file.
+pub struct DownloadDirectives {
+    #[serde(alias = "transfer_method")]
+    #[schema(value_type = StagingMethod)]
+    transfer_method: TransferMethod,
+    /// Ignored; a value that is not a size is refused (400), as in v2.
+    #[serde(default, alias = "file_size", deserialize_with = "size")]
+    #[schema(maximum = 18446744073709551615u64)]
+    #[allow(dead_code)] // Read only to refuse what is not a size.
+    file_size: Option<u64>,
+}
+
+/// A size in bytes: a JSON integer, also written with a fraction of zero (`666.0`), which
+/// JSON Schema's `integer` and v2 (pydantic) accept too; `null` is absent.
+fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Integer(u64),
+        Float(f64),
+    }
+    match Option::<Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Number::Integer(size)) => Ok(Some(size)),
+        // 2^64 is the first float above u64::MAX; `as` is exact below it for whole numbers.
+        Some(Number::Float(size))
+            if size.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&size) =>
+        {
+            Ok(Some(size as u64))
+        }
+        Some(Number::Float(size)) => Err(serde::de::Error::custom(format!(
+            "invalid value: {size}, expected a size in bytes (a whole number from 0 to 2^64-1)"
+        ))),
+    }
+}
+
+/// A staged upload: the client sends the file to S3, then a job moves it to `path`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadBody {
+    /// The file to write, replacing an existing one (`sourcePath` and `source_path` are
+    /// accepted too).
     #[serde(
         default,
         alias = "sourcePath",
         alias = "source_path",
         deserialize_with = "present"
     )]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = AbsolutePath, required = true)]
     path: Option<Option<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<TransferAccount>)]
     account: Option<String>,
     #[serde(alias = "transfer_directives")]
-    transfer_directives: RequestDirectives,
+    transfer_directives: UploadDirectives,
+}
+
+/// A staged download: a job copies `path` to S3, from where the client fetches it.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadBody {
+    /// The file to read (`sourcePath` and `source_path` are accepted too).
+    #[serde(
+        default,
+        alias = "sourcePath",
+        alias = "source_path",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = AbsolutePath, required = true)]
+    path: Option<Option<String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<TransferAccount>)]
+    account: Option<String>,
+    #[serde(alias = "transfer_directives")]
+    transfer_directives: DownloadDirectives,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MoveBody {
     #[serde(alias = "source_path")]
+    #[schema(value_type = AbsolutePath)]
     source_path: String,
     #[serde(alias = "target_path")]
+    #[schema(value_type = AbsolutePath)]
     target_path: String,
     #[serde(default)]
+    #[schema(value_type = Option<TransferAccount>)]
     account: Option<String>,
 }
 
@@ -89,12 +172,16 @@ pub struct MoveBody {
 #[serde(rename_all = "camelCase")]
 pub struct CopyBody {
     #[serde(alias = "source_path")]
+    #[schema(value_type = AbsolutePath)]
     source_path: String,
     #[serde(alias = "target_path")]
+    #[schema(value_type = AbsolutePath)]
     target_path: String,
+    /// Copy what symbolic links point to rather than the links.
     #[serde(default)]
     dereference: bool,
     #[serde(default)]
+    #[schema(value_type = Option<TransferAccount>)]
     account: Option<String>,
 }
 
@@ -103,6 +190,7 @@ pub struct CompressJobBody {
     #[serde(flatten)]
     compress: CompressBody,
     #[serde(default)]
+    #[schema(value_type = Option<TransferAccount>)]
     account: Option<String>,
 }
 
@@ -111,6 +199,7 @@ pub struct ExtractJobBody {
     #[serde(flatten)]
     extract: ExtractBody,
     #[serde(default)]
+    #[schema(value_type = Option<TransferAccount>)]
     account: Option<String>,
 }
 
@@ -118,6 +207,8 @@ pub struct ExtractJobBody {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AccountQuery {
+    /// Used only when the system's transfer-job directives name `{account}`: then required,
+    /// of letters, digits, `_`, `-` and `.` (else 400); otherwise ignored.
     #[serde(default)]
     account: Option<String>,
 }
@@ -144,14 +235,16 @@ fn staged(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/upload", tag = "transfer",
-    params(("system_name" = String, Path)), request_body = StagedBody,
-    responses((status = 201, body = StagedTransferResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    operation_id = "transfer_upload",
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = UploadBody,
+    responses((status = 201, body = StagedTransferResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn upload(
     State(state): State<AppState>,
     user: AuthenticatedUser,
     Path(system_name): Path<String>,
-    ValidJson(body): ValidJson<StagedBody>,
+    ValidJson(body): ValidJson<UploadBody>,
 ) -> Created<StagedTransferResponse> {
     let cx = Context::new(&state, user, &system_name)?;
     let target = cx.body_path(body.path)?;
@@ -169,14 +262,16 @@ async fn upload(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/download", tag = "transfer",
-    params(("system_name" = String, Path)), request_body = StagedBody,
-    responses((status = 201, body = StagedTransferResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    operation_id = "transfer_download",
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = DownloadBody,
+    responses((status = 201, body = StagedTransferResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn download(
     State(state): State<AppState>,
     user: AuthenticatedUser,
     Path(system_name): Path<String>,
-    ValidJson(body): ValidJson<StagedBody>,
+    ValidJson(body): ValidJson<DownloadBody>,
 ) -> Created<StagedTransferResponse> {
     let cx = Context::new(&state, user, &system_name)?;
     let source = cx.body_path(body.path)?;
@@ -193,8 +288,10 @@ async fn download(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/mv", tag = "transfer",
-    params(("system_name" = String, Path)), request_body = MoveBody,
-    responses((status = 201, body = TransferJobResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    operation_id = "transfer_mv",
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = MoveBody,
+    responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn mv(
     State(state): State<AppState>,
@@ -216,8 +313,10 @@ async fn mv(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/cp", tag = "transfer",
-    params(("system_name" = String, Path)), request_body = CopyBody,
-    responses((status = 201, body = TransferJobResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    operation_id = "transfer_cp",
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = CopyBody,
+    responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn cp(
     State(state): State<AppState>,
@@ -241,8 +340,10 @@ async fn cp(
 
 /// 200, not 201, as in v2.
 #[utoipa::path(delete, path = "/filesystem/{system_name}/transfer/rm", tag = "transfer",
-    params(("system_name" = String, Path), ("path" = String, Query, description = "Absolute path under one of the system's file systems"), AccountQuery),
-    responses((status = 200, body = TransferJobResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    operation_id = "transfer_rm",
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = "The file or directory to delete: an absolute path under one of the system's file systems."), AccountQuery),
+    responses((status = 200, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn rm(
     State(state): State<AppState>,
@@ -260,8 +361,10 @@ async fn rm(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/compress", tag = "transfer",
-    params(("system_name" = String, Path)), request_body = CompressJobBody,
-    responses((status = 201, body = TransferJobResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    operation_id = "transfer_compress",
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = CompressJobBody,
+    responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn compress(
     State(state): State<AppState>,
@@ -288,8 +391,10 @@ async fn compress(
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/extract", tag = "transfer",
-    params(("system_name" = String, Path)), request_body = ExtractJobBody,
-    responses((status = 201, body = TransferJobResponse), (status = "4XX", body = crate::error::ErrorBody)),
+    operation_id = "transfer_extract",
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = ExtractJobBody,
+    responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn extract(
     State(state): State<AppState>,
@@ -311,4 +416,27 @@ async fn extract(
     .await
     .map(created)
     .map_err(|e| cx.error(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_whole_numbers_however_written() {
+        let size = |json: &str| {
+            serde_json::from_str::<UploadDirectives>(&format!(
+                r#"{{"transferMethod": "s3", "fileSize": {json}}}"#
+            ))
+            .map(|directives| directives.file_size)
+        };
+        assert_eq!(size("666").unwrap(), Some(666));
+        assert_eq!(size("666.0").unwrap(), Some(666));
+        assert_eq!(size("6.66e2").unwrap(), Some(666));
+        assert_eq!(size("null").unwrap(), None);
+        assert_eq!(size("18446744073709551615").unwrap(), Some(u64::MAX));
+        for refused in ["-1", "0.5", "18446744073709551616", "1e20", "\"1\""] {
+            assert!(size(refused).is_err(), "{refused}");
+        }
+    }
 }

@@ -314,7 +314,10 @@ async fn a_remembered_token_is_checked_again_after_the_keys_change() {
     idp.set_jwks(jwks(&[Key::RsaB.jwk(Some("rsa-b"), None)]));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while idp.jwks_fetches() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no periodic refresh");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no periodic refresh"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;

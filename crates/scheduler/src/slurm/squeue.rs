@@ -53,7 +53,7 @@ impl RemoteCommand for Squeue {
     fn parse(&self, output: Output) -> Result<Vec<Row>, CommandError> {
         if output.exit_status != 0 {
             // `--jobs=<id>` of a job the controller no longer (or never) knew.
-            if output.stderr_text().contains("Invalid job id specified") {
+            if output.stderr_text().contains("Invalid job id") {
                 return Ok(Vec::new());
             }
             return Err(CommandError::failed(&output));

@@ -2,13 +2,11 @@
 //! jobs through the cluster's scheduler, gated on the scheduler's health. Job queries go
 //! through the cluster's [`JobsCache`].
 
-mod cache;
-
 use ironcrest_config::ProbedService;
 use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, SchedulerError};
 use ironcrest_ssh::SshUser;
 
-pub use cache::{JobQuery, JobsCache};
+pub use crate::cache::{JobQuery, JobsCache};
 
 use crate::{Cluster, ServiceError};
 

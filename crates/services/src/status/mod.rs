@@ -3,6 +3,8 @@
 
 mod id;
 
+use std::sync::Arc;
+
 use ironcrest_config::ProbedService;
 use ironcrest_scheduler::{Account, Node, Partition, Reservation};
 use ironcrest_ssh::SshUser;
@@ -11,6 +13,7 @@ use utoipa::ToSchema;
 
 pub use id::{Id, IdName, Identity};
 
+use crate::cache::Query;
 use crate::{Cluster, ServiceError};
 
 /// `/status/{system}/userinfo`.
@@ -51,9 +54,27 @@ pub async fn reservations(
     Ok(cluster.scheduler.reservations(user).await?)
 }
 
-/// Identity from `id` and accounts from the scheduler, fetched concurrently.
-pub async fn userinfo(cluster: &Cluster, user: &SshUser) -> Result<UserInfo, ServiceError> {
+/// A user's `userinfo`, the one query of the [`Cluster::userinfo_cache`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserInfoQuery;
+
+impl Query for UserInfoQuery {
+    type Answer = UserInfo;
+}
+
+/// Identity from `id` and accounts from the scheduler, fetched concurrently; concurrent
+/// calls of a user share one fetch, and an answer serves for `userinfo_cache_max_age`.
+pub async fn userinfo(cluster: &Cluster, user: &SshUser) -> Result<Arc<UserInfo>, ServiceError> {
     cluster.require_healthy(ProbedService::Ssh)?;
+    cluster
+        .userinfo_cache
+        .get_or_fetch(&user.username, UserInfoQuery, || {
+            fetch_userinfo(cluster, user)
+        })
+        .await
+}
+
+async fn fetch_userinfo(cluster: &Cluster, user: &SshUser) -> Result<UserInfo, ServiceError> {
     let (identity, accounts) =
         tokio::join!(cluster.ssh.run(user, &Id), cluster.scheduler.accounts(user));
     let identity = identity?;

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 pub use script::TransferScript;
 
 use crate::filesystem::path::display;
+use script::ExpiredLogs;
 
 /// S3's limit on the parts of one multipart upload.
 const MAX_PARTS: u64 = 10_000;
@@ -218,11 +219,18 @@ async fn submit(
         &cluster.config.data_operation.datatransfer_jobs_directives,
         plan.account,
     )?;
-    let script = plan.script.render(&directives)?;
+    let log_directory = log_directory(&cluster.config, &working_directory, &user.username);
+    ensure_log_directory(cluster, user, &log_directory).await?;
+    let days = cluster.config.data_operation.transfer_log_max_age_days;
+    let expired = (days > 0).then_some(ExpiredLogs {
+        directory: log_directory.as_bytes(),
+        days,
+    });
+    let script = plan.script.render(&directives, expired.as_ref())?;
     let id = uuid::Uuid::new_v4();
     let logs = TransferLogs {
-        output_log: format!("{working_directory}/.f7t_file_handling_job_{id}.log"),
-        error_log: format!("{working_directory}/.f7t_file_handling_job_error_{id}.log"),
+        output_log: format!("{log_directory}/.f7t_file_handling_job_{id}.log"),
+        error_log: format!("{log_directory}/.f7t_file_handling_job_error_{id}.log"),
     };
     let job = JobDescription {
         working_directory: working_directory.clone(),
@@ -241,6 +249,48 @@ async fn submit(
         working_directory,
         logs,
     })
+}
+
+/// How long a log directory made (or found) for a user is trusted to still exist.
+const LOG_DIRECTORY_RECHECK: Duration = Duration::from_secs(600);
+
+/// `data_operation.transfer_log_directory` for `username`: absolute with `{username}`
+/// filled in, or under the job's working directory.
+fn log_directory(config: &ClusterConfig, working_directory: &str, username: &str) -> String {
+    let configured = &config.data_operation.transfer_log_directory;
+    if configured.starts_with('/') {
+        configured.replace("{username}", username)
+    } else {
+        format!("{working_directory}/{}", configured.trim_end_matches('/'))
+    }
+}
+
+/// Slurm opens a job's log files before its script runs, so their directory must exist:
+/// made with `mkdir -p` as the user, at most once per [`LOG_DIRECTORY_RECHECK`].
+async fn ensure_log_directory(
+    cluster: &Cluster,
+    user: &SshUser,
+    directory: &str,
+) -> Result<(), ServiceError> {
+    let key = (user.username.clone(), directory.to_string());
+    let known = cluster
+        .transfer_log_directories
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .is_some_and(|made| made.elapsed() < LOG_DIRECTORY_RECHECK);
+    if known {
+        return Ok(());
+    }
+    let timeout = cluster.config.ssh.timeout.command_execution;
+    let mkdir = crate::filesystem::commands::mkdir(timeout, directory.as_bytes(), true)?;
+    cluster.ssh.run(user, &mkdir).await?;
+    cluster
+        .transfer_log_directories
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, std::time::Instant::now());
+    Ok(())
 }
 
 /// `<default work file system>/<username>`.

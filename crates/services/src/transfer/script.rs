@@ -12,6 +12,32 @@ use ironcrest_remote::{CommandLine, RemoteCommand, quote_for_bash_script};
 use crate::ServiceError;
 use crate::filesystem::commands::{Compress, Compression, Extract};
 
+/// The transfer logs in `directory` older than `days`, which a new transfer job removes
+/// before its work, so that logs do not pile up where the user lists files.
+pub struct ExpiredLogs<'a> {
+    pub directory: &'a [u8],
+    pub days: u32,
+}
+
+impl ExpiredLogs<'_> {
+    fn line(&self) -> Result<String, ServiceError> {
+        let find = CommandLine::builder("find")
+            .operands([self.directory])?
+            .word("-maxdepth")
+            .word("1")
+            .word("-type")
+            .word("f")
+            .option_arg("-name", ".f7t_file_handling_job_*.log")?
+            .option_arg("-mtime", format!("+{}", self.days))?
+            .word("-delete")
+            .build();
+        Ok(format!(
+            "{} 2>/dev/null || true\n",
+            text(find.as_bash_script_line())?
+        ))
+    }
+}
+
 /// What a transfer job does.
 pub enum TransferScript<'a> {
     Move {
@@ -97,12 +123,20 @@ fn text(bytes: &[u8]) -> Result<String, ServiceError> {
 }
 
 impl TransferScript<'_> {
-    /// The job's script: the shebang, the site's directives, then the work.
-    pub fn render(&self, directives: &[String]) -> Result<String, ServiceError> {
+    /// The job's script: the shebang, the site's directives, the removal of expired logs
+    /// (if any), then the work.
+    pub fn render(
+        &self,
+        directives: &[String],
+        expired_logs: Option<&ExpiredLogs<'_>>,
+    ) -> Result<String, ServiceError> {
         let mut script = String::from("#!/bin/bash\n");
         for directive in directives {
             script.push_str(directive);
             script.push('\n');
+        }
+        if let Some(expired) = expired_logs {
+            script.push_str(&expired.line()?);
         }
         script.push_str(&self.body()?);
         Ok(script)

@@ -21,7 +21,7 @@ fn run(script: &TransferScript<'_>, dir: &Path) -> Ran {
 /// Runs `script` in `dir`, with the stand-in `curl` of `fake_s3` first on its PATH if given.
 fn run_with(script: &TransferScript<'_>, dir: &Path, fake_s3: Option<&Path>) -> Ran {
     let text = script
-        .render(&["#SBATCH --partition=xfer".to_string()])
+        .render(&["#SBATCH --partition=xfer".to_string()], None)
         .expect("renders");
     let mut command = Command::new("bash");
     command.arg("-c").arg(&text).current_dir(dir);
@@ -180,7 +180,7 @@ fn staged_scripts_carry_urls_as_single_words() {
         part_urls: &urls,
         complete_url: "http://s3/b/k?uploadId=a'b",
     }
-    .render(&[])
+    .render(&[], None)
     .expect("renders");
     // bash itself reads the assignments back: the values must survive unchanged.
     let probe = format!(
@@ -253,7 +253,7 @@ fn a_path_that_is_not_utf8_is_refused_not_mangled() {
     let refused = TransferScript::Delete {
         path: b"/home/u/caf\xe9",
     }
-    .render(&[])
+    .render(&[], None)
     .unwrap_err();
     assert!(
         matches!(refused, ServiceError::InvalidRequest(_)),
@@ -606,7 +606,7 @@ fn every_control_character_survives_every_transfer_operation() {
             TransferScript::Delete { path: &moved },
         ];
         for script in &scripts {
-            let text = script.render(&[]).expect("renders");
+            let text = script.render(&[], None).expect("renders");
             let control = text.bytes().any(|b| b.is_ascii_control() && b != b'\n');
             assert!(!control, "raw control byte in the script for {name:?}");
             let ran = run(script, dir.path());
@@ -618,4 +618,49 @@ fn every_control_character_survives_every_transfer_operation() {
         assert!(!os(&moved).exists() && !os(&copied).exists());
         assert!(!dir.path().join("pwned").exists());
     }
+}
+
+/// A new transfer job removes the user's transfer logs older than the configured age, and
+/// nothing else.
+#[test]
+fn a_new_job_removes_expired_logs_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("logs dir");
+    let touch = |name: &str, age: &str| {
+        let path = logs.join(name);
+        std::fs::write(&path, b"log").expect("write");
+        let status = Command::new("touch")
+            .arg("-d")
+            .arg(age)
+            .arg(&path)
+            .status()
+            .expect("touch");
+        assert!(status.success());
+        path
+    };
+    let old = touch(".f7t_file_handling_job_old.log", "10 days ago");
+    let old_error = touch(".f7t_file_handling_job_error_old.log", "10 days ago");
+    let recent = touch(".f7t_file_handling_job_new.log", "1 day ago");
+    let foreign = touch("notes.log", "30 days ago");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"x").expect("victim");
+    let script = TransferScript::Delete {
+        path: &bytes(&victim),
+    };
+    let expired = ExpiredLogs {
+        directory: &bytes(&logs),
+        days: 7,
+    };
+    let text = script.render(&[], Some(&expired)).expect("renders");
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(&text)
+        .current_dir(dir.path())
+        .output()
+        .expect("bash");
+    assert!(output.status.success(), "{output:?}");
+    assert!(!old.exists() && !old_error.exists(), "expired logs removed");
+    assert!(recent.exists() && foreign.exists(), "others kept");
+    assert!(!victim.exists(), "the job's own work ran");
 }
