@@ -4,23 +4,15 @@
 //! with `oneshot`, no socket and no cluster: requests name a system that does not exist, so
 //! no handler reaches SSH.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use ironcrest_api::{AppState, router};
-use ironcrest_auth::TokenVerifier;
-use ironcrest_config::Config;
-use ironcrest_scheduler::slurm::SlurmCli;
-use ironcrest_services::{Cluster, Clusters};
-use ironcrest_ssh::{CredentialProvider, Credentials, PoolSettings, SshError, SshPool, SshUser};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
+use support::{App, app, token};
 use tower::ServiceExt;
-
-const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../auth/tests/keys");
-const KID: &str = "openapi-test";
 
 /// The routes each module's `router()` registers (axum cannot list a router's routes). A
 /// route added to a module and not here fails `the_table_is_what_the_router_serves` only if
@@ -70,83 +62,6 @@ const ROUTES: &[(&str, &str)] = &[
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 
-/// The pool is never reached in these tests; any login attempt fails loudly.
-struct NoCredentials;
-
-#[async_trait::async_trait]
-impl CredentialProvider for NoCredentials {
-    async fn credentials(&self, _user: &SshUser) -> Result<Credentials, SshError> {
-        Err(SshError::Credentials(
-            "OpenAPI tests open no SSH connection".into(),
-        ))
-    }
-}
-
-struct App {
-    router: axum::Router,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut jwk: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/rsa-a.jwk.json")).unwrap())
-            .unwrap();
-    jwk["kid"] = json!(KID);
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, json!({"keys": [jwk]}).to_string()).unwrap();
-    let known_hosts = dir.path().join("known_hosts");
-    std::fs::write(&known_hosts, "").unwrap();
-    let yaml = format!(
-        r#"
-auth:
-  authentication:
-    token_url: http://127.0.0.1:9/token
-    public_certs: ["file://{jwks}"]
-    audiences: [urn:test]
-ssh_credentials: {{type: SSHService, url: "http://127.0.0.1:9"}}
-clusters:
-  - name: Test-Cluster
-    ssh: {{host: 127.0.0.1, port: 9, known_hosts: "{known_hosts}"}}
-    scheduler: {{type: slurm, version: "22.05.8"}}
-    service_account: {{client_id: health, secret: s}}
-    probing: {{}}
-    file_systems: [{{path: /home, data_type: users, default_work_dir: true}}]
-"#,
-        jwks = jwks.display(),
-        known_hosts = known_hosts.display()
-    );
-    let config = Config::from_yaml(&yaml).unwrap();
-    let verifier = TokenVerifier::new(&config.auth.authentication, reqwest::Client::new())
-        .await
-        .unwrap();
-    let cluster_config = config.clusters[0].clone();
-    let pool = SshPool::new(
-        PoolSettings::from_config(&cluster_config.ssh, 1024),
-        Arc::new(NoCredentials),
-    );
-    let cluster = Cluster::new(cluster_config, pool.clone(), Arc::new(SlurmCli::new(pool)));
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = json!({"aud": "urn:test", "preferred_username": "alice", "exp": exp});
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(KID.into());
-    let pem = std::fs::read(format!("{KEYS}/rsa-a.pem")).unwrap();
-    let token = encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap();
-    App {
-        router: router(AppState {
-            clusters: Clusters::new(vec![cluster]),
-            verifier,
-        }),
-        token,
-        _dir: dir,
-    }
-}
-
 impl App {
     async fn document(&self) -> Value {
         let (status, body) = self.call("GET", "/openapi.json").await;
@@ -158,7 +73,7 @@ impl App {
         let request = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).unwrap())
             .uri(uri)
-            .header("authorization", format!("Bearer {}", self.token))
+            .header("authorization", format!("Bearer {}", token(json!({}))))
             .body(Body::empty())
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();

@@ -1,105 +1,13 @@
 //! Router tests: the whole axum app called with `oneshot`, no socket and no cluster. They
 //! cover what happens before any SSH: token checks, routing, validation and headers.
 
-use std::sync::Arc;
+mod support;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode};
-use ironcrest_api::{AppState, router};
-use ironcrest_auth::TokenVerifier;
-use ironcrest_config::Config;
-use ironcrest_scheduler::slurm::SlurmCli;
-use ironcrest_services::{Cluster, Clusters};
-use ironcrest_ssh::{CredentialProvider, Credentials, PoolSettings, SshError, SshPool, SshUser};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
+use support::{App, app, now, token};
 use tower::ServiceExt;
-
-const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../auth/tests/keys");
-const KID: &str = "router-test";
-
-/// The pool is never reached in these tests; any login attempt fails loudly.
-struct NoCredentials;
-
-#[async_trait::async_trait]
-impl CredentialProvider for NoCredentials {
-    async fn credentials(&self, _user: &SshUser) -> Result<Credentials, SshError> {
-        Err(SshError::Credentials(
-            "router tests open no SSH connection".into(),
-        ))
-    }
-}
-
-struct App {
-    router: axum::Router,
-    _dir: tempfile::TempDir,
-}
-
-async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut jwk: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/rsa-a.jwk.json")).unwrap())
-            .unwrap();
-    jwk["kid"] = json!(KID);
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, json!({"keys": [jwk]}).to_string()).unwrap();
-    let known_hosts = dir.path().join("known_hosts");
-    std::fs::write(&known_hosts, "").unwrap();
-    let yaml = format!(
-        r#"
-auth:
-  authentication:
-    token_url: http://127.0.0.1:9/token
-    public_certs: ["file://{jwks}"]
-    audiences: [urn:test]
-ssh_credentials: {{type: SSHService, url: "http://127.0.0.1:9"}}
-clusters:
-  - name: Test-Cluster
-    ssh: {{host: 127.0.0.1, port: 9, known_hosts: "{known_hosts}"}}
-    scheduler: {{type: slurm, version: "22.05.8"}}
-    service_account: {{client_id: health, secret: s}}
-    probing: {{}}
-    file_systems: [{{path: /home, data_type: users, default_work_dir: true}}]
-"#,
-        jwks = jwks.display(),
-        known_hosts = known_hosts.display()
-    );
-    let config = Config::from_yaml(&yaml).unwrap();
-    let verifier = TokenVerifier::new(&config.auth.authentication, reqwest::Client::new())
-        .await
-        .unwrap();
-    let cluster_config = config.clusters[0].clone();
-    let pool = SshPool::new(
-        PoolSettings::from_config(&cluster_config.ssh, 1024),
-        Arc::new(NoCredentials),
-    );
-    let cluster = Cluster::new(cluster_config, pool.clone(), Arc::new(SlurmCli::new(pool)));
-    App {
-        router: router(AppState {
-            clusters: Clusters::new(vec![cluster]),
-            verifier,
-        }),
-        _dir: dir,
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn token(claims: Value) -> String {
-    let mut full = json!({"aud": "urn:test", "preferred_username": "alice", "exp": now() + 600});
-    for (key, value) in claims.as_object().unwrap() {
-        full[key] = value.clone();
-    }
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(KID.into());
-    let pem = std::fs::read(format!("{KEYS}/rsa-a.pem")).unwrap();
-    encode(&header, &full, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
-}
 
 async fn call(
     app: &App,
