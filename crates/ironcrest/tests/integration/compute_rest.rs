@@ -1,7 +1,7 @@
 //! Compute and status through the dev environment's slurmrestd (API v0.0.38), in `hybrid`
 //! mode (the compute flows of [`crate::compute`], with metadata, `scriptPath` submits and
-//! attach over SSH) and in `rest` mode (everything through slurmrestd; what it cannot do is
-//! a 501).
+//! attach over SSH) and in `rest` mode (everything through slurmrestd; metadata without
+//! the script, which slurmrestd does not return; what it cannot do is a 501).
 
 use serde_json::{Value, json};
 
@@ -66,7 +66,7 @@ async fn rest_errors() {
 }
 
 #[tokio::test]
-async fn rest_running_job_is_cancelled_and_metadata_and_attach_are_501() {
+async fn rest_running_job_is_cancelled_metadata_has_no_script_and_attach_is_501() {
     let server = start(Mode::Rest).await;
     let token = user_token().await;
     let job_id = submit_ok(
@@ -77,6 +77,7 @@ async fn rest_running_job_is_cancelled_and_metadata_and_attach_are_501() {
             "script": "#!/bin/bash\nsleep 120\n",
             "name": unique("ironcrest-rest-sleeper"),
             "standardOutput": "/dev/null",
+            "standardError": format!("{HOME}/rest-sleeper.err"),
             "reservation": env("IRONCREST_DEV_SLURM_RESERVATION"),
         }),
     )
@@ -89,8 +90,17 @@ async fn rest_running_job_is_cancelled_and_metadata_and_attach_are_501() {
             Some(&token),
         )
         .await;
-    assert_eq!(response.status(), 501);
-    assert!(message(response).await.contains("hybrid"));
+    assert_eq!(response.status(), 200);
+    let metadata: Value = response.json().await.unwrap();
+    let metadata = &metadata["jobs"][0];
+    assert_eq!(metadata["jobId"], job_id.as_str(), "{metadata}");
+    assert_eq!(metadata["script"], Value::Null, "{metadata}");
+    assert_eq!(metadata["standardOutput"], "/dev/null", "{metadata}");
+    assert_eq!(
+        metadata["standardError"],
+        format!("{HOME}/rest-sleeper.err"),
+        "{metadata}"
+    );
     wait_for(&server, &token, &job_id, |s| s == "RUNNING").await;
     let response = crate::compute::attach(&server, &token, &job_id, "true").await;
     assert_eq!(response.status(), 501);

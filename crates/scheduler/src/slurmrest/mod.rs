@@ -28,8 +28,8 @@ use crate::slurm::SlurmCli;
 use crate::slurm::job_rows;
 use crate::slurm::sbatch::is_policy_limit;
 use crate::{
-    Account, Job, JobDescription, JobFilter, JobMetadata, Node, Partition, PingStatus, Reservation,
-    Scheduler, SchedulerError,
+    Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition, PingStatus,
+    Reservation, Scheduler, SchedulerError,
 };
 use ironcrest_ssh::SshUser;
 
@@ -396,7 +396,23 @@ impl Scheduler for SlurmRest {
         user: &SshUser,
         job_id: &str,
     ) -> Result<JobMetadata, SchedulerError> {
-        self.cli("Job metadata")?.job_metadata(user, job_id).await
+        if let Some(cli) = &self.cli {
+            return cli.job_metadata(user, job_id).await;
+        }
+        // Without the CLI the streams come from the controller's record, and the script,
+        // which slurmrestd does not return, is `null` (as FirecREST v2 answers then).
+        let path = self.slurm_path(&format!("job/{}", JobId::parse(job_id)?.as_str()));
+        let body = self.call(user, Method::GET, &path, &[], None).await?;
+        let streams = parse::job_streams(&body, job_id)
+            .map_err(unexpected)?
+            .ok_or(SchedulerError::JobNotFound)?;
+        Ok(JobMetadata {
+            job_id: job_id.to_string(),
+            script: None,
+            standard_input: streams.stdin,
+            standard_output: streams.stdout,
+            standard_error: streams.stderr,
+        })
     }
 
     async fn cancel(&self, user: &SshUser, job_id: &str) -> Result<(), SchedulerError> {

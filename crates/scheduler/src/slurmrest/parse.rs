@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::ApiVersion;
+use crate::slurm::Streams;
 use crate::slurm::job_rows::Row;
 use crate::slurm::sinfo::node_state;
 use crate::{
@@ -313,6 +314,18 @@ fn epoch(value: &Value) -> Option<i64> {
 }
 
 /// `GET /slurm/{v}/jobs` or `/job/{id}`: jobs the controller holds.
+/// The standard streams of job `job_id` in the controller's answer; `None` if it is not there.
+pub fn job_streams(body: &Value, job_id: &str) -> Result<Option<Streams>, String> {
+    Ok(list(body, "jobs")?
+        .iter()
+        .find(|job| num(&job["job_id"]).is_some_and(|id| id.to_string() == job_id))
+        .map(|job| Streams {
+            stdin: text(&job["standard_input"]),
+            stdout: text(&job["standard_output"]),
+            stderr: text(&job["standard_error"]),
+        }))
+}
+
 pub fn controller_jobs(body: &Value, now: i64) -> Result<Vec<Row>, String> {
     list(body, "jobs")?
         .iter()
