@@ -112,6 +112,13 @@ pub enum SchedulerError {
     NotSupported(String),
 }
 
+/// A value for a scheduler command that no shell word can carry.
+impl From<ironcrest_remote::QuoteError> for SchedulerError {
+    fn from(_: ironcrest_remote::QuoteError) -> Self {
+        SchedulerError::InvalidArgument("Values must not contain NUL characters.".into())
+    }
+}
+
 impl SchedulerError {
     fn from_run(scheduler: &'static str, err: RunError) -> Self {
         match err {

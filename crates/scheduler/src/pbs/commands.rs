@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use ironcrest_remote::{Checked, CommandError, CommandLine, Output, QuoteError, RemoteCommand};
+use ironcrest_remote::{Checked, CommandError, CommandLine, Output, RemoteCommand};
 use serde_json::Value;
 
 use super::parse;
@@ -54,17 +54,12 @@ impl Qsub {
                 "scriptPath must be an absolute path.".into(),
             ));
         }
-        let nul = |_: QuoteError| {
-            SchedulerError::InvalidArgument("Job fields must not contain NUL characters.".into())
-        };
         let environment = job.environment().map_err(SchedulerError::InvalidArgument)?;
         let cd = CommandLine::builder("cd")
-            .operands([&job.working_directory])
-            .map_err(nul)?
+            .operands([&job.working_directory])?
             .build();
         let mut qsub = CommandLine::builder("env")
-            .operands(environment.iter().map(|(k, v)| format!("{k}={v}")))
-            .map_err(nul)?
+            .operands(environment.iter().map(|(k, v)| format!("{k}={v}")))?
             .word("qsub")
             .word("-V");
         // A reservation is a queue in PBS, and takes the partition's place.
@@ -82,7 +77,7 @@ impl Qsub {
                         "The value of qsub {flag} must not start with '-'."
                     )));
                 }
-                qsub = qsub.option_arg(flag, value).map_err(nul)?;
+                qsub = qsub.option_arg(flag, value)?;
             }
         }
         if let Some(path) = &job.script_path {

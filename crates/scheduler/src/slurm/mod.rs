@@ -24,7 +24,7 @@ pub use sinfo::Nodes;
 pub use squeue::Squeue;
 pub use srun::Attach;
 
-use ironcrest_remote::{QuoteError, RemoteCommand};
+use ironcrest_remote::RemoteCommand;
 
 use crate::{
     Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition, PingStatus,
@@ -55,10 +55,6 @@ impl SlurmCli {
 }
 
 /// Filter values are quoted; only a NUL cannot be passed at all.
-fn nul(_: QuoteError) -> SchedulerError {
-    SchedulerError::InvalidArgument("Values must not contain NUL characters.".into())
-}
-
 #[async_trait]
 impl Scheduler for SlurmCli {
     async fn nodes(&self, user: &SshUser) -> Result<Vec<Node>, SchedulerError> {
@@ -114,9 +110,9 @@ impl Scheduler for SlurmCli {
     }
 
     async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
-        let sacct = Sacct::list(filter.all_users, filter.time_window).map_err(nul)?;
+        let sacct = Sacct::list(filter.all_users, filter.time_window)?;
         let own = (!filter.all_users).then_some(user.username.as_str());
-        let squeue = Squeue::list(own).map_err(nul)?;
+        let squeue = Squeue::list(own)?;
         let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
         let mut jobs = job_rows::merge(sacct?, squeue?);
         jobs.retain(|job| filter.selects(job, &user.username));
@@ -124,8 +120,8 @@ impl Scheduler for SlurmCli {
     }
 
     async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError> {
-        let sacct = Sacct::job(job_id).map_err(nul)?;
-        let squeue = Squeue::job(job_id).map_err(nul)?;
+        let sacct = Sacct::job(job_id)?;
+        let squeue = Squeue::job(job_id)?;
         let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
         job_rows::merge(sacct?, squeue?)
             .into_iter()
@@ -139,7 +135,7 @@ impl Scheduler for SlurmCli {
         job_id: &str,
     ) -> Result<JobMetadata, SchedulerError> {
         let id = JobId::parse(job_id)?;
-        let streams = JobStreams::new(&id).map_err(nul)?;
+        let streams = JobStreams::new(&id)?;
         let script = BatchScript::new(&id);
         let (streams, script) = tokio::join!(self.run(user, &streams), self.run(user, &script));
         let streams = streams?.ok_or(SchedulerError::JobNotFound)?;
@@ -161,7 +157,7 @@ impl Scheduler for SlurmCli {
                 state: job.status.state,
             });
         }
-        self.run(user, &Scancel::new(job_id).map_err(nul)?).await?
+        self.run(user, &Scancel::new(job_id)?).await?
     }
 
     async fn attach(
@@ -178,8 +174,7 @@ impl Scheduler for SlurmCli {
                 state: job.status.state,
             });
         }
-        self.run(user, &Attach::new(job_id, command).map_err(nul)?)
-            .await?
+        self.run(user, &Attach::new(job_id, command)?).await?
     }
 }
 

@@ -17,9 +17,6 @@ pub struct Sbatch {
 
 impl Sbatch {
     pub fn new(job: &JobDescription) -> Result<Self, SchedulerError> {
-        let invalid = |_| {
-            SchedulerError::InvalidArgument("Job fields must not contain NUL characters.".into())
-        };
         job.check().map_err(SchedulerError::InvalidArgument)?;
         let script = job.script.as_ref().map(|s| s.as_bytes().to_vec());
         let environment = job.environment().map_err(SchedulerError::InvalidArgument)?;
@@ -27,12 +24,10 @@ impl Sbatch {
             .iter()
             .map(|(name, value)| format!("{name}={value}"));
         let mut builder = CommandLine::builder("env")
-            .operands(assignments)
-            .map_err(invalid)?
+            .operands(assignments)?
             .word("sbatch")
             .word("--export=ALL")
-            .option("--chdir", &job.working_directory)
-            .map_err(invalid)?;
+            .option("--chdir", &job.working_directory)?;
         let options: [(&'static str, &Option<String>); 8] = [
             ("--partition", &job.partition),
             ("--reservation", &job.reservation),
@@ -45,11 +40,11 @@ impl Sbatch {
         ];
         for (option, value) in options {
             if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-                builder = builder.option(option, value).map_err(invalid)?;
+                builder = builder.option(option, value)?;
             }
         }
         if let Some(path) = &job.script_path {
-            builder = builder.operands([path]).map_err(invalid)?;
+            builder = builder.operands([path])?;
         }
         Ok(Self {
             line: builder.build(),
