@@ -253,8 +253,7 @@ impl TransferScript<'_> {
 }
 
 /// Shared by both staged directions: failing with a message.
-const FUNCTIONS: &str = r#"fail() { code=$1; shift; echo "Unable to $*" >&2; exit "$code"; }
-"#;
+const FUNCTIONS: &str = include_str!("scripts/functions.sh");
 
 /// Client → cluster. Waits (checking every half second for two minutes, then every 30 s,
 /// within the URLs' lifetime) for the completed object, checks its size against what the
@@ -262,162 +261,11 @@ const FUNCTIONS: &str = r#"fail() { code=$1; shift; echo "Unable to $*" >&2; exi
 /// MD5 of the file, or for a multipart object the MD5 of its parts' MD5s, `-N` parts), and
 /// renames it once both match. A multipart object's parts are digested as soon as each is on
 /// disk, `parallel` at a time, so the checksum costs little more time than the download.
-const STAGE_IN: &str = r#"header() { tr -d '\r' | sed -n "s/^$1: *//Ip" | head -n 1; }
-work=
-# Also stops the digests still waiting for parts of a download that was cut short.
-trap 'kill $(jobs -p) 2>/dev/null; rm -f -- "$partial"; [ -z "$work" ] || rm -rf -- "$work"' EXIT
-trap 'exit 143' TERM INT HUP
-[ -d "$target" ] && fail 3 "upload the file: the target is a directory"
-started=$(date +%s)
-deadline=$(( started + wait_limit ))
-until headers=$(curl --silent --fail --head -- "$head_url"); do
-  now=$(date +%s)
-  [ "$now" -ge "$deadline" ] && fail 4 "upload the file: the staged upload was not completed in time"
-  # Often while a client is likely uploading, then every 30 s.
-  if [ $(( now - started )) -lt 120 ]; then sleep 0.5; else sleep 30; fi
-done
-length=$(printf '%s\n' "$headers" | header Content-Length)
-[ "$length" = "$size" ] || fail 5 "upload the file: the staged object has $length bytes, $size were announced"
-etag=$(printf '%s\n' "$headers" | header ETag | tr -d '"')
-get() { curl --silent --show-error --fail --retry 5 -- "$get_url"; }
-arrived() { [ "$(stat -c %s -- "$partial")" -ge "$1" ]; }
-# Digests every `parallel`-th part from part $1 on, each once it is wholly on disk (looking
-# often, then every half second on a slow download); stops when the download has ended
-# without bringing the part.
-digest_lane() {
-  local number offset length tries
-  for (( number = $1; number <= count; number += parallel )); do
-    offset=$(( (number - 1) * part_size ))
-    length=$(( size - offset < part_size ? size - offset : part_size ))
-    tries=0
-    until arrived $(( offset + length )); do
-      if [ -e "$work/fetched" ]; then arrived $(( offset + length )) && break; return 0; fi
-      if (( ++tries < 20 )); then sleep 0.05; else sleep 0.5; fi
-    done
-    dd if="$partial" bs=1M iflag=skip_bytes,count_bytes skip="$offset" count="$length" status=none |
-      md5sum > "$work/sum.$number"
-  done
-}
-: > "$partial" || fail 6 "upload the file: the temporary file cannot be created"
-if [[ $etag =~ ^[0-9a-f]{32}-([0-9]+)$ ]]; then
-  count=${BASH_REMATCH[1]}
-  parts=$(( size > part_size ? (size + part_size - 1) / part_size : 1 ))
-  [ "$count" = "$parts" ] ||
-    fail 9 "upload the file: the staged object was uploaded in $count parts, not the $parts parts of $part_size bytes handed out"
-  work=$(mktemp -d) || fail 6 "upload the file: no scratch directory for the checksums"
-  for (( lane = 1; lane <= parallel; lane++ )); do digest_lane "$lane" & done
-  get > "$partial"
-  fetched=$?
-  echo "$fetched" > "$work/fetched"
-  wait
-  [ "$fetched" = 0 ] || fail 6 "upload the file: the staged object could not be downloaded, exit code:$fetched"
-  sums=
-  for (( number = 1; number <= count; number++ )); do
-    read -r sum _ 2>/dev/null < "$work/sum.$number" || fail 7 "upload the file: part $number of $count did not arrive"
-    sums+=$sum
-  done
-  computed=$(printf "$(printf '%s' "$sums" | sed 's/../\\x&/g')" | md5sum)
-  computed="${computed%% *}-$count"
-elif [[ $etag =~ ^[0-9a-f]{32}$ ]]; then
-  computed=$(set -o pipefail; get | tee -- "$partial" | md5sum) ||
-    fail 6 "upload the file: the staged object could not be downloaded, exit code:$?"
-  computed=${computed%% *}
-else
-  # Not an MD5 (e.g. an encrypted object): the size checks are all there is.
-  get > "$partial" || fail 6 "upload the file: the staged object could not be downloaded, exit code:$?"
-  computed=$etag
-fi
-actual=$(stat -c %s -- "$partial") || fail 7 "upload the file: the downloaded file is missing"
-[ "$actual" = "$size" ] || fail 7 "upload the file: $actual of $size bytes arrived"
-[ "$computed" = "$etag" ] || fail 9 "upload the file: its checksum $computed differs from the staged object's $etag"
-mv -f -- "$partial" "$target" || fail 10 "upload the file: it could not be renamed to the target"
-curl --silent --output /dev/null --request DELETE -- "$delete_url" || true
-awk -v bytes="$actual" 'BEGIN { printf "File was successfully downloaded (size: %.3fMB)\n", bytes / 1000000 }'
-"#;
+const STAGE_IN: &str = include_str!("scripts/stage_in.sh");
 
 /// Cluster → client. `parallel` curls each upload every `parallel`-th part over one kept-alive
 /// connection; each part goes from the file straight into its upload through a named pipe,
 /// with its length declared (S3 refuses chunked uploads). A part without an ETag is retried
 /// once; then the parts' ETags complete the upload. Exit codes as v2's: 34 the source is
 /// missing, 27 it changed size, 70 the completion failed.
-const STAGE_OUT: &str = r#"[ -r "$source" ] || fail 34 "download the file: it does not exist or is not readable"
-actual=$(stat -L -c %s -- "$source") || fail 34 "download the file: it does not exist"
-[ "$actual" = "$size" ] || fail 27 "download the file: it has $actual bytes now, $size when the transfer was requested"
-mkdir -p -- "$scratch" || fail 1 "download the file: cannot create the scratch directory"
-work=$(mktemp -d -- "$scratch/f7t-download.XXXXXXXX") || fail 1 "download the file: cannot create a scratch directory"
-trap 'rm -rf -- "$work"' EXIT
-trap 'exit 143' TERM INT HUP
-count=${#part_urls[@]}
-# Uploads the parts given as arguments one after another, 32 per curl (`--next`), so that one
-# connection serves them and no more than 32 pipe writers wait at a time.
-upload_parts() {
-  local args number offset length input
-  while (( $# )); do
-    args=()
-    for number in "${@:1:32}"; do
-      offset=$(( (number - 1) * part_size ))
-      length=$(( size - offset < part_size ? size - offset : part_size ))
-      if [ "$count" -eq 1 ]; then
-        input=$source
-      else
-        input=$work/part.$number
-        rm -f -- "$input"
-        mkfifo -- "$input" || return
-        # A file that shrank meanwhile sends fewer bytes than declared, and the part fails.
-        dd if="$source" of="$input" bs=1M iflag=skip_bytes,count_bytes skip="$offset" count="$length" status=none &
-      fi
-      (( ${#args[@]} )) && args+=(--next)
-      args+=(--silent --show-error --fail --dump-header "$work/headers.$number" --output /dev/null
-        --header "Content-Length: $length" --header 'Transfer-Encoding:' --header 'Expect:'
-        --upload-file "$input" --url "${part_urls[number - 1]}")
-    done
-    shift $(( $# < 32 ? $# : 32 ))
-    curl "${args[@]}"
-    # Parts curl never reached (it stopped early) still have a writer waiting for a reader.
-    kill $(jobs -p) 2>/dev/null
-    wait
-  done
-}
-# Sets `etag` to the ETag in part $1's response headers, with builtins only (no process per part).
-etag_of() {
-  local line
-  etag=
-  [ -f "$work/headers.$1" ] || return 1
-  while IFS= read -r line; do
-    line=${line%$'\r'}
-    if [[ ${line,,} == etag:* ]]; then
-      etag=${line#*:}
-      etag=${etag#"${etag%%[! ]*}"}
-      [ -n "$etag" ]
-      return
-    fi
-  done < "$work/headers.$1"
-  return 1
-}
-for round in 1 2; do
-  missing=()
-  for (( number = 1; number <= count; number++ )); do
-    etag_of "$number" || missing+=("$number")
-  done
-  for (( lane = 0; lane < parallel && lane < ${#missing[@]}; lane++ )); do
-    parts=()
-    for (( i = lane; i < ${#missing[@]}; i += parallel )); do parts+=("${missing[i]}"); done
-    upload_parts "${parts[@]}" &
-  done
-  wait
-done
-{
-  printf '<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-  for (( number = 1; number <= count; number++ )); do
-    etag_of "$number" || fail 70 "download the file: part $number of $count could not be uploaded"
-    printf '<Part><PartNumber>%s</PartNumber><ETag>%s</ETag></Part>' "$number" "$etag"
-  done
-  printf '</CompleteMultipartUpload>'
-} > "$work/complete.xml" || exit
-answer=$(curl --silent --show-error --fail --request POST --header 'Content-Type: application/xml' \
-  --data-binary "@$work/complete.xml" -- "$complete_url") || fail 70 "download the file: completing the upload failed"
-case "$answer" in
-  *"<Error>"*) fail 70 "download the file: completing the upload failed: $answer" ;;
-esac
-echo "[INFO] Multipart file upload successfully completed"
-"#;
+const STAGE_OUT: &str = include_str!("scripts/stage_out.sh");
