@@ -283,11 +283,15 @@ async fn tokens_about_to_expire_are_refused() {
 async fn a_remembered_token_still_expires_on_time() {
     let (_idp, verifier) = rsa_setup(json!({ "min_token_ttl": 5 })).await;
     let mut claims = claims();
-    claims["exp"] = (now() + 7).into();
+    let exp = now() + 7;
+    claims["exp"] = exp.into();
     let token = mint(Key::RsaA, Some("rsa-a"), &claims);
     assert_eq!(verifier.verify(&token).await.unwrap().username, "alice");
     assert_eq!(verifier.verify(&token).await.unwrap().username, "alice");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Until less than min_token_ttl (5 s) is left: the clock's next seconds.
+    while now() + 5 <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         verifier.verify(&token).await.unwrap_err(),
         AuthError::ExpiresTooSoon { min_ttl: 5 }
