@@ -85,6 +85,9 @@ impl JobDescription {
                 return Err(format!("`{field}` must not contain control characters."));
             }
         }
+        if self.script.as_ref().is_some_and(|s| s.contains('\0')) {
+            return Err("`script` must not contain NUL characters.".into());
+        }
         if self
             .name
             .as_deref()
@@ -113,10 +116,15 @@ impl JobDescription {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        for (name, _) in &pairs {
+        for (name, value) in &pairs {
             if !is_env_name(name) {
                 return Err(format!(
                     "Environment variable name {name:?} is invalid: use letters, digits and '_', not starting with a digit."
+                ));
+            }
+            if value.contains('\0') {
+                return Err(format!(
+                    "The value of environment variable {name} (`env`) contains a NUL character, which no process environment can carry."
                 ));
             }
         }

@@ -221,6 +221,17 @@ mod tests {
             Sbatch::new(&nul),
             Err(SchedulerError::InvalidArgument(_))
         ));
+        let nul_env = JobDescription {
+            env: Some(JobEnv::List(vec!["V=a\0b".into()])),
+            ..inline("x")
+        };
+        let Err(SchedulerError::InvalidArgument(message)) = Sbatch::new(&nul_env) else {
+            panic!("a NUL in an env value was accepted");
+        };
+        assert!(
+            message.contains("`env`") && message.contains('V'),
+            "{message}"
+        );
         for name in ["a\"b", "a\nb", "a\tb"] {
             let job = JobDescription {
                 name: Some(name.into()),
