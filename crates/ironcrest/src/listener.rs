@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,8 +22,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// What a refused connection reads before it is closed.
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 101\r\n\r\n{\"errorType\":\"error\",\"message\":\"Too many open connections.\",\"causedBy\":null,\"data\":null,\"user\":null}";
+/// The body of the answer a refused connection reads before it is closed.
+const REFUSAL_BODY: &str = r#"{"errorType":"error","message":"Too many open connections.","causedBy":null,"data":null,"user":null}"#;
+
+/// The whole answer to a refused connection.
+static REFUSAL: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{REFUSAL_BODY}",
+        REFUSAL_BODY.len()
+    )
+    .into_bytes()
+});
 
 /// The connection limits in force, with 0s resolved.
 #[derive(Debug, Clone)]
@@ -199,7 +208,7 @@ fn canonical(address: IpAddr) -> IpAddr {
 
 /// Tells the client why, without waiting for it, and closes.
 fn refuse(stream: TcpStream) {
-    let _ = stream.try_write(REFUSAL);
+    let _ = stream.try_write(&REFUSAL);
 }
 
 fn is_out_of_descriptors(error: &io::Error) -> bool {
@@ -227,4 +236,60 @@ async fn shed_newest(listener: &TcpListener, reserve: &mut Option<std::fs::File>
     *reserve = reserve_descriptor();
     // Give the open connections time to finish before accepting again.
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(max: usize, per_address: usize, trusted: &[&str]) -> Gate {
+        Gate {
+            limits: Limits {
+                header_timeout: Duration::from_secs(1),
+                max_connections: max,
+                max_connections_per_address: per_address,
+                trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+            },
+            counts: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn each_address_gets_its_share_and_places_come_back() {
+        let gate = gate(6, 2, &["10.0.0.0/8"]);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = gate.admit(a).expect("first");
+        let _second = gate.admit(a).expect("second");
+        assert!(gate.admit(a).is_none(), "a third from one address");
+        assert!(gate.admit(b).is_some(), "another address is not affected");
+        drop(first);
+        assert!(
+            gate.admit(a).is_some(),
+            "a closed connection frees its place"
+        );
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let behind_proxy: Vec<_> = (0..5).map(|_| gate.admit(proxy)).collect();
+        assert!(
+            behind_proxy.iter().all(Option::is_some),
+            "trusted proxies are exempt"
+        );
+        assert!(gate.admit(b).is_none(), "but the total holds");
+    }
+
+    #[test]
+    fn ipv4_mapped_clients_count_as_their_ipv4_address() {
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(canonical(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_refusal_is_a_complete_http_response() {
+        let text = String::from_utf8(REFUSAL.clone()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["message"], "Too many open connections.");
+    }
 }
