@@ -2,6 +2,7 @@
 //! document, and [`error::ApiError`], the one place where errors become HTTP responses.
 
 mod auth;
+mod call;
 mod drain;
 pub mod error;
 mod middleware;
@@ -15,6 +16,8 @@ use ironcrest_auth::TokenVerifier;
 use ironcrest_services::Clusters;
 
 pub use auth::AuthenticatedUser;
+pub use call::{Call, RouteFamily};
+pub use middleware::RequestIds;
 
 /// The FirecREST API level Ironcrest implements, sent as `F7T-AppVersion`. pyfirecrest
 /// parses it as a version and enables what that level has (job-list `name` and

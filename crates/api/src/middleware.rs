@@ -73,7 +73,15 @@ fn incoming_id(request: &Request, name: &HeaderName) -> Result<Option<String>, A
     })
 }
 
-async fn headers_and_log(request: Request, next: Next) -> Response {
+/// The request's ids, as sent back in `x-request-id` and `x-correlation-id` and logged on
+/// its span; in the request's extensions for extractors ([`crate::call::Call`]).
+#[derive(Clone, Debug)]
+pub struct RequestIds {
+    pub request_id: String,
+    pub correlation_id: String,
+}
+
+async fn headers_and_log(mut request: Request, next: Next) -> Response {
     let ids = incoming_id(&request, &REQUEST_ID)
         .and_then(|request_id| Ok((request_id, incoming_id(&request, &CORRELATION_ID)?)));
     let (request_id, correlation_id) = match ids {
@@ -83,14 +91,20 @@ async fn headers_and_log(request: Request, next: Next) -> Response {
     let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let correlation_id =
         correlation_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    request.extensions_mut().insert(RequestIds {
+        request_id: request_id.clone(),
+        correlation_id: correlation_id.clone(),
+    });
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    // `route.family` is recorded by `Call` on routes that have one.
     let span = tracing::info_span!(
         "request",
         request.id = %request_id,
         correlation.id = %correlation_id,
         http.method = %method,
-        http.path = %path
+        http.path = %path,
+        route.family = tracing::field::Empty
     );
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;

@@ -70,12 +70,20 @@ impl App {
     }
 
     async fn call(&self, method: &str, uri: &str) -> (StatusCode, Option<Value>) {
-        let request = Request::builder()
-            .method(Method::from_bytes(method.as_bytes()).unwrap())
-            .uri(uri)
-            .header("authorization", format!("Bearer {}", token(json!({}))))
-            .body(Body::empty())
-            .unwrap();
+        self.call_as(method, uri, Some(token(json!({})))).await
+    }
+
+    async fn call_as(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<String>,
+    ) -> (StatusCode, Option<Value>) {
+        let mut request = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap());
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.uri(uri).body(Body::empty()).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -146,6 +154,27 @@ async fn every_route_is_documented() {
         unserved.is_empty(),
         "documented, not in the table: {unserved:?}"
     );
+}
+
+/// Every route on a system takes the call context, which places it in a route family (a
+/// route in none would be a 500) and checks the token before the system.
+#[tokio::test]
+async fn every_route_on_a_system_checks_the_token_then_the_system() {
+    let app = app().await;
+    for (method, path) in ROUTES {
+        if !path.contains("{system_name}") {
+            continue;
+        }
+        let uri = path
+            .replace("{system_name}", "no-such-system")
+            .replace("{job_id}", "1");
+        let (status, body) = app.call_as(method, &uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(body.unwrap()["message"], "Not authenticated");
+        let (status, body) = app.call(method, &uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(body.unwrap()["message"], "System not found");
+    }
 }
 
 /// The table is what the route modules register: each listed route is served, and every

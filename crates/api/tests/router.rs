@@ -176,7 +176,49 @@ async fn errors_made_outside_the_handlers_have_the_json_shape() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let body = body.expect("a JSON error body");
     assert_eq!(body["errorType"], "error");
-    assert!(!body["message"].as_str().unwrap().is_empty());
+    assert_eq!(
+        body["message"],
+        "Invalid URL: Invalid UTF-8 in `system_name`"
+    );
+    let (status, _, body) = call(&app, get("/compute/test-cluster/jobs/%FF", Some(&user))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body.unwrap()["message"],
+        "Invalid URL: Invalid UTF-8 in `job_id`"
+    );
+}
+
+/// The call context's checks, in v2's order: the token (401), then the system (404), then
+/// the request's query and body (400).
+#[tokio::test]
+async fn the_token_is_checked_before_the_system_and_the_system_before_the_input() {
+    let app = app().await;
+    let user = token(json!({}));
+    for path in [
+        "/status/other/nodes",
+        "/status/%FF/nodes",
+        "/compute/other/jobs/1",
+        "/filesystem/other/ops/ls?path=/home",
+    ] {
+        let (status, _, body) = call(&app, get(path, None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(body.unwrap()["message"], "Not authenticated", "{path}");
+    }
+    let (status, _, body) = call(
+        &app,
+        get("/status/other/partitions?show_hidden=perhaps", Some(&user)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body.unwrap()["message"], "System not found");
+    let post = Request::post("/compute/other/jobs")
+        .header("authorization", format!("Bearer {user}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, _, body) = call(&app, post).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body.unwrap()["message"], "System not found");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! `/compute/{system_name}/jobs…`: submit, list, inspect, cancel and attach to jobs
 //! (wire reference §2.2).
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -12,9 +12,9 @@ use ironcrest_services::{ServiceError, compute};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ValidJson, ValidQuery, lenient_bool, service_error};
+use super::{ValidJson, ValidQuery, lenient_bool};
 use crate::AppState;
-use crate::auth::AuthenticatedUser;
+use crate::call::Call;
 use crate::error::ApiError;
 
 #[derive(utoipa::OpenApi)]
@@ -236,16 +236,12 @@ fn checked_job_id(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn submit(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(request): ValidJson<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = compute::submit(&cluster, &user.0, &request.job)
+    let job_id = compute::submit(&call.cluster, &call.user.0, &request.job)
         .await
-        .map_err(&to_api)?;
+        .map_err(|e| call.error(e))?;
     Ok((StatusCode::CREATED, Json(SubmitResponse { job_id })))
 }
 
@@ -255,17 +251,13 @@ async fn submit(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn jobs(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidQuery(query): ValidQuery<JobsQuery>,
 ) -> Result<Json<JobsResponse>, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
     let filter = query.into_filter()?;
-    let jobs = compute::jobs(&cluster, &user.0, filter)
+    let jobs = compute::jobs(&call.cluster, &call.user.0, filter)
         .await
-        .map_err(&to_api)?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(JobsResponse { jobs }))
 }
 
@@ -275,16 +267,13 @@ async fn jobs(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn job(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path((system_name, job_id)): Path<(String, String)>,
+    call: Call,
+    Path((_system_name, job_id)): Path<(String, String)>,
 ) -> Result<Json<JobsResponse>, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = checked_job_id(job_id, &to_api)?;
-    let job = compute::job(&cluster, &user.0, &job_id)
+    let job_id = checked_job_id(job_id, |e| call.error(e))?;
+    let job = compute::job(&call.cluster, &call.user.0, &job_id)
         .await
-        .map_err(&to_api)?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(JobsResponse { jobs: vec![job] }))
 }
 
@@ -294,16 +283,13 @@ async fn job(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn metadata(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path((system_name, job_id)): Path<(String, String)>,
+    call: Call,
+    Path((_system_name, job_id)): Path<(String, String)>,
 ) -> Result<Json<JobMetadataResponse>, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = checked_job_id(job_id, &to_api)?;
-    let metadata = compute::metadata(&cluster, &user.0, &job_id)
+    let job_id = checked_job_id(job_id, |e| call.error(e))?;
+    let metadata = compute::metadata(&call.cluster, &call.user.0, &job_id)
         .await
-        .map_err(&to_api)?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(JobMetadataResponse {
         jobs: vec![metadata],
     }))
@@ -315,16 +301,13 @@ async fn metadata(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn cancel(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path((system_name, job_id)): Path<(String, String)>,
+    call: Call,
+    Path((_system_name, job_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = checked_job_id(job_id, &to_api)?;
-    compute::cancel(&cluster, &user.0, &job_id)
+    let job_id = checked_job_id(job_id, |e| call.error(e))?;
+    compute::cancel(&call.cluster, &call.user.0, &job_id)
         .await
-        .map_err(&to_api)?;
+        .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -335,17 +318,14 @@ async fn cancel(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn attach(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path((system_name, job_id)): Path<(String, String)>,
+    call: Call,
+    Path((_system_name, job_id)): Path<(String, String)>,
     ValidJson(request): ValidJson<AttachRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let job_id = checked_job_id(job_id, &to_api)?;
-    compute::attach(&cluster, &user.0, &job_id, &request.command)
+    let job_id = checked_job_id(job_id, |e| call.error(e))?;
+    compute::attach(&call.cluster, &call.user.0, &job_id, &request.command)
         .await
-        .map_err(&to_api)?;
+        .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,25 +6,24 @@
 //! replace their bytes). JSON bodies carry Unicode paths only.
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use ironcrest_services::ServiceError;
 use ironcrest_services::filesystem::{
     self, Checksum, Compression, File, FileContent, FileStat, LsOptions,
 };
-use ironcrest_services::{Cluster, ServiceError};
 use ironcrest_ssh::InputAborted;
 use serde::{Deserialize, Deserializer, Serialize};
-use std::sync::Arc;
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ValidJson, ValidQuery, lenient_bool};
 use crate::AppState;
-use crate::auth::AuthenticatedUser;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::multipart::{FilePart, MultipartError};
 
@@ -64,60 +63,8 @@ pub fn router() -> Router<AppState> {
 const PATH: &str =
     "The file or directory: an absolute path under one of the system's file systems.";
 
-const NO_PATH: &str =
-    "Unable to decode request and retreive the required path or source_path parameter.";
-const NULL_PATH: &str = "All filesystem requests require a path or source_path parameter.";
-
-/// The request's user and cluster, and the one way errors become [`ApiError`]s.
-pub(super) struct Context {
-    pub(super) user: AuthenticatedUser,
-    pub(super) cluster: Arc<Cluster>,
-}
-
-impl Context {
-    pub(super) fn new(
-        state: &AppState,
-        user: AuthenticatedUser,
-        system: &str,
-    ) -> Result<Self, ApiError> {
-        let cluster = state
-            .clusters
-            .get(system)
-            .map_err(|error| ApiError::Service {
-                error,
-                user: user.0.username.clone(),
-            })?;
-        Ok(Self { user, cluster })
-    }
-
-    pub(super) fn error(&self, error: ServiceError) -> ApiError {
-        ApiError::Service {
-            error,
-            user: self.user.0.username.clone(),
-        }
-    }
-
-    pub(super) fn invalid(&self, message: &str) -> ApiError {
-        self.error(ServiceError::InvalidRequest(message.into()))
-    }
-
-    /// The query's `path`, which every GET/DELETE op requires.
-    pub(super) fn query_path(&self, path: QueryPath) -> Result<Vec<u8>, ApiError> {
-        path.0.ok_or_else(|| self.invalid(NO_PATH))
-    }
-
-    /// A body's `path`/`sourcePath`/`source_path`.
-    pub(super) fn body_path(&self, path: Option<Option<String>>) -> Result<Vec<u8>, ApiError> {
-        match path {
-            None => Err(self.invalid(NO_PATH)),
-            Some(None) => Err(self.invalid(NULL_PATH)),
-            Some(Some(path)) => Ok(path.into_bytes()),
-        }
-    }
-}
-
 /// The `path` query parameter as bytes: percent-decoded without UTF-8 decoding.
-pub(super) struct QueryPath(Option<Vec<u8>>);
+pub(crate) struct QueryPath(pub(crate) Option<Vec<u8>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryPath {
     type Rejection = ApiError;
@@ -477,11 +424,11 @@ pub struct ExtractBody {
 }
 
 /// A count that must not be negative.
-fn count(context: &Context, name: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
+fn count(call: &Call, name: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
     value
         .map(|v| {
             u64::try_from(v).map_err(|_| {
-                context.invalid(&format!(
+                call.invalid(&format!(
                     "`{name}` value must be an integer value equal or greater than 0"
                 ))
             })
@@ -495,14 +442,11 @@ fn count(context: &Context, name: &str, value: Option<i64>) -> Result<Option<u64
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn ls(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     path: QueryPath,
     ValidQuery(query): ValidQuery<LsQuery>,
 ) -> Result<Json<FilesResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
+    let path = call.query_path(path)?;
     let options = LsOptions {
         show_hidden: query.show_hidden,
         numeric_uid: query.numeric_uid,
@@ -510,9 +454,9 @@ async fn ls(
         dereference: query.dereference,
         directory: false,
     };
-    let output = filesystem::ls(&cx.cluster, &cx.user.0, &path, options)
+    let output = filesystem::ls(&call.cluster, &call.user.0, &path, options)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(FilesResponse { output }))
 }
 
@@ -522,26 +466,23 @@ async fn ls(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn head(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     path: QueryPath,
     ValidQuery(query): ValidQuery<HeadQuery>,
 ) -> Result<Json<FileContentResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    let bytes = count(&cx, "bytes", query.bytes)?;
-    let lines = count(&cx, "lines", query.lines)?;
+    let path = call.query_path(path)?;
+    let bytes = count(&call, "bytes", query.bytes)?;
+    let lines = count(&call, "lines", query.lines)?;
     let output = filesystem::head(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         &path,
         bytes,
         lines,
         query.skip_trailing,
     )
     .await
-    .map_err(|e| cx.error(e))?;
+    .map_err(|e| call.error(e))?;
     Ok(Json(FileContentResponse { output }))
 }
 
@@ -551,26 +492,23 @@ async fn head(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn tail(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     path: QueryPath,
     ValidQuery(query): ValidQuery<TailQuery>,
 ) -> Result<Json<FileContentResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    let bytes = count(&cx, "bytes", query.bytes)?;
-    let lines = count(&cx, "lines", query.lines)?;
+    let path = call.query_path(path)?;
+    let bytes = count(&call, "bytes", query.bytes)?;
+    let lines = count(&call, "lines", query.lines)?;
     let output = filesystem::tail(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         &path,
         bytes,
         lines,
         query.skip_heading,
     )
     .await
-    .map_err(|e| cx.error(e))?;
+    .map_err(|e| call.error(e))?;
     Ok(Json(FileContentResponse { output }))
 }
 
@@ -580,17 +518,14 @@ async fn tail(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn view(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     path: QueryPath,
     ValidQuery(query): ValidQuery<ViewQuery>,
 ) -> Result<Json<TextResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    let output = filesystem::view(&cx.cluster, &cx.user.0, &path, query.offset, query.size)
+    let path = call.query_path(path)?;
+    let output = filesystem::view(&call.cluster, &call.user.0, &path, query.offset, query.size)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(TextResponse { output }))
 }
 
@@ -599,17 +534,11 @@ async fn view(
     responses((status = 200, body = ChecksumResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn checksum(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-    path: QueryPath,
-) -> Result<Json<ChecksumResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    let output = filesystem::checksum(&cx.cluster, &cx.user.0, &path)
+async fn checksum(call: Call, path: QueryPath) -> Result<Json<ChecksumResponse>, ApiError> {
+    let path = call.query_path(path)?;
+    let output = filesystem::checksum(&call.cluster, &call.user.0, &path)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(ChecksumResponse { output }))
 }
 
@@ -618,17 +547,11 @@ async fn checksum(
     responses((status = 200, body = TextResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn file_type(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-    path: QueryPath,
-) -> Result<Json<TextResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    let output = filesystem::file_type(&cx.cluster, &cx.user.0, &path)
+async fn file_type(call: Call, path: QueryPath) -> Result<Json<TextResponse>, ApiError> {
+    let path = call.query_path(path)?;
+    let output = filesystem::file_type(&call.cluster, &call.user.0, &path)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(TextResponse { output }))
 }
 
@@ -638,17 +561,14 @@ async fn file_type(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn stat(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     path: QueryPath,
     ValidQuery(query): ValidQuery<StatQuery>,
 ) -> Result<Json<StatResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    let output = filesystem::stat(&cx.cluster, &cx.user.0, &path, query.dereference)
+    let path = call.query_path(path)?;
+    let output = filesystem::stat(&call.cluster, &call.user.0, &path, query.dereference)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(StatResponse { output }))
 }
 
@@ -657,17 +577,11 @@ async fn stat(
     responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn rm(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-    path: QueryPath,
-) -> Result<StatusCode, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    filesystem::rm(&cx.cluster, &cx.user.0, &path)
+async fn rm(call: Call, path: QueryPath) -> Result<StatusCode, ApiError> {
+    let path = call.query_path(path)?;
+    filesystem::rm(&call.cluster, &call.user.0, &path)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -677,16 +591,13 @@ async fn rm(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn mkdir(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<MkdirBody>,
 ) -> Result<(StatusCode, Json<FileResponse>), ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.body_path(body.path)?;
-    let output = filesystem::mkdir(&cx.cluster, &cx.user.0, &path, body.parent)
+    let path = call.body_path(body.path)?;
+    let output = filesystem::mkdir(&call.cluster, &call.user.0, &path, body.parent)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok((StatusCode::CREATED, Json(FileResponse { output })))
 }
 
@@ -696,16 +607,18 @@ async fn mkdir(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn symlink(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<SymlinkBody>,
 ) -> Result<(StatusCode, Json<FileResponse>), ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let target = cx.body_path(body.path)?;
-    let output = filesystem::symlink(&cx.cluster, &cx.user.0, &target, body.link_path.as_bytes())
-        .await
-        .map_err(|e| cx.error(e))?;
+    let target = call.body_path(body.path)?;
+    let output = filesystem::symlink(
+        &call.cluster,
+        &call.user.0,
+        &target,
+        body.link_path.as_bytes(),
+    )
+    .await
+    .map_err(|e| call.error(e))?;
     Ok((StatusCode::CREATED, Json(FileResponse { output })))
 }
 
@@ -715,16 +628,13 @@ async fn symlink(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn chmod(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<ChmodBody>,
 ) -> Result<Json<FileResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.body_path(body.path)?;
-    let output = filesystem::chmod(&cx.cluster, &cx.user.0, &path, &body.mode)
+    let path = call.body_path(body.path)?;
+    let output = filesystem::chmod(&call.cluster, &call.user.0, &path, &body.mode)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(FileResponse { output }))
 }
 
@@ -734,16 +644,13 @@ async fn chmod(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn chown(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<ChownBody>,
 ) -> Result<Json<FileResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.body_path(body.path)?;
-    let output = filesystem::chown(&cx.cluster, &cx.user.0, &path, &body.owner, &body.group)
+    let path = call.body_path(body.path)?;
+    let output = filesystem::chown(&call.cluster, &call.user.0, &path, &body.owner, &body.group)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(FileResponse { output }))
 }
 
@@ -753,17 +660,11 @@ async fn chown(
         (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn download(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-    path: QueryPath,
-) -> Result<Response, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    let content = filesystem::download(&cx.cluster, &cx.user.0, &path)
+async fn download(call: Call, path: QueryPath) -> Result<Response, ApiError> {
+    let path = call.query_path(path)?;
+    let content = filesystem::download(&call.cluster, &call.user.0, &path)
         .await
-        .map_err(|e| cx.error(e))?;
+        .map_err(|e| call.error(e))?;
     // Streamed as it arrives; a failure after the first byte aborts the body.
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -780,17 +681,14 @@ async fn download(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn upload(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     path: QueryPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let directory = cx.query_path(path)?;
+    let directory = call.query_path(path)?;
     // Validate before reading the body: a bad path is refused without receiving the file.
-    filesystem::check_path(&cx.cluster, &directory).map_err(|e| cx.error(e))?;
+    filesystem::check_path(&call.cluster, &directory).map_err(|e| call.error(e))?;
     let invalid_body = |message: String| ApiError::Validation {
         location: "body",
         name: "file".into(),
@@ -799,7 +697,7 @@ async fn upload(
     let mut file = FilePart::from_body(&headers, body)
         .await
         .map_err(|MultipartError(message)| invalid_body(message))?;
-    let limit = filesystem::upload_limit(&cx.cluster);
+    let limit = filesystem::upload_limit(&call.cluster);
     let name = std::mem::take(&mut file.file_name);
     // The file flows from the request to the cluster chunk by chunk; past the limit
     // or on a broken body the upload is abandoned, which leaves no file behind.
@@ -826,10 +724,10 @@ async fn upload(
             return Err(refusal);
         }
     };
-    let store = filesystem::upload(&cx.cluster, &cx.user.0, &directory, &name, input);
+    let store = filesystem::upload(&call.cluster, &call.user.0, &directory, &name, input);
     let (fed, stored) = tokio::join!(feed, store);
-    fed.map_err(|e| cx.error(e))?;
-    stored.map_err(|e| cx.error(e))?;
+    fed.map_err(|e| call.error(e))?;
+    stored.map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -839,16 +737,13 @@ async fn upload(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn compress(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<CompressBody>,
 ) -> Result<StatusCode, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let source = cx.body_path(body.path)?;
+    let source = call.body_path(body.path)?;
     filesystem::compress(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         &source,
         body.target_path.as_bytes(),
         body.match_pattern.as_deref(),
@@ -856,7 +751,7 @@ async fn compress(
         body.dereference.unwrap_or(false),
     )
     .await
-    .map_err(|e| cx.error(e))?;
+    .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -866,22 +761,19 @@ async fn compress(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn extract(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<ExtractBody>,
 ) -> Result<StatusCode, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let source = cx.body_path(body.path)?;
+    let source = call.body_path(body.path)?;
     filesystem::extract(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         &source,
         body.target_path.as_bytes(),
         body.compression.unwrap_or_default(),
     )
     .await
-    .map_err(|e| cx.error(e))?;
+    .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,10 +12,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use ironcrest_services::ServiceError;
-
 use crate::AppState;
-use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
 
 /// The `system_name` path parameter's description.
@@ -55,14 +52,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQu
                 name: String::new(),
                 message: rejection.body_text(),
             })
-    }
-}
-
-/// Maps a service error to the API error that names the authenticated user.
-pub fn service_error(user: &AuthenticatedUser) -> impl Fn(ServiceError) -> ApiError + '_ {
-    |error| ApiError::Service {
-        error,
-        user: user.0.username.clone(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,9 +13,10 @@ use ironcrest_services::status::{self, UserInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ValidQuery, lenient_bool, service_error};
+use super::{ValidQuery, lenient_bool};
 use crate::AppState;
 use crate::auth::AuthenticatedUser;
+use crate::call::Call;
 use crate::error::ApiError;
 use crate::models::System;
 
@@ -133,14 +134,10 @@ async fn liveness(State(state): State<AppState>) -> Json<LivenessResponse> {
     responses((status = 200, body = NodesResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn nodes(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-) -> Result<Json<NodesResponse>, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let nodes = status::nodes(&cluster, &user.0).await.map_err(&to_api)?;
+async fn nodes(call: Call) -> Result<Json<NodesResponse>, ApiError> {
+    let nodes = status::nodes(&call.cluster, &call.user.0)
+        .await
+        .map_err(|e| call.error(e))?;
     Ok(Json(NodesResponse { nodes }))
 }
 
@@ -150,16 +147,12 @@ async fn nodes(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn partitions(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidQuery(query): ValidQuery<PartitionsQuery>,
 ) -> Result<Json<PartitionsResponse>, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let partitions = status::partitions(&cluster, &user.0, query.show_hidden)
+    let partitions = status::partitions(&call.cluster, &call.user.0, query.show_hidden)
         .await
-        .map_err(&to_api)?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(PartitionsResponse { partitions }))
 }
 
@@ -168,16 +161,10 @@ async fn partitions(
     responses((status = 200, body = ReservationsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn reservations(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-) -> Result<Json<ReservationsResponse>, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let reservations = status::reservations(&cluster, &user.0)
+async fn reservations(call: Call) -> Result<Json<ReservationsResponse>, ApiError> {
+    let reservations = status::reservations(&call.cluster, &call.user.0)
         .await
-        .map_err(&to_api)?;
+        .map_err(|e| call.error(e))?;
     Ok(Json(ReservationsResponse { reservations }))
 }
 
@@ -186,13 +173,9 @@ async fn reservations(
     responses((status = 200, body = UserInfo), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn userinfo(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-) -> Result<Json<UserInfo>, ApiError> {
-    let to_api = service_error(&user);
-    let cluster = state.clusters.get(&system_name).map_err(&to_api)?;
-    let info = status::userinfo(&cluster, &user.0).await.map_err(&to_api)?;
+async fn userinfo(call: Call) -> Result<Json<UserInfo>, ApiError> {
+    let info = status::userinfo(&call.cluster, &call.user.0)
+        .await
+        .map_err(|e| call.error(e))?;
     Ok(Json(UserInfo::clone(&info)))
 }

@@ -2,7 +2,6 @@
 //! uploads and downloads through S3 (wire reference §2.4). Paths are validated as for
 //! the ops endpoints; each answer names the job, its logs, and what the client does next.
 
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
@@ -10,10 +9,10 @@ use ironcrest_services::transfer::{self, TransferDirectives, TransferJob, Transf
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::filesystem::{AbsolutePath, CompressBody, Context, ExtractBody, QueryPath, present};
+use super::filesystem::{AbsolutePath, CompressBody, ExtractBody, QueryPath, present};
 use super::{ValidJson, ValidQuery};
 use crate::AppState;
-use crate::auth::AuthenticatedUser;
+use crate::call::Call;
 use crate::error::ApiError;
 
 #[derive(utoipa::OpenApi)]
@@ -241,16 +240,13 @@ fn staged(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn upload(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<UploadBody>,
 ) -> Created<StagedTransferResponse> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let target = cx.body_path(body.path)?;
+    let target = call.body_path(body.path)?;
     transfer::upload(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         &target,
         body.transfer_directives.transfer_method,
         body.transfer_directives.file_size,
@@ -258,7 +254,7 @@ async fn upload(
     )
     .await
     .map(staged)
-    .map_err(|e| cx.error(e))
+    .map_err(|e| call.error(e))
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/download", tag = "transfer",
@@ -268,23 +264,20 @@ async fn upload(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn download(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<DownloadBody>,
 ) -> Created<StagedTransferResponse> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let source = cx.body_path(body.path)?;
+    let source = call.body_path(body.path)?;
     transfer::download(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         &source,
         body.transfer_directives.transfer_method,
         body.account.as_deref(),
     )
     .await
     .map(staged)
-    .map_err(|e| cx.error(e))
+    .map_err(|e| call.error(e))
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/mv", tag = "transfer",
@@ -293,23 +286,17 @@ async fn download(
     responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn mv(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-    ValidJson(body): ValidJson<MoveBody>,
-) -> Created<TransferJobResponse> {
-    let cx = Context::new(&state, user, &system_name)?;
+async fn mv(call: Call, ValidJson(body): ValidJson<MoveBody>) -> Created<TransferJobResponse> {
     transfer::mv(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         body.source_path.as_bytes(),
         body.target_path.as_bytes(),
         body.account.as_deref(),
     )
     .await
     .map(created)
-    .map_err(|e| cx.error(e))
+    .map_err(|e| call.error(e))
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/cp", tag = "transfer",
@@ -318,16 +305,10 @@ async fn mv(
     responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn cp(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
-    ValidJson(body): ValidJson<CopyBody>,
-) -> Created<TransferJobResponse> {
-    let cx = Context::new(&state, user, &system_name)?;
+async fn cp(call: Call, ValidJson(body): ValidJson<CopyBody>) -> Created<TransferJobResponse> {
     transfer::cp(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         body.source_path.as_bytes(),
         body.target_path.as_bytes(),
         body.dereference,
@@ -335,7 +316,7 @@ async fn cp(
     )
     .await
     .map(created)
-    .map_err(|e| cx.error(e))
+    .map_err(|e| call.error(e))
 }
 
 /// 200, not 201, as in v2.
@@ -346,18 +327,15 @@ async fn cp(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn rm(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     path: QueryPath,
     ValidQuery(query): ValidQuery<AccountQuery>,
 ) -> Result<Json<TransferJobResponse>, ApiError> {
-    let cx = Context::new(&state, user, &system_name)?;
-    let path = cx.query_path(path)?;
-    transfer::rm(&cx.cluster, &cx.user.0, &path, query.account.as_deref())
+    let path = call.query_path(path)?;
+    transfer::rm(&call.cluster, &call.user.0, &path, query.account.as_deref())
         .await
         .map(|transfer_job| Json(TransferJobResponse { transfer_job }))
-        .map_err(|e| cx.error(e))
+        .map_err(|e| call.error(e))
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/compress", tag = "transfer",
@@ -367,17 +345,14 @@ async fn rm(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn compress(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<CompressJobBody>,
 ) -> Created<TransferJobResponse> {
-    let cx = Context::new(&state, user, &system_name)?;
     let CompressJobBody { compress, account } = body;
-    let source = cx.body_path(compress.path)?;
+    let source = call.body_path(compress.path)?;
     transfer::compress(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         &source,
         compress.target_path.as_bytes(),
         compress.match_pattern.as_deref(),
@@ -387,7 +362,7 @@ async fn compress(
     )
     .await
     .map(created)
-    .map_err(|e| cx.error(e))
+    .map_err(|e| call.error(e))
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/extract", tag = "transfer",
@@ -397,17 +372,14 @@ async fn compress(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn extract(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-    Path(system_name): Path<String>,
+    call: Call,
     ValidJson(body): ValidJson<ExtractJobBody>,
 ) -> Created<TransferJobResponse> {
-    let cx = Context::new(&state, user, &system_name)?;
     let ExtractJobBody { extract, account } = body;
-    let source = cx.body_path(extract.path)?;
+    let source = call.body_path(extract.path)?;
     transfer::extract(
-        &cx.cluster,
-        &cx.user.0,
+        &call.cluster,
+        &call.user.0,
         &source,
         extract.target_path.as_bytes(),
         extract.compression.unwrap_or_default(),
@@ -415,7 +387,7 @@ async fn extract(
     )
     .await
     .map(created)
-    .map_err(|e| cx.error(e))
+    .map_err(|e| call.error(e))
 }
 
 #[cfg(test)]

@@ -399,12 +399,9 @@ pub async fn errors_flow(server: &TestServer, mode: Mode) {
             Some(&token),
         )
         .await;
-    if mode == Mode::Rest {
-        assert_eq!(response.status(), 501);
-    } else {
-        assert_eq!(response.status(), 404);
-        assert_eq!(message(response).await, "Job not found.");
-    }
+    // Every mode looks the job up (rest mode in slurmrestd's record) and finds none.
+    assert_eq!(response.status(), 404);
+    assert_eq!(message(response).await, "Job not found.");
     let response = delete(server, &token, unknown).await;
     assert_eq!(response.status(), 404);
     assert_eq!(message(response).await, "Job not found.");
