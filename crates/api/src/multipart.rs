@@ -71,6 +71,25 @@ impl Reader {
         }
     }
 
+    /// Reads up to and past the next `needle`, dropping what comes before it as it goes, so
+    /// a long preamble or a large field other than `file` is never held in memory.
+    async fn skip_past(&mut self, needle: &[u8]) -> Result<(), MultipartError> {
+        loop {
+            if let Some(at) = memmem::find(&self.buffer, needle) {
+                self.buffer.advance(at + needle.len());
+                return Ok(());
+            }
+            let keep = needle.len() - 1;
+            if self.buffer.len() > keep {
+                let drop = self.buffer.len() - keep;
+                self.buffer.advance(drop);
+            }
+            if !self.fill().await? {
+                return Err(incomplete());
+            }
+        }
+    }
+
     /// Buffers at least `n` bytes.
     async fn need(&mut self, n: usize) -> Result<(), MultipartError> {
         while self.buffer.len() < n {
@@ -97,8 +116,7 @@ impl FilePart {
         // The first boundary may follow a preamble; every later one follows a CRLF.
         let mut dash_boundary = b"--".to_vec();
         dash_boundary.extend_from_slice(&boundary);
-        let start = reader.find(&dash_boundary, usize::MAX).await?;
-        reader.buffer.advance(start + dash_boundary.len());
+        reader.skip_past(&dash_boundary).await?;
         let mut delimiter = b"\r\n".to_vec();
         delimiter.extend_from_slice(&dash_boundary);
         loop {
@@ -120,8 +138,7 @@ impl FilePart {
                     done: false,
                 });
             }
-            let end = reader.find(&delimiter, usize::MAX).await?;
-            reader.buffer.advance(end + delimiter.len());
+            reader.skip_past(&delimiter).await?;
         }
     }
 
