@@ -12,13 +12,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use ironcrest_services::ServiceError;
 use ironcrest_services::filesystem::{
-    self, Checksum, Compression, File, FileContent, FileStat, LsOptions,
+    self, BodyBroken, Checksum, Compression, File, FileContent, FileStat, LsOptions,
 };
-use ironcrest_ssh::InputAborted;
 use serde::{Deserialize, Deserializer, Serialize};
-use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ValidJson, ValidQuery, lenient_bool};
@@ -697,37 +694,18 @@ async fn upload(
     let mut file = FilePart::from_body(&headers, body)
         .await
         .map_err(|MultipartError(message)| invalid_body(message))?;
-    let limit = filesystem::upload_limit(&call.cluster);
     let name = std::mem::take(&mut file.file_name);
-    // The file flows from the request to the cluster chunk by chunk; past the limit
-    // or on a broken body the upload is abandoned, which leaves no file behind.
-    let (chunks, input) = mpsc::channel(4);
-    let feed = async move {
-        let mut received = 0u64;
-        loop {
-            let refusal = match file.chunk().await {
-                Ok(None) => return Ok(()),
-                Ok(Some(chunk)) => {
-                    received += chunk.len() as u64;
-                    if received <= limit {
-                        if chunks.send(Ok(chunk)).await.is_err() {
-                            // The command ended early; its result says why.
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                    ServiceError::TooLarge("File to upload is too large.")
-                }
-                Err(MultipartError(message)) => ServiceError::InvalidRequest(message),
-            };
-            let _ = chunks.send(Err(InputAborted)).await;
-            return Err(refusal);
+    // The file flows from the request to the cluster chunk by chunk.
+    let body = futures::stream::unfold(file, |mut file| async move {
+        match file.chunk().await {
+            Ok(None) => None,
+            Ok(Some(chunk)) => Some((Ok(chunk), file)),
+            Err(MultipartError(message)) => Some((Err(BodyBroken(message)), file)),
         }
-    };
-    let store = filesystem::upload(&call.cluster, &call.user.0, &directory, &name, input);
-    let (fed, stored) = tokio::join!(feed, store);
-    fed.map_err(|e| call.error(e))?;
-    stored.map_err(|e| call.error(e))?;
+    });
+    filesystem::upload(&call.cluster, &call.user.0, &directory, &name, body)
+        .await
+        .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

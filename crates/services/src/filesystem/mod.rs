@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use ironcrest_config::ProbedService;
 use ironcrest_remote::RemoteCommand;
 use ironcrest_ssh::{Input, InputAborted, SshError, SshUser, Streamed};
@@ -376,34 +376,76 @@ pub async fn download(
     }
 }
 
-/// The most an upload may hold.
-pub fn upload_limit(cluster: &Cluster) -> u64 {
-    max_size(cluster)
-}
+/// The client's side of an upload broke off (a malformed or cut body); the message says how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyBroken(pub String);
 
-/// Writes the chunks to `directory/name` atomically: over SFTP to a temporary name renamed
-/// over the target once complete ([`sftp::upload`]), else by [`commands::Upload`]. The
-/// caller enforces [`upload_limit`] while it receives the file, and sends
-/// `Err(InputAborted)` to abandon the upload, which leaves no file behind.
-pub async fn upload(
+/// Writes the file arriving on `body` to `directory/name` atomically: over SFTP to a
+/// temporary name renamed over the target once complete ([`sftp::upload`]), else by
+/// [`commands::Upload`]. The bytes flow chunk by chunk; past `max_ops_file_size` (413) or on
+/// a broken body (400) the upload is abandoned, which leaves no file behind.
+pub async fn upload<S>(
     cluster: &Cluster,
     user: &SshUser,
     directory: &[u8],
     name: &[u8],
-    mut chunks: mpsc::Receiver<Result<Bytes, InputAborted>>,
-) -> Result<(), ServiceError> {
+    body: S,
+) -> Result<(), ServiceError>
+where
+    S: Stream<Item = Result<Bytes, BodyBroken>> + Send,
+{
     let directory = check_path(cluster, directory)?;
     // Refuses `/`, `..` and NUL in the name: the file lands in `directory`, nowhere else.
     directory.join(name)?;
     let command = commands::Upload::new(timeout(cluster), directory.as_bytes(), name)?;
-    if let Some(stored) = sftp::upload(cluster, user, &directory, name, &mut chunks).await {
-        return stored;
-    }
-    let output = cluster
-        .ssh
-        .execute_with_input(user, &command.command_line(), Input::Stream(chunks))
-        .await?;
-    Ok(command.parse(output)?)
+    let (chunks, input) = mpsc::channel(4);
+    let feed = feed_upload(body, chunks, max_size(cluster));
+    let store = async move {
+        let mut input = input;
+        if let Some(stored) = sftp::upload(cluster, user, &directory, name, &mut input).await {
+            return stored;
+        }
+        let output = cluster
+            .ssh
+            .execute_with_input(user, &command.command_line(), Input::Stream(input))
+            .await?;
+        Ok(command.parse(output)?)
+    };
+    let (fed, stored) = tokio::join!(feed, store);
+    fed?;
+    stored
+}
+
+/// Passes `body`'s chunks on while they stay within `limit`; past it, or on a broken body,
+/// tells the writer to abandon the file (`InputAborted`) and says why.
+async fn feed_upload<S>(
+    body: S,
+    chunks: mpsc::Sender<Result<Bytes, InputAborted>>,
+    limit: u64,
+) -> Result<(), ServiceError>
+where
+    S: Stream<Item = Result<Bytes, BodyBroken>> + Send,
+{
+    let mut body = std::pin::pin!(body);
+    let mut received = 0u64;
+    let refusal = loop {
+        match body.next().await {
+            None => return Ok(()),
+            Some(Ok(chunk)) => {
+                received += chunk.len() as u64;
+                if received > limit {
+                    break ServiceError::TooLarge("File to upload is too large.");
+                }
+                if chunks.send(Ok(chunk)).await.is_err() {
+                    // The writer ended early; its result says why.
+                    return Ok(());
+                }
+            }
+            Some(Err(BodyBroken(message))) => break ServiceError::InvalidRequest(message),
+        }
+    };
+    let _ = chunks.send(Err(InputAborted)).await;
+    Err(refusal)
 }
 
 pub async fn compress(
