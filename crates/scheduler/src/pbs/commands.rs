@@ -45,15 +45,6 @@ impl Qsub {
         if job.constraints.is_some() {
             return Err(refuse("constraints"));
         }
-        if job
-            .script_path
-            .as_deref()
-            .is_some_and(|p| !p.starts_with('/'))
-        {
-            return Err(SchedulerError::InvalidArgument(
-                "scriptPath must be an absolute path.".into(),
-            ));
-        }
         let environment = job.environment().map_err(SchedulerError::InvalidArgument)?;
         let cd = CommandLine::builder("cd")
             .operands([&job.working_directory])?
