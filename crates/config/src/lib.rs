@@ -278,6 +278,12 @@ fn check_cluster(at: &str, cluster: &ClusterConfig, problems: &mut Problems) {
             "must be greater than 0",
         );
     }
+    if ssh.max_sftp_sessions_per_user == 0 {
+        problems.push(
+            format!("{at}.ssh.max_sftp_sessions_per_user"),
+            "must be greater than 0",
+        );
+    }
     let timeouts = &ssh.timeout;
     for (name, value) in [
         ("connection", timeouts.connection),

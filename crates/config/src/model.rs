@@ -243,6 +243,10 @@ pub struct SshConfig {
     /// Channels multiplexed on one connection: keep it at or below sshd's `MaxSessions`.
     #[serde(default = "defaults::max_sessions_per_connection")]
     pub max_sessions_per_connection: usize,
+    /// Standing SFTP sessions (sftp-server processes on the cluster) one user may have at
+    /// once; another is opened while every one is busy. Each takes a channel.
+    #[serde(default = "defaults::max_sftp_sessions_per_user")]
+    pub max_sftp_sessions_per_user: usize,
     /// The known_hosts file the cluster's host key is checked against.
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
@@ -533,6 +537,9 @@ mod defaults {
     }
     pub fn max_sessions_per_connection() -> usize {
         10
+    }
+    pub fn max_sftp_sessions_per_user() -> usize {
+        4
     }
     pub fn ssh_connection() -> u64 {
         5

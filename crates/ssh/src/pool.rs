@@ -6,9 +6,10 @@
 //! being opened); at the bound an idle connection of another user is evicted, otherwise
 //! the request waits up to the connection timeout for a free slot.
 //!
-//! A connection may also carry one standing SFTP session ([`SshPool::sftp`], see
-//! [`crate::sftp`]): it takes one of the connection's channel slots while it lives, but
-//! does not keep the connection from going idle; requests using it are counted apart.
+//! A connection may also carry standing SFTP sessions ([`SshPool::sftp`], see
+//! [`crate::sftp`]): each takes one of the connection's channel slots while it lives (at
+//! most half of them, so commands keep room), but does not keep the connection from going
+//! idle; requests using them are counted apart.
 //!
 //! Opening a connection is a spawned task whose result every waiting request of that user
 //! shares, so N concurrent first requests cause one handshake, and a cancelled request
@@ -16,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -53,7 +54,7 @@ pub struct PoolStats {
     pub channels: usize,
     /// Connections successfully opened since the pool was created.
     pub opened_total: u64,
-    /// Standing SFTP sessions (each also counted in `channels`).
+    /// Standing SFTP sessions, all users together (each also counted in `channels`).
     pub sftp_sessions: usize,
     /// Session channels opened for commands (`exec`) since the pool was created.
     pub exec_channels_total: u64,
@@ -72,9 +73,10 @@ struct Inner {
     opened_total: AtomicU64,
     exec_channels_total: AtomicU64,
     sftp_opened_total: AtomicU64,
-    /// Per user, serialises opening their SFTP session, so concurrent first requests of a
+    /// Per user, serialises opening their SFTP sessions, so concurrent first requests of a
     /// user open one (and take one channel slot, not one each). Per user, so that one
-    /// user's slow login delays nobody else's. Held only while a session is opened.
+    /// user's slow login delays nobody else's. Held only while a session is opened;
+    /// [`SshPool::maintain`] forgets the ones nobody holds.
     sftp_opening: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -100,22 +102,27 @@ struct Connection {
     capacity: AtomicUsize,
     channels: AtomicUsize,
     last_used: Mutex<Instant>,
-    /// The standing SFTP session, if open and not known dead.
-    sftp: Mutex<Option<Arc<Session>>>,
-    /// Whether the SFTP session holds one of the channel slots.
-    sftp_channel: AtomicBool,
-    /// Requests currently using the SFTP session.
+    /// The standing SFTP sessions not known dead; each holds one of the channel slots.
+    sftp: Mutex<Vec<Arc<Session>>>,
+    /// Requests currently using an SFTP session of this connection.
     sftp_requests: AtomicUsize,
 }
 
 impl Connection {
-    /// Channels in use, the SFTP session's included.
+    /// Channels in use, the SFTP sessions' included.
     fn channels_in_use(&self) -> usize {
-        self.channels.load(Ordering::SeqCst) + usize::from(self.sftp_channel.load(Ordering::SeqCst))
+        self.channels.load(Ordering::SeqCst) + self.sftp_sessions().len()
     }
 
     fn has_room(&self) -> bool {
         self.channels_in_use() < self.capacity.load(Ordering::SeqCst)
+    }
+
+    /// Room for another SFTP session: a free channel, and SFTP sessions holding less than
+    /// half of the channels, so commands always find room.
+    fn has_room_for_sftp(&self) -> bool {
+        let capacity = self.capacity.load(Ordering::SeqCst);
+        self.has_room() && self.sftp_sessions().len() < (capacity / 2).max(1)
     }
 
     /// No command and no SFTP request running (an open SFTP session alone is idle).
@@ -123,19 +130,15 @@ impl Connection {
         self.channels.load(Ordering::SeqCst) == 0 && self.sftp_requests.load(Ordering::SeqCst) == 0
     }
 
-    fn live_sftp(&self) -> Option<Arc<Session>> {
-        self.sftp
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    fn sftp_sessions(&self) -> MutexGuard<'_, Vec<Arc<Session>>> {
+        self.sftp.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets the SFTP session `dead` (if it is still the current one) and frees its slot.
+    /// Forgets the SFTP session `dead` (if it is still listed) and frees its slot.
     fn drop_sftp(&self, dead: &Arc<Session>) {
-        let mut current = self.sftp.lock().unwrap_or_else(PoisonError::into_inner);
-        if current.as_ref().is_some_and(|s| Arc::ptr_eq(s, dead)) {
-            *current = None;
-            self.sftp_channel.store(false, Ordering::SeqCst);
+        let mut sessions = self.sftp_sessions();
+        if let Some(at) = sessions.iter().position(|s| Arc::ptr_eq(s, dead)) {
+            sessions.swap_remove(at);
             dead.close();
         }
     }
@@ -169,19 +172,22 @@ impl Drop for Slot {
     }
 }
 
-/// An SFTP request's claim on a connection; released on drop.
+/// An SFTP request's claim on a session and its connection; released on drop.
 struct SftpUse {
     inner: Arc<Inner>,
     connection: Arc<Connection>,
+    session: Arc<Session>,
 }
 
 impl SftpUse {
-    fn new(inner: &Arc<Inner>, connection: Arc<Connection>) -> Self {
+    fn new(inner: &Arc<Inner>, connection: Arc<Connection>, session: Arc<Session>) -> Self {
         connection.sftp_requests.fetch_add(1, Ordering::SeqCst);
+        session.requests.fetch_add(1, Ordering::SeqCst);
         connection.touch();
         Self {
             inner: inner.clone(),
             connection,
+            session,
         }
     }
 }
@@ -189,6 +195,7 @@ impl SftpUse {
 impl Drop for SftpUse {
     fn drop(&mut self) {
         self.connection.touch();
+        self.session.requests.fetch_sub(1, Ordering::SeqCst);
         self.connection.sftp_requests.fetch_sub(1, Ordering::SeqCst);
         self.inner.changed.notify_waiters();
     }
@@ -348,25 +355,29 @@ impl SshPool {
         }
     }
 
-    /// The standing SFTP session of one of `user`'s connections, opened (on a connection
-    /// with a free channel) if none has one. Requests on it share it; one that finds it
-    /// dead marks it so, and the next call opens a new one.
+    /// The least busy standing SFTP session of `user`'s connections; the first request
+    /// opens one (on a connection with a free channel). While every session is busy, another
+    /// is opened in the background, up to `max_sftp_sessions_per_user`, and the request goes
+    /// on with the least busy one. A request that finds a session dead marks it so, and it
+    /// is replaced when needed.
     pub async fn sftp(&self, user: &SshUser) -> Result<Sftp, SftpError> {
-        if let Some(sftp) = self.live_sftp(user) {
+        if let Some((sftp, all_busy)) = self.least_busy_sftp(user) {
+            if all_busy {
+                self.open_another_sftp(user);
+            }
             return Ok(sftp);
         }
         let lock = self.sftp_opening_lock(&user.username);
-        let opened = self.open_user_sftp(user, &lock).await;
-        // Forget the user's lock unless another request holds it too.
-        let mut locks = self
-            .inner
-            .sftp_opening
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if Arc::strong_count(&lock) == 2 {
-            locks.remove(&user.username);
+        let opening = lock.lock().await;
+        if let Some((sftp, _)) = self.least_busy_sftp(user) {
+            return Ok(sftp);
         }
-        opened
+        let unusable = |err: SshError| SftpError::Session(err.detail());
+        let slot = self.inner.acquire(user).await.map_err(unusable)?;
+        let session = self.open_sftp(&slot.connection).await?;
+        let sftp = self.adopt_sftp(user, slot, session);
+        drop(opening);
+        Ok(sftp)
     }
 
     fn sftp_opening_lock(&self, username: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -379,60 +390,84 @@ impl SshPool {
             .clone()
     }
 
-    async fn open_user_sftp(
-        &self,
-        user: &SshUser,
-        lock: &tokio::sync::Mutex<()>,
-    ) -> Result<Sftp, SftpError> {
-        let opening = lock.lock().await;
-        if let Some(sftp) = self.live_sftp(user) {
-            return Ok(sftp);
-        }
-        let unusable = |err: SshError| SftpError::Session(err.detail());
-        let slot = self.inner.acquire(user).await.map_err(unusable)?;
+    /// Opens one more SFTP session for `user` in the background, unless one is being opened,
+    /// the user has their bound of sessions, or none of their connections has room (no
+    /// connection is opened, nor another user's evicted, for this).
+    fn open_another_sftp(&self, user: &SshUser) {
+        let Ok(opening) = self.sftp_opening_lock(&user.username).try_lock_owned() else {
+            return;
+        };
+        let pool = self.clone();
+        let user = user.clone();
+        tokio::spawn(async move {
+            let Some(slot) = pool.inner.slot_for_another_sftp(&user) else {
+                return;
+            };
+            match pool.open_sftp(&slot.connection).await {
+                Ok(session) => drop(pool.adopt_sftp(&user, slot, session)),
+                Err(err) => {
+                    tracing::debug!(ssh.user = %user.username, error = %err, "another SFTP session could not be opened");
+                }
+            }
+            drop(opening);
+        });
+    }
+
+    /// Lists `session`, opened on `slot`'s channel, as a standing session of its connection
+    /// and hands it to the request that opened it.
+    fn adopt_sftp(&self, user: &SshUser, slot: Slot, session: Arc<Session>) -> Sftp {
         let connection = slot.connection.clone();
-        let session = self.open_sftp(&connection).await?;
-        *connection
-            .sftp
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(session);
-        // The slot's channel becomes the session's: counted before the slot is freed.
-        connection.sftp_channel.store(true, Ordering::SeqCst);
+        // The slot's channel becomes the session's: listed before the slot is freed.
+        connection.sftp_sessions().push(session.clone());
         self.inner.sftp_opened_total.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(ssh.user = %user.username, ssh.connection = connection.id, "SFTP session opened");
         drop(slot);
-        drop(opening);
-        self.sftp_on(connection)
-            .ok_or_else(|| SftpError::Session("SFTP session closed while opening".into()))
+        self.sftp_on(connection, session)
     }
 
-    /// A live session on one of `user`'s connections, if any.
-    fn live_sftp(&self, user: &SshUser) -> Option<Sftp> {
-        let connection = {
+    /// The least busy live session on `user`'s connections, and whether every session is
+    /// busy while the user may have more.
+    fn least_busy_sftp(&self, user: &SshUser) -> Option<(Sftp, bool)> {
+        let (connection, session, sessions) = {
             let state = self.inner.lock();
-            state
+            let live = state
                 .users
                 .get(&user.username)?
                 .connections
                 .iter()
-                .find(|c| !c.handle.is_closed() && c.live_sftp().is_some())?
-                .clone()
+                .filter(|c| !c.handle.is_closed());
+            let mut sessions = 0;
+            let mut least_busy: Option<(Arc<Connection>, Arc<Session>)> = None;
+            for connection in live {
+                for session in connection.sftp_sessions().iter() {
+                    sessions += 1;
+                    if least_busy
+                        .as_ref()
+                        .is_none_or(|(_, s)| session.busy() < s.busy())
+                    {
+                        least_busy = Some((connection.clone(), session.clone()));
+                    }
+                }
+            }
+            let (connection, session) = least_busy?;
+            (connection, session, sessions)
         };
-        self.sftp_on(connection)
+        let all_busy =
+            session.busy() > 0 && sessions < self.inner.settings.max_sftp_sessions_per_user;
+        Some((self.sftp_on(connection, session), all_busy))
     }
 
-    fn sftp_on(&self, connection: Arc<Connection>) -> Option<Sftp> {
-        let session = connection.live_sftp()?;
+    fn sftp_on(&self, connection: Arc<Connection>, session: Arc<Session>) -> Sftp {
         let dead = {
             let connection = connection.clone();
             let session = session.clone();
             move || connection.drop_sftp(&session)
         };
-        Some(Sftp {
-            session,
-            _use: Arc::new(SftpUse::new(&self.inner, connection)),
+        Sftp {
+            session: session.clone(),
+            _use: Arc::new(SftpUse::new(&self.inner, connection, session)),
             on_dead: Arc::new(dead),
-        })
+        }
     }
 
     /// Opens the `sftp` subsystem on a new channel of `connection` and initialises it.
@@ -483,6 +518,11 @@ impl SshPool {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(period) => {
                     self.evict_idle();
+                    self.inner
+                        .sftp_opening
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .retain(|_, lock| Arc::strong_count(lock) > 1);
                 }
             }
         }
@@ -549,8 +589,8 @@ impl SshPool {
                 .users
                 .values()
                 .flat_map(|u| &u.connections)
-                .filter(|c| c.sftp_channel.load(Ordering::SeqCst))
-                .count(),
+                .map(|c| c.sftp_sessions().len())
+                .sum(),
             exec_channels_total: self.inner.exec_channels_total.load(Ordering::SeqCst),
             sftp_opened_total: self.inner.sftp_opened_total.load(Ordering::SeqCst),
         }
@@ -596,6 +636,25 @@ impl State {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A channel slot for another SFTP session of `user`, on one of their open connections
+    /// with room for it, if they are below their bound of sessions.
+    fn slot_for_another_sftp(self: &Arc<Self>, user: &SshUser) -> Option<Slot> {
+        let state = self.lock();
+        let connections = &state.users.get(&user.username)?.connections;
+        let sessions: usize = connections.iter().map(|c| c.sftp_sessions().len()).sum();
+        if sessions >= self.settings.max_sftp_sessions_per_user {
+            return None;
+        }
+        let connection = connections
+            .iter()
+            .find(|c| !c.handle.is_closed() && c.has_room_for_sftp())?;
+        connection.channels.fetch_add(1, Ordering::SeqCst);
+        Some(Slot {
+            inner: self.clone(),
+            connection: connection.clone(),
+        })
     }
 
     /// A channel slot on a connection of `user`, opening a connection if needed.
@@ -712,8 +771,7 @@ impl Inner {
                         capacity: AtomicUsize::new(self.settings.max_sessions_per_connection),
                         channels: AtomicUsize::new(0),
                         last_used: Mutex::new(Instant::now()),
-                        sftp: Mutex::new(None),
-                        sftp_channel: AtomicBool::new(false),
+                        sftp: Mutex::new(Vec::new()),
                         sftp_requests: AtomicUsize::new(0),
                     }));
                     state.open += 1;

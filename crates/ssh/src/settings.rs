@@ -16,6 +16,8 @@ pub struct PoolSettings {
     pub max_clients: usize,
     /// Channels multiplexed on one connection (keep it at or below sshd's `MaxSessions`).
     pub max_sessions_per_connection: usize,
+    /// Standing SFTP sessions (sftp-server processes) one user may have at once.
+    pub max_sftp_sessions_per_user: usize,
     pub timeouts: SshTimeouts,
     /// Bytes accepted per output stream (stdout and stderr separately); more is an error.
     pub output_limit: u64,
@@ -31,6 +33,7 @@ impl PoolSettings {
             known_hosts: ssh.known_hosts.clone().unwrap_or_default(),
             max_clients: ssh.max_clients.max(1),
             max_sessions_per_connection: ssh.max_sessions_per_connection.max(1),
+            max_sftp_sessions_per_user: ssh.max_sftp_sessions_per_user.max(1),
             timeouts: ssh.timeout.clone(),
             output_limit,
         }
@@ -80,6 +83,7 @@ mod tests {
         );
         assert_eq!(settings.max_clients, 7);
         assert_eq!(settings.max_sessions_per_connection, 10);
+        assert_eq!(settings.max_sftp_sessions_per_user, 4);
         assert_eq!(settings.command_timeout(), Duration::from_secs(9));
         assert_eq!(settings.connection_timeout(), Duration::from_secs(5));
         assert_eq!(settings.output_limit, 5 << 20);

@@ -1,9 +1,11 @@
-//! SFTP on a standing channel: one `sftp` subsystem session per connection, opened lazily
-//! by the first request that wants it, shared by every concurrent request of that user
-//! (SFTP multiplexes requests by id, so no process is spawned per request), and reopened
-//! if it dies. The session counts as one of its connection's channels and ends with the
-//! connection. Its reader task (russh-sftp's) always drains the channel, so the standing
-//! channel never stalls the connection's other channels.
+//! SFTP on standing channels: a user's `sftp` subsystem sessions, opened lazily by the
+//! requests that want them and shared by every concurrent request of that user (SFTP
+//! multiplexes requests by id, so no process is spawned per request), and reopened if they
+//! die. The pool ([`crate::SshPool::sftp`]) opens another session, up to a bound, while
+//! every one is busy: one sftp-server process answers its requests one at a time. Each
+//! session counts as one of its connection's channels and ends with the connection. Its
+//! reader task (russh-sftp's) always drains the channel, so a standing channel never
+//! stalls the connection's other channels.
 //!
 //! Paths are bytes on the wire but russh-sftp takes and returns `String`s (decoding names
 //! lossily), so a path that is not UTF-8 is refused ([`SftpError::NotUtf8`]) and names
@@ -14,9 +16,12 @@
 //! (user and group names of ids, resolved on the cluster; cached per session).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{Buf, BufMut, Bytes};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as RawError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
@@ -95,6 +100,8 @@ pub(crate) struct Session {
     extensions: HashSet<String>,
     /// `(is_group, id)` → name.
     names: Mutex<HashMap<(bool, u32), String>>,
+    /// Requests holding this session now: the pool hands out the least busy session.
+    pub(crate) requests: AtomicUsize,
 }
 
 impl Session {
@@ -107,11 +114,16 @@ impl Session {
             raw,
             extensions: version.extensions.into_keys().collect(),
             names: Mutex::default(),
+            requests: AtomicUsize::new(0),
         })
     }
 
     pub(crate) fn close(&self) {
         let _ = self.raw.close_session();
+    }
+
+    pub(crate) fn busy(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 }
 
@@ -128,6 +140,12 @@ pub struct Sftp {
 /// How much one READ asks for: sftp-server answers up to 256 KiB, 64 KiB keeps each
 /// reply within a few SSH packets.
 pub const READ_CHUNK: u32 = 64 * 1024;
+
+/// READDIRs kept in flight on one directory handle. sftp-server answers them in turn, each
+/// with the next batch of up to 100 entries and EOF once the directory is exhausted, so a
+/// listing costs a quarter of the round trips; the batches' order does not matter to
+/// callers, which sort.
+const READDIR_AHEAD: usize = 4;
 
 fn path(bytes: &[u8]) -> Result<String, SftpError> {
     std::str::from_utf8(bytes)
@@ -181,24 +199,37 @@ impl Sftp {
         Ok(SftpAttrs::from(&self.check(result)?.attrs))
     }
 
-    /// Every entry of the directory `dir`, `.` and `..` included, in the server's order.
+    /// Every entry of the directory `dir`, `.` and `..` included, in no particular order.
     pub async fn read_dir(&self, dir: &[u8]) -> Result<Vec<SftpEntry>, SftpError> {
         let result = self.session.raw.opendir(path(dir)?).await;
         let handle = self.check(result)?.handle;
+        let raw = &self.session.raw;
+        let mut batches: FuturesUnordered<_> = (0..READDIR_AHEAD)
+            .map(|_| raw.readdir(handle.as_str()))
+            .collect();
         let mut entries = Vec::new();
+        let mut exhausted = false;
         let listed = loop {
-            match self.session.raw.readdir(handle.as_str()).await {
-                Ok(name) => entries.extend(name.files.into_iter().map(|f| SftpEntry {
-                    attrs: SftpAttrs::from(&f.attrs),
-                    name: f.filename,
-                    longname: f.longname,
-                })),
-                Err(RawError::Status(status)) if status.status_code == StatusCode::Eof => {
-                    break Ok(());
+            match batches.next().await {
+                None => break Ok(()),
+                Some(Ok(name)) => {
+                    entries.extend(name.files.into_iter().map(|f| SftpEntry {
+                        attrs: SftpAttrs::from(&f.attrs),
+                        name: f.filename,
+                        longname: f.longname,
+                    }));
+                    if !exhausted {
+                        batches.push(raw.readdir(handle.as_str()));
+                    }
                 }
-                Err(err) => break Err(err),
+                Some(Err(RawError::Status(status))) if status.status_code == StatusCode::Eof => {
+                    exhausted = true;
+                }
+                Some(Err(err)) => break Err(err),
             }
         };
+        // Unanswered READDIRs are dropped; russh-sftp ignores their late replies.
+        drop(batches);
         let closed = self.session.raw.close(handle).await;
         self.check(listed)?;
         self.check(closed)?;

@@ -635,6 +635,7 @@ async fn a_server_that_never_speaks_ssh_times_out() {
         known_hosts: "/nonexistent".into(),
         max_clients: 1,
         max_sessions_per_connection: 1,
+        max_sftp_sessions_per_user: 1,
         timeouts: ironcrest_config::SshTimeouts {
             connection: 1,
             ..Default::default()
@@ -872,7 +873,11 @@ async fn one_standing_sftp_session_serves_concurrent_requests_without_exec() {
     let dir = sshd.shared_dir().to_path_buf();
     std::fs::write(dir.join("a file"), b"hello sftp").expect("file");
     std::os::unix::fs::symlink("a file", dir.join("link")).expect("link");
-    let pool = ca_pool(&sshd, sshd.settings());
+    let settings = PoolSettings {
+        max_sftp_sessions_per_user: 1,
+        ..sshd.settings()
+    };
+    let pool = ca_pool(&sshd, settings);
     let me = user(USER);
     let dir_bytes = dir.as_os_str().as_encoded_bytes().to_vec();
 
@@ -946,6 +951,62 @@ async fn one_standing_sftp_session_serves_concurrent_requests_without_exec() {
     sftp.lstat(&file).await.expect("lstat");
     assert_eq!(pool.stats().sftp_opened_total, 2);
     assert_eq!(pool.stats().opened_total, 2);
+}
+
+/// While every session of a user is busy another is opened, up to the user's bound; a
+/// request goes to the least busy one; a listing longer than one READDIR batch arrives
+/// whole; none of it runs a command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_sessions_get_company_up_to_the_users_bound() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = sshd.shared_dir().join("many");
+    std::fs::create_dir(&dir).expect("dir");
+    // sftp-server answers a READDIR with at most 100 entries.
+    for i in 0..1234 {
+        std::fs::write(dir.join(format!("entry-{i}")), b"").expect("file");
+    }
+    let dir = dir.as_os_str().as_encoded_bytes().to_vec();
+    let settings = PoolSettings {
+        max_sftp_sessions_per_user: 3,
+        ..sshd.settings()
+    };
+    let pool = ca_pool(&sshd, settings);
+    let me = user(USER);
+
+    // Requests held, each asked for after the sessions it caused are open: the second finds
+    // the only session busy, the third takes the new idle one, the fourth finds both busy.
+    let mut held = Vec::new();
+    for sessions in [1, 2, 2, 3, 3, 3, 3, 3] {
+        held.push(pool.sftp(&me).await.expect("sftp"));
+        eventually("the sessions", || pool.stats().sftp_sessions == sessions).await;
+    }
+    let listings = futures::future::join_all(held.iter().map(|sftp| sftp.read_dir(&dir))).await;
+    for listing in listings {
+        let mut names: Vec<String> = listing
+            .expect("listed")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 1234 + 2, "every entry once, with . and ..");
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.sftp_sessions, 3, "never past the bound: {stats:?}");
+    assert_eq!(stats.sftp_opened_total, 3, "{stats:?}");
+    assert_eq!(stats.opened_total, 1, "all on one connection: {stats:?}");
+    assert_eq!(stats.channels, 3, "one channel each: {stats:?}");
+    assert_eq!(stats.exec_channels_total, 0, "{stats:?}");
+    assert_eq!(sshd.log().matches("subsystem 'sftp'").count(), 3);
+
+    // Idle again, the next request takes a session without opening one.
+    drop(held);
+    let sftp = pool.sftp(&me).await.expect("sftp");
+    sftp.lstat(&dir).await.expect("lstat");
+    assert_eq!(pool.stats().sftp_opened_total, 3);
+    // Commands still find room beside the sessions.
+    let output = pool.execute(&me, &sh("echo ok"), None).await.expect("exec");
+    assert_eq!(output.stdout_text().trim(), "ok");
 }
 
 /// The changes served over SFTP, against the real sftp-server: mkdir, symlink (OpenSSH's

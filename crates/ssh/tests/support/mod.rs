@@ -217,6 +217,7 @@ impl Sshd {
             known_hosts: self.known_hosts.clone(),
             max_clients: 10,
             max_sessions_per_connection: 10,
+            max_sftp_sessions_per_user: 4,
             timeouts: SshTimeouts {
                 connection: 10,
                 login: 10,
