@@ -7,6 +7,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ironcrest_config::Config;
 
+/// mimalloc instead of glibc's malloc: a big listing or download allocates and frees many
+/// short-lived buffers on the runtime's threads, and glibc keeps the freed memory in
+/// per-thread arenas (RSS stayed at 160 MiB after 64 concurrent 10,000-entry listings);
+/// mimalloc returns it and allocates faster.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ironcrest",
