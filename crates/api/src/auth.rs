@@ -4,12 +4,12 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use ironcrest_ssh::SshUser;
+use ironcrest_remote::Caller;
 
 use crate::AppState;
 use crate::error::ApiError;
 
-pub struct AuthenticatedUser(pub SshUser);
+pub struct AuthenticatedUser(pub Caller);
 
 impl FromRequestParts<AppState> for AuthenticatedUser {
     type Rejection = ApiError;
@@ -29,7 +29,7 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
         if !is_posix_username(&verified.username) {
             return Err(ApiError::InvalidUsername);
         }
-        Ok(AuthenticatedUser(SshUser {
+        Ok(AuthenticatedUser(Caller {
             username: verified.username,
             access_token: verified.access_token,
         }))

@@ -10,8 +10,8 @@ pub mod slurm;
 pub mod slurmrest;
 
 use async_trait::async_trait;
-use ironcrest_remote::CommandError;
-use ironcrest_ssh::{RunError, SshError, SshUser};
+use ironcrest_remote::{Caller, CommandError};
+use ironcrest_ssh::{RunError, SshError};
 
 pub use job::{
     Job, JobDescription, JobEnv, JobFilter, JobId, JobMetadata, JobStatus, JobTask, JobTime,
@@ -22,36 +22,36 @@ pub use model::{Account, Node, NodeState, Partition, PingStatus, Reservation};
 /// Everything the API asks of a workload manager. Every call runs as `user`.
 #[async_trait]
 pub trait Scheduler: Send + Sync {
-    async fn nodes(&self, user: &SshUser) -> Result<Vec<Node>, SchedulerError>;
+    async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError>;
     async fn partitions(
         &self,
-        user: &SshUser,
+        user: &Caller,
         show_hidden: bool,
     ) -> Result<Vec<Partition>, SchedulerError>;
-    async fn reservations(&self, user: &SshUser) -> Result<Vec<Reservation>, SchedulerError>;
+    async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError>;
     /// The user's accounts, or `None` where the scheduler has no notion of accounts.
-    async fn accounts(&self, user: &SshUser) -> Result<Option<Vec<Account>>, SchedulerError>;
+    async fn accounts(&self, user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError>;
     /// One status per controller; the scheduler is healthy when all are up.
-    async fn ping(&self, user: &SshUser) -> Result<Vec<PingStatus>, SchedulerError>;
+    async fn ping(&self, user: &Caller) -> Result<Vec<PingStatus>, SchedulerError>;
 
     /// Submits a batch job and returns its id.
-    async fn submit(&self, user: &SshUser, job: &JobDescription) -> Result<String, SchedulerError>;
+    async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError>;
     /// Pending, running and recently finished jobs, merged from every source the
     /// scheduler has.
-    async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError>;
+    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError>;
     /// One job (any user's, as the scheduler's privacy settings allow); `JobNotFound` if none.
-    async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError>;
+    async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError>;
     async fn job_metadata(
         &self,
-        user: &SshUser,
+        user: &Caller,
         job_id: &str,
     ) -> Result<JobMetadata, SchedulerError>;
     /// Cancels an active job; an unknown or finished job is an error, never a silent success.
-    async fn cancel(&self, user: &SshUser, job_id: &str) -> Result<(), SchedulerError>;
+    async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError>;
     /// Runs a shell command inside a running job's allocation and waits for it.
     async fn attach(
         &self,
-        user: &SshUser,
+        user: &Caller,
         job_id: &str,
         command: &str,
     ) -> Result<(), SchedulerError>;

@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_config::ProbedService;
-use ironcrest_remote::CommandLine;
-use ironcrest_ssh::SshUser;
+use ironcrest_remote::{Caller, CommandLine};
 
 use crate::Cluster;
 
@@ -102,7 +101,7 @@ impl HealthChecker {
         self.cluster.record_health(report);
     }
 
-    async fn service_user(&self) -> Result<SshUser, String> {
+    async fn service_user(&self) -> Result<Caller, String> {
         let token = self
             .service_account
             .access_token()
@@ -113,13 +112,13 @@ impl HealthChecker {
             .verify(secrecy::ExposeSecret::expose_secret(&token))
             .await
             .map_err(|err| format!("service account token: {err}"))?;
-        Ok(SshUser {
+        Ok(Caller {
             username: verified.username,
             access_token: verified.access_token,
         })
     }
 
-    async fn probe_all(&self, user: &SshUser) -> Vec<HealthCheck> {
+    async fn probe_all(&self, user: &Caller) -> Vec<HealthCheck> {
         let services = &self.cluster.config.probing.services;
         let mut probes = Vec::new();
         for (service, settings) in services {
@@ -141,7 +140,7 @@ impl HealthChecker {
         service: ProbedService,
         path: Option<String>,
         timeout: Duration,
-        user: &SshUser,
+        user: &Caller,
     ) -> HealthCheck {
         let last_checked = Utc::now();
         let start = Instant::now();
@@ -163,7 +162,7 @@ impl HealthChecker {
         &self,
         service: ProbedService,
         path: Option<&str>,
-        user: &SshUser,
+        user: &Caller,
     ) -> Result<(), String> {
         let ssh = &self.cluster.ssh;
         match service {

@@ -1,5 +1,5 @@
 //! The services: what Ironcrest does, independent of HTTP. Each service takes an
-//! authenticated [`ironcrest_ssh::SshUser`] and a [`cluster::Cluster`], and returns domain
+//! authenticated [`ironcrest_remote::Caller`] and a [`cluster::Cluster`], and returns domain
 //! values or a [`ServiceError`], which the API layer maps to HTTP in one place.
 
 pub mod cache;

@@ -1,5 +1,6 @@
 //! Ironcrest's SSH layer: a pure-Rust (russh) async client pool per cluster that runs
-//! remote commands as the API's user, with delegated credentials.
+//! remote commands as the API's caller ([`ironcrest_remote::Caller`]), with delegated
+//! credentials.
 //!
 //! - [`SshPool`]: per-user connections multiplexing channels, a global connection bound,
 //!   idle eviction, keepalive, transparent replacement of dead connections; stdin and stdout
@@ -21,10 +22,6 @@ mod pool;
 mod settings;
 mod sftp;
 
-use std::fmt;
-
-use secrecy::SecretString;
-
 pub use credentials::{
     CertificateAuthority, Clock, CredentialProvider, Credentials, KeyService, StaticKeys,
     provider_from_config,
@@ -34,27 +31,3 @@ pub use exec::{Input, InputAborted, Streamed};
 pub use pool::{PoolStats, SshPool};
 pub use settings::PoolSettings;
 pub use sftp::{READ_CHUNK, Sftp, SftpAttrs, SftpEntry, SftpError, SftpHandle};
-
-/// The account a command runs as. The token is only sent to an external key service.
-#[derive(Clone)]
-pub struct SshUser {
-    pub username: String,
-    pub access_token: SecretString,
-}
-
-impl SshUser {
-    pub fn new(username: impl Into<String>, access_token: impl Into<String>) -> Self {
-        Self {
-            username: username.into(),
-            access_token: SecretString::from(access_token.into()),
-        }
-    }
-}
-
-impl fmt::Debug for SshUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SshUser")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}

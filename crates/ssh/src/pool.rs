@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use ironcrest_remote::{CommandLine, Output, RemoteCommand};
+use ironcrest_remote::{Caller, CommandLine, Output, RemoteCommand};
 use russh::Channel;
 use russh::client::{self, Msg};
 use russh_sftp::client::RawSftpSession;
@@ -32,7 +32,7 @@ use crate::connection::{self, SshHandle};
 use crate::credentials::CredentialProvider;
 use crate::exec::{self, Input, Limits, Streamed};
 use crate::sftp::{Session, Sftp, SftpError};
-use crate::{PoolSettings, RunError, SshError, SshUser};
+use crate::{PoolSettings, RunError, SshError};
 
 /// Result of a shared connection attempt: `None` while it runs.
 type Attempt = Option<Result<(), SshError>>;
@@ -235,7 +235,7 @@ impl SshPool {
     /// the channel opened is replaced and the command tried once more.
     pub async fn execute(
         &self,
-        user: &SshUser,
+        user: &Caller,
         command: &CommandLine,
         stdin: Option<&[u8]>,
     ) -> Result<Output, SshError> {
@@ -250,7 +250,7 @@ impl SshPool {
     /// that is never held in memory as a whole.
     pub async fn execute_with_input(
         &self,
-        user: &SshUser,
+        user: &Caller,
         command: &CommandLine,
         input: Input<'_>,
     ) -> Result<Output, SshError> {
@@ -269,7 +269,7 @@ impl SshPool {
     /// the stream is dropped.
     pub async fn execute_streaming(
         &self,
-        user: &SshUser,
+        user: &Caller,
         command: &CommandLine,
     ) -> Result<Streamed, SshError> {
         let span = self.span(user);
@@ -290,7 +290,7 @@ impl SshPool {
             .unwrap_or_else(|_| Err(SshError::Protocol("streaming task ended".into())))
     }
 
-    fn span(&self, user: &SshUser) -> tracing::Span {
+    fn span(&self, user: &Caller) -> tracing::Span {
         tracing::debug_span!(
             "ssh.execute",
             ssh.user = %user.username,
@@ -307,7 +307,7 @@ impl SshPool {
 
     /// A session channel as `user`, with its slot. A connection found dead before the
     /// channel opened is replaced and the opening tried once more.
-    async fn open_channel(&self, user: &SshUser) -> Result<(Channel<Msg>, Slot), SshError> {
+    async fn open_channel(&self, user: &Caller) -> Result<(Channel<Msg>, Slot), SshError> {
         let settings = &self.inner.settings;
         let mut retried = false;
         loop {
@@ -360,7 +360,7 @@ impl SshPool {
     /// is opened in the background, up to `max_sftp_sessions_per_user`, and the request goes
     /// on with the least busy one. A request that finds a session dead marks it so, and it
     /// is replaced when needed.
-    pub async fn sftp(&self, user: &SshUser) -> Result<Sftp, SftpError> {
+    pub async fn sftp(&self, user: &Caller) -> Result<Sftp, SftpError> {
         if let Some((sftp, all_busy)) = self.least_busy_sftp(user) {
             if all_busy {
                 self.open_another_sftp(user);
@@ -393,7 +393,7 @@ impl SshPool {
     /// Opens one more SFTP session for `user` in the background, unless one is being opened,
     /// the user has their bound of sessions, or none of their connections has room (no
     /// connection is opened, nor another user's evicted, for this).
-    fn open_another_sftp(&self, user: &SshUser) {
+    fn open_another_sftp(&self, user: &Caller) {
         let Ok(opening) = self.sftp_opening_lock(&user.username).try_lock_owned() else {
             return;
         };
@@ -415,7 +415,7 @@ impl SshPool {
 
     /// Lists `session`, opened on `slot`'s channel, as a standing session of its connection
     /// and hands it to the request that opened it.
-    fn adopt_sftp(&self, user: &SshUser, slot: Slot, session: Arc<Session>) -> Sftp {
+    fn adopt_sftp(&self, user: &Caller, slot: Slot, session: Arc<Session>) -> Sftp {
         let connection = slot.connection.clone();
         // The slot's channel becomes the session's: listed before the slot is freed.
         connection.sftp_sessions().push(session.clone());
@@ -427,7 +427,7 @@ impl SshPool {
 
     /// The least busy live session on `user`'s connections, and whether every session is
     /// busy while the user may have more.
-    fn least_busy_sftp(&self, user: &SshUser) -> Option<(Sftp, bool)> {
+    fn least_busy_sftp(&self, user: &Caller) -> Option<(Sftp, bool)> {
         let (connection, session, sessions) = {
             let state = self.inner.lock();
             let live = state
@@ -498,7 +498,7 @@ impl SshPool {
     /// Runs a [`RemoteCommand`] and parses its output.
     pub async fn run<C: RemoteCommand + Sync>(
         &self,
-        user: &SshUser,
+        user: &Caller,
         command: &C,
     ) -> Result<C::Parsed, RunError> {
         let output = self
@@ -640,7 +640,7 @@ impl Inner {
 
     /// A channel slot for another SFTP session of `user`, on one of their open connections
     /// with room for it, if they are below their bound of sessions.
-    fn slot_for_another_sftp(self: &Arc<Self>, user: &SshUser) -> Option<Slot> {
+    fn slot_for_another_sftp(self: &Arc<Self>, user: &Caller) -> Option<Slot> {
         let state = self.lock();
         let connections = &state.users.get(&user.username)?.connections;
         let sessions: usize = connections.iter().map(|c| c.sftp_sessions().len()).sum();
@@ -658,7 +658,7 @@ impl Inner {
     }
 
     /// A channel slot on a connection of `user`, opening a connection if needed.
-    async fn acquire(self: &Arc<Self>, user: &SshUser) -> Result<Slot, SshError> {
+    async fn acquire(self: &Arc<Self>, user: &Caller) -> Result<Slot, SshError> {
         let deadline = tokio::time::Instant::now() + self.settings.connection_timeout();
         loop {
             // Registered before the lock is released, so a slot freed in between still
@@ -692,7 +692,7 @@ impl Inner {
         }
     }
 
-    fn next_step(self: &Arc<Self>, user: &SshUser) -> (Step, Vec<(Arc<Connection>, &'static str)>) {
+    fn next_step(self: &Arc<Self>, user: &Caller) -> (Step, Vec<(Arc<Connection>, &'static str)>) {
         let mut state = self.lock();
         let mut removed = Vec::new();
         // Drop this user's dead connections (sshd restarted, network gone, keepalive
@@ -741,7 +741,7 @@ impl Inner {
     }
 
     /// The shared connection attempt for one user.
-    async fn connect(self: Arc<Self>, user: SshUser, done: watch::Sender<Attempt>) {
+    async fn connect(self: Arc<Self>, user: Caller, done: watch::Sender<Attempt>) {
         let started = Instant::now();
         let result = async {
             let credentials = self.credentials.credentials(&user).await?;

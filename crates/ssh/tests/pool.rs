@@ -8,17 +8,17 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ironcrest_config::{Secret, StaticKey};
-use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
+use ironcrest_remote::{Caller, CommandError, CommandLine, Output, RemoteCommand};
 use ironcrest_ssh::{
     CertificateAuthority, CredentialProvider, Credentials, Input, InputAborted, PoolSettings,
-    RunError, SftpError, SshError, SshPool, SshUser, StaticKeys, Streamed,
+    RunError, SftpError, SshError, SshPool, StaticKeys, Streamed,
 };
 use russh::keys::PrivateKey;
 use russh::keys::ssh_key::{Algorithm, LineEnding};
 use support::{OTHER_USER, Sshd, USER};
 
-fn user(name: &str) -> SshUser {
-    SshUser::new(name, "unused-token")
+fn user(name: &str) -> Caller {
+    Caller::new(name, "unused-token")
 }
 
 fn sh(script: &str) -> CommandLine {
@@ -38,7 +38,7 @@ struct Fixed(Credentials);
 
 #[async_trait]
 impl CredentialProvider for Fixed {
-    async fn credentials(&self, _: &SshUser) -> Result<Credentials, SshError> {
+    async fn credentials(&self, _: &Caller) -> Result<Credentials, SshError> {
         Ok(self.0.clone())
     }
 }
@@ -808,7 +808,7 @@ struct Stalled {
 
 #[async_trait::async_trait]
 impl CredentialProvider for Stalled {
-    async fn credentials(&self, user: &SshUser) -> Result<Credentials, SshError> {
+    async fn credentials(&self, user: &Caller) -> Result<Credentials, SshError> {
         if user.username == self.user {
             let _ = self.release.acquire().await.expect("open").forget();
         }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use ironcrest_api::{AppState, router};
 use ironcrest_auth::TokenVerifier;
 use ironcrest_config::Config;
+use ironcrest_remote::Caller;
 use ironcrest_scheduler::slurm::SlurmCli;
 use ironcrest_services::{Cluster, Clusters};
-use ironcrest_ssh::{CredentialProvider, Credentials, PoolSettings, SshError, SshPool, SshUser};
+use ironcrest_ssh::{CredentialProvider, Credentials, PoolSettings, SshError, SshPool};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
@@ -21,7 +22,7 @@ struct NoCredentials;
 
 #[async_trait::async_trait]
 impl CredentialProvider for NoCredentials {
-    async fn credentials(&self, _user: &SshUser) -> Result<Credentials, SshError> {
+    async fn credentials(&self, _user: &Caller) -> Result<Credentials, SshError> {
         Err(SshError::Credentials(
             "API tests open no SSH connection".into(),
         ))

@@ -13,8 +13,8 @@ mod commands;
 mod parse;
 
 use async_trait::async_trait;
-use ironcrest_remote::RemoteCommand;
-use ironcrest_ssh::{SshPool, SshUser};
+use ironcrest_remote::{Caller, RemoteCommand};
+use ironcrest_ssh::SshPool;
 
 pub use commands::{Jobs, Nodes, Qdel, Qsub, Queues, Reservations, Server};
 
@@ -47,7 +47,7 @@ impl PbsCli {
 
     async fn run<C: RemoteCommand + Sync>(
         &self,
-        user: &SshUser,
+        user: &Caller,
         command: &C,
     ) -> Result<C::Parsed, SchedulerError> {
         self.ssh
@@ -56,7 +56,7 @@ impl PbsCli {
             .map_err(|err| SchedulerError::from_run(PBS, err))
     }
 
-    async fn find(&self, user: &SshUser, job_id: &str) -> Result<PbsJob, SchedulerError> {
+    async fn find(&self, user: &Caller, job_id: &str) -> Result<PbsJob, SchedulerError> {
         self.run(user, &Jobs)
             .await?
             .into_iter()
@@ -66,7 +66,7 @@ impl PbsCli {
 }
 
 /// The listing filters v2 applies to PBS jobs, plus the time window for finished jobs.
-fn listed(job: &Job, user: &SshUser, filter: &JobFilter, now: i64) -> bool {
+fn listed(job: &Job, user: &Caller, filter: &JobFilter, now: i64) -> bool {
     filter.selects(job, &user.username)
         && job
             .time
@@ -76,36 +76,36 @@ fn listed(job: &Job, user: &SshUser, filter: &JobFilter, now: i64) -> bool {
 
 #[async_trait]
 impl Scheduler for PbsCli {
-    async fn nodes(&self, user: &SshUser) -> Result<Vec<Node>, SchedulerError> {
+    async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError> {
         self.run(user, &Nodes).await
     }
 
     async fn partitions(
         &self,
-        user: &SshUser,
+        user: &Caller,
         _show_hidden: bool,
     ) -> Result<Vec<Partition>, SchedulerError> {
         // PBS queues have no hidden flag.
         self.run(user, &Queues).await
     }
 
-    async fn reservations(&self, user: &SshUser) -> Result<Vec<Reservation>, SchedulerError> {
+    async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
         self.run(user, &Reservations).await
     }
 
-    async fn accounts(&self, _user: &SshUser) -> Result<Option<Vec<Account>>, SchedulerError> {
+    async fn accounts(&self, _user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {
         Ok(None)
     }
 
-    async fn ping(&self, user: &SshUser) -> Result<Vec<PingStatus>, SchedulerError> {
+    async fn ping(&self, user: &Caller) -> Result<Vec<PingStatus>, SchedulerError> {
         self.run(user, &Server).await
     }
 
-    async fn submit(&self, user: &SshUser, job: &JobDescription) -> Result<String, SchedulerError> {
+    async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
         self.run(user, &Qsub::new(job)?).await?
     }
 
-    async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
         let now = parse::now();
         Ok(self
             .run(user, &Jobs)
@@ -116,13 +116,13 @@ impl Scheduler for PbsCli {
             .collect())
     }
 
-    async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError> {
+    async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
         Ok(self.find(user, job_id).await?.job)
     }
 
     async fn job_metadata(
         &self,
-        user: &SshUser,
+        user: &Caller,
         job_id: &str,
     ) -> Result<JobMetadata, SchedulerError> {
         let job = self.find(user, job_id).await?;
@@ -135,7 +135,7 @@ impl Scheduler for PbsCli {
         })
     }
 
-    async fn cancel(&self, user: &SshUser, job_id: &str) -> Result<(), SchedulerError> {
+    async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         let job = self.find(user, job_id).await?;
         if !job.job.is_active() {
             return Err(SchedulerError::JobNotActive {
@@ -146,7 +146,7 @@ impl Scheduler for PbsCli {
         self.run(user, &Qdel::new(&job.pbs_id, job_id)?).await?
     }
 
-    async fn attach(&self, _: &SshUser, _: &str, _: &str) -> Result<(), SchedulerError> {
+    async fn attach(&self, _: &Caller, _: &str, _: &str) -> Result<(), SchedulerError> {
         Err(SchedulerError::NotSupported(
             "Attaching to a job is not available with PBS.".into(),
         ))

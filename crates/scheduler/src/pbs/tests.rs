@@ -1,6 +1,6 @@
 //! The PBS commands on recorded OpenPBS 22.05 outputs (`tests/fixtures/pbs/`).
 
-use ironcrest_remote::{Output, RemoteCommand};
+use ironcrest_remote::{Caller, Output, RemoteCommand};
 
 use super::*;
 use crate::{JobEnv, NodeState, TimeWindow};
@@ -133,7 +133,7 @@ fn output_paths_are_not_swapped_and_lose_their_host() {
 
 #[test]
 fn listings_filter_by_owner_name_account_and_window() {
-    let user = SshUser::new("fireuser", "t");
+    let user = Caller::new("fireuser", "t");
     let now = 1_700_651_400;
     let ids = |filter: &JobFilter, now: i64| -> Vec<String> {
         let mut ids: Vec<String> = all_jobs()

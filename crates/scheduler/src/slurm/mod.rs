@@ -13,7 +13,8 @@ mod squeue;
 mod srun;
 
 use async_trait::async_trait;
-use ironcrest_ssh::{SshPool, SshUser};
+use ironcrest_remote::{Caller, RemoteCommand};
+use ironcrest_ssh::SshPool;
 
 pub use sacct::Sacct;
 pub use sacctmgr::UserAccounts;
@@ -23,8 +24,6 @@ pub use scontrol::{BatchScript, JobStreams, Partitions, Ping, Reservations, Stre
 pub use sinfo::Nodes;
 pub use squeue::Squeue;
 pub use srun::Attach;
-
-use ironcrest_remote::RemoteCommand;
 
 use crate::{
     Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition, PingStatus,
@@ -44,7 +43,7 @@ impl SlurmCli {
 
     async fn run<C: RemoteCommand + Sync>(
         &self,
-        user: &SshUser,
+        user: &Caller,
         command: &C,
     ) -> Result<C::Parsed, SchedulerError> {
         self.ssh
@@ -57,7 +56,7 @@ impl SlurmCli {
 /// Filter values are quoted; only a NUL cannot be passed at all.
 #[async_trait]
 impl Scheduler for SlurmCli {
-    async fn nodes(&self, user: &SshUser) -> Result<Vec<Node>, SchedulerError> {
+    async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError> {
         self.ssh
             .run(user, &Nodes)
             .await
@@ -66,7 +65,7 @@ impl Scheduler for SlurmCli {
 
     async fn partitions(
         &self,
-        user: &SshUser,
+        user: &Caller,
         show_hidden: bool,
     ) -> Result<Vec<Partition>, SchedulerError> {
         self.ssh
@@ -75,14 +74,14 @@ impl Scheduler for SlurmCli {
             .map_err(|err| SchedulerError::from_run(SLURM, err))
     }
 
-    async fn reservations(&self, user: &SshUser) -> Result<Vec<Reservation>, SchedulerError> {
+    async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
         self.ssh
             .run(user, &Reservations)
             .await
             .map_err(|err| SchedulerError::from_run(SLURM, err))
     }
 
-    async fn accounts(&self, user: &SshUser) -> Result<Option<Vec<Account>>, SchedulerError> {
+    async fn accounts(&self, user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {
         let command =
             UserAccounts::new(&user.username).map_err(|source| SchedulerError::Command {
                 scheduler: SLURM,
@@ -98,18 +97,18 @@ impl Scheduler for SlurmCli {
             .map_err(|err| SchedulerError::from_run(SLURM, err))
     }
 
-    async fn ping(&self, user: &SshUser) -> Result<Vec<PingStatus>, SchedulerError> {
+    async fn ping(&self, user: &Caller) -> Result<Vec<PingStatus>, SchedulerError> {
         self.ssh
             .run(user, &Ping)
             .await
             .map_err(|err| SchedulerError::from_run(SLURM, err))
     }
 
-    async fn submit(&self, user: &SshUser, job: &JobDescription) -> Result<String, SchedulerError> {
+    async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
         self.run(user, &Sbatch::new(job)?).await?
     }
 
-    async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
         let sacct = Sacct::list(filter.all_users, filter.time_window)?;
         let own = (!filter.all_users).then_some(user.username.as_str());
         let squeue = Squeue::list(own)?;
@@ -119,7 +118,7 @@ impl Scheduler for SlurmCli {
         Ok(jobs)
     }
 
-    async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError> {
+    async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
         let sacct = Sacct::job(job_id)?;
         let squeue = Squeue::job(job_id)?;
         let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
@@ -131,7 +130,7 @@ impl Scheduler for SlurmCli {
 
     async fn job_metadata(
         &self,
-        user: &SshUser,
+        user: &Caller,
         job_id: &str,
     ) -> Result<JobMetadata, SchedulerError> {
         let id = JobId::parse(job_id)?;
@@ -148,7 +147,7 @@ impl Scheduler for SlurmCli {
         })
     }
 
-    async fn cancel(&self, user: &SshUser, job_id: &str) -> Result<(), SchedulerError> {
+    async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         // scancel answers 0 for unknown and finished jobs: learn the true state first.
         let job = self.job(user, job_id).await?;
         if !job.is_active() {
@@ -162,7 +161,7 @@ impl Scheduler for SlurmCli {
 
     async fn attach(
         &self,
-        user: &SshUser,
+        user: &Caller,
         job_id: &str,
         command: &str,
     ) -> Result<(), SchedulerError> {

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ironcrest_remote::Caller;
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -31,7 +32,6 @@ use crate::{
     Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition, PingStatus,
     Reservation, Scheduler, SchedulerError,
 };
-use ironcrest_ssh::SshUser;
 
 const SLURM: &str = "Slurm";
 
@@ -75,7 +75,7 @@ impl SlurmRest {
     /// One request as `user`; the status and the JSON body, whatever the status.
     async fn request(
         &self,
-        user: &SshUser,
+        user: &Caller,
         method: Method,
         path: &str,
         query: &[(&str, String)],
@@ -118,7 +118,7 @@ impl SlurmRest {
     /// A request whose answer must be a success without `errors`.
     async fn call(
         &self,
-        user: &SshUser,
+        user: &Caller,
         method: Method,
         path: &str,
         query: &[(&str, String)],
@@ -143,7 +143,7 @@ impl SlurmRest {
     /// slurmrestd 22.05 runs a validly signed token for a user unknown to the cluster as
     /// `nobody`: a submission is accepted and never starts. A user is let through once
     /// slurmdbd has an association for them.
-    async fn check_user(&self, user: &SshUser) -> Result<(), SchedulerError> {
+    async fn check_user(&self, user: &Caller) -> Result<(), SchedulerError> {
         if self.is_known(&user.username) {
             return Ok(());
         }
@@ -167,7 +167,7 @@ impl SlurmRest {
     }
 
     /// The controller's and the accounting database's records of one job, merged.
-    async fn lookup(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError> {
+    async fn lookup(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
         let controller_path = self.slurm_path(&format!("job/{job_id}"));
         let accounting_path = self.slurmdb_path(&format!("job/{job_id}"));
         let controller = self.call(user, Method::GET, &controller_path, &[], None);
@@ -257,7 +257,7 @@ fn submit_refusal(err: SchedulerError) -> SchedulerError {
 
 #[async_trait]
 impl Scheduler for SlurmRest {
-    async fn nodes(&self, user: &SshUser) -> Result<Vec<Node>, SchedulerError> {
+    async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError> {
         let body = self
             .call(user, Method::GET, &self.slurm_path("nodes"), &[], None)
             .await?;
@@ -266,7 +266,7 @@ impl Scheduler for SlurmRest {
 
     async fn partitions(
         &self,
-        user: &SshUser,
+        user: &Caller,
         show_hidden: bool,
     ) -> Result<Vec<Partition>, SchedulerError> {
         let query: &[(&str, String)] = if show_hidden {
@@ -286,7 +286,7 @@ impl Scheduler for SlurmRest {
         parse::partitions(&body, show_hidden).map_err(unexpected)
     }
 
-    async fn reservations(&self, user: &SshUser) -> Result<Vec<Reservation>, SchedulerError> {
+    async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
         let body = self
             .call(
                 user,
@@ -299,7 +299,7 @@ impl Scheduler for SlurmRest {
         parse::reservations(&body, now()).map_err(unexpected)
     }
 
-    async fn accounts(&self, user: &SshUser) -> Result<Option<Vec<Account>>, SchedulerError> {
+    async fn accounts(&self, user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {
         let (status, body) = self
             .request(
                 user,
@@ -319,14 +319,14 @@ impl Scheduler for SlurmRest {
         Err(classify(status, &errors))
     }
 
-    async fn ping(&self, user: &SshUser) -> Result<Vec<PingStatus>, SchedulerError> {
+    async fn ping(&self, user: &Caller) -> Result<Vec<PingStatus>, SchedulerError> {
         let body = self
             .call(user, Method::GET, &self.slurm_path("ping"), &[], None)
             .await?;
         parse::pings(&body).map_err(unexpected)
     }
 
-    async fn submit(&self, user: &SshUser, job: &JobDescription) -> Result<String, SchedulerError> {
+    async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
         job.check().map_err(SchedulerError::InvalidArgument)?;
         let Some(script) = &job.script else {
             return self.cli("Submitting a scriptPath")?.submit(user, job).await;
@@ -354,7 +354,7 @@ impl Scheduler for SlurmRest {
         parse::submitted_job_id(&answer).map_err(unexpected)
     }
 
-    async fn jobs(&self, user: &SshUser, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
         let window = filter.time_window.seconds();
         let start_time = if self.version.epoch_start_time() {
             (now() - window).to_string()
@@ -387,13 +387,13 @@ impl Scheduler for SlurmRest {
         Ok(jobs)
     }
 
-    async fn job(&self, user: &SshUser, job_id: &str) -> Result<Job, SchedulerError> {
+    async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
         self.lookup(user, job_id).await
     }
 
     async fn job_metadata(
         &self,
-        user: &SshUser,
+        user: &Caller,
         job_id: &str,
     ) -> Result<JobMetadata, SchedulerError> {
         if let Some(cli) = &self.cli {
@@ -415,7 +415,7 @@ impl Scheduler for SlurmRest {
         })
     }
 
-    async fn cancel(&self, user: &SshUser, job_id: &str) -> Result<(), SchedulerError> {
+    async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         let job = self.lookup(user, job_id).await?;
         if !job.is_active() {
             return Err(SchedulerError::JobNotActive {
@@ -445,7 +445,7 @@ impl Scheduler for SlurmRest {
 
     async fn attach(
         &self,
-        user: &SshUser,
+        user: &Caller,
         job_id: &str,
         command: &str,
     ) -> Result<(), SchedulerError> {

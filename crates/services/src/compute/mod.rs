@@ -3,8 +3,8 @@
 //! through the cluster's [`JobsCache`].
 
 use ironcrest_config::ProbedService;
+use ironcrest_remote::Caller;
 use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, SchedulerError};
-use ironcrest_ssh::SshUser;
 
 pub use crate::cache::{JobQuery, JobsCache};
 
@@ -12,7 +12,7 @@ use crate::{Cluster, ServiceError};
 
 pub async fn submit(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     job: &JobDescription,
 ) -> Result<String, ServiceError> {
     cluster.require_healthy(ProbedService::Scheduler)?;
@@ -23,7 +23,7 @@ pub async fn submit(
 
 pub async fn jobs(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     filter: JobFilter,
 ) -> Result<Vec<Job>, ServiceError> {
     cluster.require_healthy(ProbedService::Scheduler)?;
@@ -36,7 +36,7 @@ pub async fn jobs(
     Ok(jobs.as_ref().clone())
 }
 
-pub async fn job(cluster: &Cluster, user: &SshUser, job_id: &str) -> Result<Job, ServiceError> {
+pub async fn job(cluster: &Cluster, user: &Caller, job_id: &str) -> Result<Job, ServiceError> {
     cluster.require_healthy(ProbedService::Scheduler)?;
     let found = cluster
         .jobs_cache
@@ -61,14 +61,14 @@ pub async fn job(cluster: &Cluster, user: &SshUser, job_id: &str) -> Result<Job,
 
 pub async fn metadata(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     job_id: &str,
 ) -> Result<JobMetadata, ServiceError> {
     cluster.require_healthy(ProbedService::Scheduler)?;
     Ok(cluster.scheduler.job_metadata(user, job_id).await?)
 }
 
-pub async fn cancel(cluster: &Cluster, user: &SshUser, job_id: &str) -> Result<(), ServiceError> {
+pub async fn cancel(cluster: &Cluster, user: &Caller, job_id: &str) -> Result<(), ServiceError> {
     cluster.require_healthy(ProbedService::Scheduler)?;
     let result = cluster.scheduler.cancel(user, job_id).await;
     cluster.jobs_cache.invalidate(&user.username);
@@ -77,7 +77,7 @@ pub async fn cancel(cluster: &Cluster, user: &SshUser, job_id: &str) -> Result<(
 
 pub async fn attach(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     job_id: &str,
     command: &str,
 ) -> Result<(), ServiceError> {
@@ -111,40 +111,40 @@ mod tests {
 
     #[async_trait]
     impl Scheduler for Fake {
-        async fn nodes(&self, _: &SshUser) -> Result<Vec<Node>, SchedulerError> {
+        async fn nodes(&self, _: &Caller) -> Result<Vec<Node>, SchedulerError> {
             Err(unused())
         }
-        async fn partitions(&self, _: &SshUser, _: bool) -> Result<Vec<Partition>, SchedulerError> {
+        async fn partitions(&self, _: &Caller, _: bool) -> Result<Vec<Partition>, SchedulerError> {
             Err(unused())
         }
-        async fn reservations(&self, _: &SshUser) -> Result<Vec<Reservation>, SchedulerError> {
+        async fn reservations(&self, _: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
             Err(unused())
         }
-        async fn accounts(&self, _: &SshUser) -> Result<Option<Vec<Account>>, SchedulerError> {
+        async fn accounts(&self, _: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {
             Err(unused())
         }
-        async fn ping(&self, _: &SshUser) -> Result<Vec<PingStatus>, SchedulerError> {
+        async fn ping(&self, _: &Caller) -> Result<Vec<PingStatus>, SchedulerError> {
             Err(unused())
         }
-        async fn submit(&self, _: &SshUser, _: &JobDescription) -> Result<String, SchedulerError> {
+        async fn submit(&self, _: &Caller, _: &JobDescription) -> Result<String, SchedulerError> {
             Ok("1".into())
         }
-        async fn jobs(&self, _: &SshUser, _: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+        async fn jobs(&self, _: &Caller, _: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
             self.listings.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             Ok(Vec::new())
         }
-        async fn job(&self, _: &SshUser, _: &str) -> Result<Job, SchedulerError> {
+        async fn job(&self, _: &Caller, _: &str) -> Result<Job, SchedulerError> {
             self.lookups.fetch_add(1, Ordering::SeqCst);
             Err(SchedulerError::JobNotFound)
         }
-        async fn job_metadata(&self, _: &SshUser, _: &str) -> Result<JobMetadata, SchedulerError> {
+        async fn job_metadata(&self, _: &Caller, _: &str) -> Result<JobMetadata, SchedulerError> {
             Err(unused())
         }
-        async fn cancel(&self, _: &SshUser, _: &str) -> Result<(), SchedulerError> {
+        async fn cancel(&self, _: &Caller, _: &str) -> Result<(), SchedulerError> {
             Ok(())
         }
-        async fn attach(&self, _: &SshUser, _: &str, _: &str) -> Result<(), SchedulerError> {
+        async fn attach(&self, _: &Caller, _: &str, _: &str) -> Result<(), SchedulerError> {
             Ok(())
         }
     }
@@ -153,7 +153,7 @@ mod tests {
 
     #[async_trait]
     impl CredentialProvider for NoCredentials {
-        async fn credentials(&self, _: &SshUser) -> Result<Credentials, SshError> {
+        async fn credentials(&self, _: &Caller) -> Result<Credentials, SshError> {
             Err(SshError::Credentials("no SSH in these tests".into()))
         }
     }
@@ -172,8 +172,8 @@ mod tests {
         Cluster::new(config, pool, fake)
     }
 
-    fn alice() -> SshUser {
-        SshUser::new("alice", "token")
+    fn alice() -> Caller {
+        Caller::new("alice", "token")
     }
 
     #[tokio::test]

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ironcrest_config::ProbedService;
-use ironcrest_remote::RemoteCommand;
-use ironcrest_ssh::{Input, InputAborted, SshError, SshUser, Streamed};
+use ironcrest_remote::{Caller, RemoteCommand};
+use ironcrest_ssh::{Input, InputAborted, SshError, Streamed};
 use tokio::sync::mpsc;
 
 pub use commands::{
@@ -63,7 +63,7 @@ fn max_size(cluster: &Cluster) -> u64 {
 
 async fn run<C: RemoteCommand + Sync>(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     command: C,
 ) -> Result<C::Parsed, ServiceError> {
     Ok(cluster.ssh.run(user, &command).await?)
@@ -71,7 +71,7 @@ async fn run<C: RemoteCommand + Sync>(
 
 pub async fn ls(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
     options: LsOptions,
 ) -> Result<Vec<File>, ServiceError> {
@@ -96,7 +96,7 @@ fn amount(bytes: Option<u64>, lines: Option<u64>) -> Result<Amount, ServiceError
 
 pub async fn head(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
     bytes: Option<u64>,
     lines: Option<u64>,
@@ -113,7 +113,7 @@ pub async fn head(
 
 pub async fn tail(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
     bytes: Option<u64>,
     lines: Option<u64>,
@@ -128,7 +128,7 @@ pub async fn tail(
 /// `size` bytes from `offset`, as text (v2's checks and messages).
 pub async fn view(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
     offset: i64,
     size: i64,
@@ -162,7 +162,7 @@ pub async fn view(
 
 pub async fn checksum(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
 ) -> Result<Checksum, ServiceError> {
     let path = check_path(cluster, raw)?;
@@ -176,7 +176,7 @@ pub async fn checksum(
 
 pub async fn file_type(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
 ) -> Result<String, ServiceError> {
     let path = check_path(cluster, raw)?;
@@ -189,8 +189,7 @@ pub async fn file_type(
 }
 
 /// `stat` requests of one user with one `dereference`, coalesced: see [`stat`].
-pub(crate) type StatBatches =
-    batch::Coalescer<(String, bool), (Vec<u8>, SshUser), Option<FileStat>>;
+pub(crate) type StatBatches = batch::Coalescer<(String, bool), (Vec<u8>, Caller), Option<FileStat>>;
 
 /// A `stat` batch: at most 64 paths, and a command line well within what a shell takes as
 /// one argument (128 KiB on Linux): a quoted path is at most four times its length plus 2
@@ -208,7 +207,7 @@ const STAT_BATCH: batch::Cap = batch::Cap {
 /// runs alone as [`commands::Stat`], so its error is exactly that of a single `stat`.
 pub async fn stat(
     cluster: &Arc<Cluster>,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
     dereference: bool,
 ) -> Result<FileStat, ServiceError> {
@@ -240,7 +239,7 @@ pub async fn stat(
 /// with the newest request's credentials.
 async fn stat_batch(
     cluster: Arc<Cluster>,
-    items: Vec<(Vec<u8>, SshUser)>,
+    items: Vec<(Vec<u8>, Caller)>,
     dereference: bool,
 ) -> Vec<Option<FileStat>> {
     let Some(user) = items.last().map(|(_, user)| user.clone()) else {
@@ -264,7 +263,7 @@ async fn stat_batch(
     paths.iter().map(|path| read.get(path).copied()).collect()
 }
 
-pub async fn rm(cluster: &Cluster, user: &SshUser, raw: &[u8]) -> Result<(), ServiceError> {
+pub async fn rm(cluster: &Cluster, user: &Caller, raw: &[u8]) -> Result<(), ServiceError> {
     let path = check_path(cluster, raw)?;
     let command = commands::Rm::new(timeout(cluster), path.as_bytes())?;
     if sftp::rm(cluster, user, &path).await.is_some() {
@@ -275,7 +274,7 @@ pub async fn rm(cluster: &Cluster, user: &SshUser, raw: &[u8]) -> Result<(), Ser
 
 pub async fn mkdir(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
     parents: bool,
 ) -> Result<File, ServiceError> {
@@ -293,7 +292,7 @@ pub async fn mkdir(
 /// A link at `link` pointing to `target`; both must lie under a configured file system.
 pub async fn symlink(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     target: &[u8],
     link: &[u8],
 ) -> Result<File, ServiceError> {
@@ -309,7 +308,7 @@ pub async fn symlink(
 
 pub async fn chmod(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
     mode: &str,
 ) -> Result<File, ServiceError> {
@@ -327,7 +326,7 @@ pub async fn chmod(
 
 pub async fn chown(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
     owner: &str,
     group: &str,
@@ -347,7 +346,7 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, SshError>> + Send>
 /// a failure before the first byte (missing, unreadable) is an error with v2's status.
 pub async fn download(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     raw: &[u8],
 ) -> Result<ByteStream, ServiceError> {
     let path = check_path(cluster, raw)?;
@@ -386,7 +385,7 @@ pub struct BodyBroken(pub String);
 /// a broken body (400) the upload is abandoned, which leaves no file behind.
 pub async fn upload<S>(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     directory: &[u8],
     name: &[u8],
     body: S,
@@ -450,7 +449,7 @@ where
 
 pub async fn compress(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     source: &[u8],
     target: &[u8],
     pattern: Option<&str>,
@@ -474,7 +473,7 @@ pub async fn compress(
 
 pub async fn extract(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     source: &[u8],
     target: &[u8],
     compression: Compression,

@@ -6,8 +6,8 @@ mod id;
 use std::sync::Arc;
 
 use ironcrest_config::ProbedService;
+use ironcrest_remote::Caller;
 use ironcrest_scheduler::{Account, Node, Partition, Reservation};
-use ironcrest_ssh::SshUser;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -35,13 +35,13 @@ pub struct Group {
     pub default: bool,
 }
 
-pub async fn nodes(cluster: &Cluster, user: &SshUser) -> Result<Vec<Node>, ServiceError> {
+pub async fn nodes(cluster: &Cluster, user: &Caller) -> Result<Vec<Node>, ServiceError> {
     Ok(cluster.scheduler.nodes(user).await?)
 }
 
 pub async fn partitions(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     show_hidden: bool,
 ) -> Result<Vec<Partition>, ServiceError> {
     Ok(cluster.scheduler.partitions(user, show_hidden).await?)
@@ -49,7 +49,7 @@ pub async fn partitions(
 
 pub async fn reservations(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
 ) -> Result<Vec<Reservation>, ServiceError> {
     Ok(cluster.scheduler.reservations(user).await?)
 }
@@ -64,7 +64,7 @@ impl Query for UserInfoQuery {
 
 /// Identity from `id` and accounts from the scheduler, fetched concurrently; concurrent
 /// calls of a user share one fetch, and an answer serves for `userinfo_cache_max_age`.
-pub async fn userinfo(cluster: &Cluster, user: &SshUser) -> Result<Arc<UserInfo>, ServiceError> {
+pub async fn userinfo(cluster: &Cluster, user: &Caller) -> Result<Arc<UserInfo>, ServiceError> {
     cluster.require_healthy(ProbedService::Ssh)?;
     cluster
         .userinfo_cache
@@ -74,7 +74,7 @@ pub async fn userinfo(cluster: &Cluster, user: &SshUser) -> Result<Arc<UserInfo>
         .await
 }
 
-async fn fetch_userinfo(cluster: &Cluster, user: &SshUser) -> Result<UserInfo, ServiceError> {
+async fn fetch_userinfo(cluster: &Cluster, user: &Caller) -> Result<UserInfo, ServiceError> {
     let (identity, accounts) =
         tokio::join!(cluster.ssh.run(user, &Id), cluster.scheduler.accounts(user));
     let identity = identity?;

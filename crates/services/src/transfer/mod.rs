@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ironcrest_config::{ClusterConfig, DataTransferConfig, ProbedService};
+use ironcrest_remote::Caller;
 use ironcrest_s3::{Endpoint, Method, S3Client, S3Error, StagedObject};
 use ironcrest_scheduler::{JobDescription, JobEnv};
-use ironcrest_ssh::SshUser;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -181,7 +181,7 @@ impl StagedUpload {
         &self,
         staging: &StagingArea,
         cluster: &Cluster,
-        user: &SshUser,
+        user: &Caller,
         plan: JobPlan<'_>,
     ) -> Result<TransferJob, ServiceError> {
         let submitted = submit(cluster, user, plan).await;
@@ -210,7 +210,7 @@ const JOB_PATH: &str = "/bin:/usr/bin/:/usr/local/bin/";
 /// the cluster's transfer directives (`{account}` filled in) heading its script.
 async fn submit(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     plan: JobPlan<'_>,
 ) -> Result<TransferJob, ServiceError> {
     cluster.require_healthy(ProbedService::Scheduler)?;
@@ -269,7 +269,7 @@ fn log_directory(config: &ClusterConfig, working_directory: &str, username: &str
 /// made with `mkdir -p` as the user, at most once per [`LOG_DIRECTORY_RECHECK`].
 async fn ensure_log_directory(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     directory: &str,
 ) -> Result<(), ServiceError> {
     let key = (user.username.clone(), directory.to_string());
@@ -339,7 +339,7 @@ fn directives(templates: &[String], account: Option<&str>) -> Result<Vec<String>
 
 pub async fn mv(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     source: &[u8],
     target: &[u8],
     account: Option<&str>,
@@ -355,7 +355,7 @@ pub async fn mv(
 
 pub async fn cp(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     source: &[u8],
     target: &[u8],
     dereference: bool,
@@ -373,7 +373,7 @@ pub async fn cp(
 
 pub async fn rm(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &[u8],
     account: Option<&str>,
 ) -> Result<TransferJob, ServiceError> {
@@ -387,7 +387,7 @@ pub async fn rm(
 #[allow(clippy::too_many_arguments)]
 pub async fn compress(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     source: &[u8],
     target: &[u8],
     pattern: Option<&str>,
@@ -411,7 +411,7 @@ pub async fn compress(
 
 pub async fn extract(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     source: &[u8],
     target: &[u8],
     compression: Compression,
@@ -456,7 +456,7 @@ fn staging(cluster: &Cluster, method: TransferMethod) -> Result<&StagingArea, Se
 /// to the client, and a job that fetches the completed object into `target`.
 pub async fn upload(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     target: &[u8],
     method: TransferMethod,
     file_size: Option<u64>,
@@ -519,7 +519,7 @@ pub async fn upload(
 /// object's presigned GET URL, valid once the job has succeeded.
 pub async fn download(
     cluster: &Arc<Cluster>,
-    user: &SshUser,
+    user: &Caller,
     source: &[u8],
     method: TransferMethod,
     account: Option<&str>,

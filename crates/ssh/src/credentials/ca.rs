@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use ironcrest_remote::Caller;
 use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::ssh_key::{Algorithm, PublicKey};
 use russh::keys::{PrivateKey, decode_secret_key};
 
 use super::{Clock, CredentialProvider, Credentials, system_clock};
-use crate::{CredentialsSetupError, SshError, SshUser};
+use crate::{CredentialsSetupError, SshError};
 
 /// Backdating absorbs clock skew between this host and the cluster's sshd.
 const BACKDATE_SECS: u64 = 60;
@@ -96,7 +97,7 @@ impl CertificateAuthority {
 
 #[async_trait]
 impl CredentialProvider for CertificateAuthority {
-    async fn credentials(&self, user: &SshUser) -> Result<Credentials, SshError> {
+    async fn credentials(&self, user: &Caller) -> Result<Credentials, SshError> {
         let now = (self.clock)();
         let mut issued = self
             .issued
@@ -131,8 +132,8 @@ mod tests {
             .to_string()
     }
 
-    fn user(name: &str) -> SshUser {
-        SshUser {
+    fn user(name: &str) -> Caller {
+        Caller {
             username: name.into(),
             access_token: SecretString::from("unused"),
         }

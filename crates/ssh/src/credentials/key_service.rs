@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ironcrest_remote::Caller;
 use russh::keys::{Certificate, decode_secret_key};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::{Clock, CredentialProvider, Credentials, system_clock};
-use crate::{CredentialsSetupError, SshError, SshUser};
+use crate::{CredentialsSetupError, SshError};
 
 /// Stop using a cached certificate this long before it expires, so the login that
 /// uses it still falls inside its validity.
@@ -81,7 +82,7 @@ impl KeyService {
         (cert.valid_before() > now.saturating_add(EXPIRY_MARGIN_SECS)).then(|| creds.clone())
     }
 
-    async fn fetch(&self, user: &SshUser) -> Result<Credentials, SshError> {
+    async fn fetch(&self, user: &Caller) -> Result<Credentials, SshError> {
         let request_failed = |err: reqwest::Error| {
             if err.is_timeout() {
                 SshError::KeyServiceTimeout
@@ -138,7 +139,7 @@ fn parse_response(body: &[u8]) -> Result<Credentials, SshError> {
 
 #[async_trait]
 impl CredentialProvider for KeyService {
-    async fn credentials(&self, user: &SshUser) -> Result<Credentials, SshError> {
+    async fn credentials(&self, user: &Caller) -> Result<Credentials, SshError> {
         if let Some(creds) = self.cached(&user.username, (self.clock)()) {
             return Ok(creds);
         }
@@ -164,8 +165,8 @@ mod tests {
 
     const NOW: u64 = 1_700_000_000;
 
-    fn user() -> SshUser {
-        SshUser {
+    fn user() -> Caller {
+        Caller {
             username: "alice".into(),
             access_token: SecretString::from("token-123"),
         }

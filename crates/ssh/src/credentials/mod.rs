@@ -15,13 +15,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use ironcrest_config::SshCredentialsConfig;
+use ironcrest_remote::Caller;
 use russh::keys::{Certificate, PrivateKey};
 
 pub use ca::CertificateAuthority;
 pub use key_service::KeyService;
 pub use static_keys::StaticKeys;
 
-use crate::{CredentialsSetupError, SshError, SshUser};
+use crate::{CredentialsSetupError, SshError};
 
 /// A private key and, for certificate logins, the certificate for its public key.
 #[derive(Clone)]
@@ -47,7 +48,7 @@ impl fmt::Debug for Credentials {
 /// Produces login credentials for a user.
 #[async_trait]
 pub trait CredentialProvider: Send + Sync {
-    async fn credentials(&self, user: &SshUser) -> Result<Credentials, SshError>;
+    async fn credentials(&self, user: &Caller) -> Result<Credentials, SshError>;
 }
 
 /// Seconds since the Unix epoch; injectable so certificate renewal can be tested.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ironcrest_config::StaticKey;
+use ironcrest_remote::Caller;
 use russh::keys::{Certificate, decode_secret_key};
 
 use super::{CredentialProvider, Credentials};
-use crate::{CredentialsSetupError, SshError, SshUser};
+use crate::{CredentialsSetupError, SshError};
 
 /// The configured credentials per username.
 pub struct StaticKeys {
@@ -54,7 +55,7 @@ impl StaticKeys {
 
 #[async_trait]
 impl CredentialProvider for StaticKeys {
-    async fn credentials(&self, user: &SshUser) -> Result<Credentials, SshError> {
+    async fn credentials(&self, user: &Caller) -> Result<Credentials, SshError> {
         self.keys.get(&user.username).cloned().ok_or_else(|| {
             SshError::Credentials(format!("no SSH key configured for user {}", user.username))
         })
@@ -70,8 +71,8 @@ mod tests {
     use russh::keys::ssh_key::{Algorithm, LineEnding};
     use secrecy::SecretString;
 
-    fn user(name: &str) -> SshUser {
-        SshUser {
+    fn user(name: &str) -> Caller {
+        Caller {
             username: name.into(),
             access_token: SecretString::from("unused"),
         }

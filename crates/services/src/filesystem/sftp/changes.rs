@@ -1,6 +1,7 @@
 //! Changes made over SFTP, answered like `ls -d` of what changed.
 
-use ironcrest_ssh::{Sftp, SftpError, SshUser};
+use ironcrest_remote::Caller;
+use ironcrest_ssh::{Sftp, SftpError};
 
 use super::listing::{Entry, file};
 use super::{NO_SUCH_FILE, S_IFDIR, S_IFLNK, S_IFMT, fallback, session, utc_offset};
@@ -11,7 +12,7 @@ use crate::{Cluster, ServiceError};
 /// `rm` of anything but a directory (a directory tree is `rm -r`'s).
 pub(in crate::filesystem) async fn rm(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &ValidPath,
 ) -> Option<()> {
     let sftp = session(cluster, user).await?;
@@ -27,7 +28,7 @@ pub(in crate::filesystem) async fn rm(
 /// `ls -d` itself (the change is not repeated).
 async fn changed(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     sftp: &Sftp,
     path: &ValidPath,
     offset: i32,
@@ -55,7 +56,7 @@ async fn changed(
 
 /// The session and the cluster's UTC offset for a change answered like `ls -d`, if SFTP can
 /// answer it (names of owners included); checked before changing anything.
-async fn for_change(cluster: &Cluster, user: &SshUser) -> Option<(Sftp, i32)> {
+async fn for_change(cluster: &Cluster, user: &Caller) -> Option<(Sftp, i32)> {
     let offset = utc_offset(cluster, user).await?;
     let sftp = session(cluster, user).await?;
     sftp.can_name_owners().then_some((sftp, offset))
@@ -64,7 +65,7 @@ async fn for_change(cluster: &Cluster, user: &SshUser) -> Option<(Sftp, i32)> {
 /// `mkdir` (`parents`: `mkdir -p`). `None` (nothing changed) when the tool is to run.
 pub(in crate::filesystem) async fn mkdir(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &ValidPath,
     parents: bool,
 ) -> Option<Result<File, ServiceError>> {
@@ -113,7 +114,7 @@ async fn mkdir_parents(sftp: &Sftp, path: &[u8]) -> Option<()> {
 /// exists (`ln` then makes the link inside it if it is a directory).
 pub(in crate::filesystem) async fn symlink(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     target: &ValidPath,
     link: &ValidPath,
 ) -> Option<Result<File, ServiceError>> {
@@ -127,7 +128,7 @@ pub(in crate::filesystem) async fn symlink(
 /// (nothing changed) when the tool is to run.
 pub(in crate::filesystem) async fn chmod(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &ValidPath,
     mode: &FileMode,
 ) -> Option<Result<File, ServiceError>> {

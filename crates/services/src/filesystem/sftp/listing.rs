@@ -2,7 +2,8 @@
 
 use chrono::{Datelike, Timelike};
 use futures::TryFutureExt;
-use ironcrest_ssh::{SftpAttrs, SftpEntry, SshUser};
+use ironcrest_remote::Caller;
+use ironcrest_ssh::{SftpAttrs, SftpEntry};
 
 use super::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, fallback, session, utc_offset};
 use crate::Cluster;
@@ -12,7 +13,7 @@ use crate::filesystem::commands::{File, LsOptions};
 /// `ls -l` of a directory over SFTP.
 pub(in crate::filesystem) async fn ls(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &ValidPath,
     options: LsOptions,
 ) -> Option<Vec<File>> {

@@ -22,7 +22,8 @@ mod upload;
 use std::time::Duration;
 
 use chrono::{Datelike, TimeZone, Utc};
-use ironcrest_ssh::{Sftp, SftpError, SshUser};
+use ironcrest_remote::Caller;
+use ironcrest_ssh::{Sftp, SftpError};
 
 pub(super) use changes::{chmod, mkdir, rm, symlink};
 pub(super) use listing::ls;
@@ -43,7 +44,7 @@ const S_IFLNK: u32 = 0o120_000;
 const S_IFREG: u32 = 0o100_000;
 
 /// The session, or `None` (logged) if it cannot be had.
-async fn session(cluster: &Cluster, user: &SshUser) -> Option<Sftp> {
+async fn session(cluster: &Cluster, user: &Caller) -> Option<Sftp> {
     cluster
         .ssh
         .sftp(user)
@@ -60,7 +61,7 @@ fn fallback<T>(result: Result<T, SftpError>) -> Option<T> {
 }
 
 /// The cluster's fixed UTC offset, learnt as `user` if not known; `None` if it has none.
-async fn utc_offset(cluster: &Cluster, user: &SshUser) -> Option<i32> {
+async fn utc_offset(cluster: &Cluster, user: &Caller) -> Option<i32> {
     if let Some(known) = cluster.utc_offset(OFFSET_MAX_AGE) {
         return known;
     }

@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use futures::{StreamExt, TryFutureExt};
-use ironcrest_ssh::{READ_CHUNK, SftpError, SftpHandle, SshError, SshUser};
+use ironcrest_remote::Caller;
+use ironcrest_ssh::{READ_CHUNK, SftpError, SftpHandle, SshError};
 use tokio::sync::mpsc;
 
 use super::{S_IFMT, S_IFREG, fallback, session};
@@ -16,7 +17,7 @@ const READS_IN_FLIGHT: usize = 8;
 /// `head` without `skipTrailing`: the first bytes, or the bytes up to the n-th newline.
 pub(in crate::filesystem) async fn head(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &ValidPath,
     amount: Amount,
 ) -> Option<FileContent> {
@@ -46,7 +47,7 @@ pub(in crate::filesystem) async fn head(
 /// `view`: `size` bytes from `offset`, as text.
 pub(in crate::filesystem) async fn view(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &ValidPath,
     offset: u64,
     size: u64,
@@ -60,7 +61,7 @@ pub(in crate::filesystem) async fn view(
 /// for anything else, e.g. a directory, come from the tools).
 async fn open_regular(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &ValidPath,
 ) -> Option<(SftpHandle, u64)> {
     let sftp = session(cluster, user).await?;
@@ -112,7 +113,7 @@ async fn read_lines(file: &SftpHandle, count: u64, limit: u64) -> Option<Vec<u8>
 /// `max_ops_file_size` as the exec path. `Some(Err)` only for that refusal.
 pub(in crate::filesystem) async fn download(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     path: &ValidPath,
 ) -> Option<Result<ByteStream, ServiceError>> {
     let (file, size) = open_regular(cluster, user, path).await?;

@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use ironcrest_ssh::{InputAborted, Sftp, SftpError, SftpHandle, SshError, SshUser};
+use ironcrest_remote::Caller;
+use ironcrest_ssh::{InputAborted, Sftp, SftpError, SftpHandle, SshError};
 use tokio::sync::mpsc;
 
 use super::{NO_SUCH_FILE, S_IFDIR, S_IFMT, fallback, session};
@@ -21,7 +22,7 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// directory.
 pub(in crate::filesystem) async fn upload(
     cluster: &Cluster,
-    user: &SshUser,
+    user: &Caller,
     directory: &ValidPath,
     name: &[u8],
     chunks: &mut mpsc::Receiver<Result<Bytes, InputAborted>>,
