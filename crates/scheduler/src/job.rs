@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::SchedulerError;
+
 /// What `POST /compute/{system}/jobs` submits. Unknown keys are ignored, as in v2.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -165,14 +167,14 @@ pub fn can_exist(job_id: &str) -> bool {
 pub struct JobId(String);
 
 impl JobId {
-    pub fn parse(job_id: &str) -> Result<Self, crate::SchedulerError> {
+    pub fn parse(job_id: &str) -> Result<Self, SchedulerError> {
         if is_valid_job_id(job_id) && !can_exist(job_id) {
-            return Err(crate::SchedulerError::JobNotFound);
+            return Err(SchedulerError::JobNotFound);
         }
         if is_valid_job_id(job_id) {
             Ok(Self(job_id.to_string()))
         } else {
-            Err(crate::SchedulerError::InvalidArgument(format!(
+            Err(SchedulerError::InvalidArgument(format!(
                 "Invalid job id {job_id:?}: job ids are positive decimal numbers."
             )))
         }
@@ -240,25 +242,56 @@ pub struct Job {
     pub priority: Option<i64>,
 }
 
+/// The states in which the scheduler may still run or stop a job; every other state
+/// (`COMPLETED`, `FAILED`, `CANCELLED`, `TIMEOUT`, …) is final. Backends map their own
+/// states to these (Slurm's) names when they parse.
+const ACTIVE_STATES: &[&str] = &[
+    "PENDING",
+    "RUNNING",
+    "SUSPENDED",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "CONFIGURING",
+    "COMPLETING",
+    "RESIZING",
+    "RESV_DEL_HOLD",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+];
+
 impl Job {
     /// Whether the scheduler may still run or stop the job (not in a final state).
     pub fn is_active(&self) -> bool {
-        matches!(
-            self.status.state.as_str(),
-            "PENDING"
-                | "RUNNING"
-                | "SUSPENDED"
-                | "REQUEUED"
-                | "REQUEUE_HOLD"
-                | "REQUEUE_FED"
-                | "CONFIGURING"
-                | "COMPLETING"
-                | "RESIZING"
-                | "RESV_DEL_HOLD"
-                | "SIGNALING"
-                | "STAGE_OUT"
-                | "STOPPED"
-        )
+        ACTIVE_STATES.contains(&self.status.state.as_str())
+    }
+
+    /// Whether the job may be cancelled: only an active one; cancelling a finished job is
+    /// `JobNotActive` (409), whatever the scheduler's own tool would answer.
+    pub fn check_cancellable(&self) -> Result<(), SchedulerError> {
+        if self.is_active() {
+            Ok(())
+        } else {
+            Err(self.not_active())
+        }
+    }
+
+    /// Whether a command may be run inside the job's allocation: only a running job has
+    /// one (Slurm's `srun` would wait for a pending job's allocation instead).
+    pub fn check_attachable(&self) -> Result<(), SchedulerError> {
+        if self.status.state == "RUNNING" {
+            Ok(())
+        } else {
+            Err(self.not_active())
+        }
+    }
+
+    fn not_active(&self) -> SchedulerError {
+        SchedulerError::JobNotActive {
+            job_id: self.job_id.clone(),
+            state: self.status.state.clone(),
+        }
     }
 }
 
@@ -301,6 +334,10 @@ impl TimeWindow {
 }
 
 /// The filters of `GET /compute/{system}/jobs`; empty strings are already `None`.
+///
+/// This is the one place the listing is decided, for every backend: backends fetch and
+/// parse (and may hand the owner or the time window to the scheduler so it sends less),
+/// and [`Scheduler::jobs`](crate::Scheduler::jobs) keeps what [`JobFilter::selects`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct JobFilter {
     pub all_users: bool,
@@ -310,17 +347,49 @@ pub struct JobFilter {
 }
 
 impl JobFilter {
-    /// Whether `job` is one `username` asked for. Names and accounts are compared here,
-    /// exactly, never handed to the scheduler: its tools split them at commas and its
-    /// database may refuse characters a job name can hold.
-    pub fn selects(&self, job: &Job, username: &str) -> bool {
+    /// Whether `job` is one `username` asked for at `now` (epoch seconds): their own (or
+    /// anyone's with `all_users`), of the name and account asked for, and either still
+    /// active or finished within the time window.
+    ///
+    /// Names and accounts are compared here, exactly, never by the scheduler: its tools
+    /// split them at commas and its database may refuse characters a job name can hold.
+    pub fn selects(&self, job: &Job, username: &str, now: i64) -> bool {
         (self.all_users || job.user.as_deref() == Some(username))
             && self.name.as_ref().is_none_or(|name| &job.name == name)
             && self
                 .account
                 .as_ref()
                 .is_none_or(|account| job.account.as_ref() == Some(account))
+            && self.in_window(job, now)
     }
+
+    /// Active jobs in any state are always listed; a finished one while it ended no earlier
+    /// than [`JobFilter::earliest_end`]. A job without an end time is listed: the scheduler
+    /// gave it, and no time says it is too old. An active job's end time (an expected end,
+    /// or a suspended job's suspension) says nothing about its age.
+    fn in_window(&self, job: &Job, now: i64) -> bool {
+        job.is_active() || job.time.end.is_none_or(|end| end >= self.earliest_end(now))
+    }
+
+    /// The earliest end time (epoch seconds) a finished job may have and still be listed
+    /// at `now`; backends may pass it to the scheduler to fetch fewer jobs.
+    pub fn earliest_end(&self, now: i64) -> i64 {
+        now - self.time_window.seconds()
+    }
+
+    /// The `jobs` that [`JobFilter::selects`] for `username` at `now`, in their order.
+    pub fn apply(&self, mut jobs: Vec<Job>, username: &str, now: i64) -> Vec<Job> {
+        jobs.retain(|job| self.selects(job, username, now));
+        jobs
+    }
+}
+
+/// Now, in epoch seconds.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -403,32 +472,206 @@ mod tests {
         assert_eq!(TimeWindow::default(), TimeWindow::OneDay);
     }
 
-    #[test]
-    fn filters_compare_names_and_accounts_exactly() {
-        let job = |name: &str, user: &str| Job {
+    const NOW: i64 = 1_700_000_000;
+
+    fn job(name: &str, user: &str) -> Job {
+        Job {
             name: name.into(),
             user: Some(user.into()),
             account: Some("staff".into()),
+            status: JobStatus {
+                state: "RUNNING".into(),
+                ..JobStatus::default()
+            },
             ..Job::default()
-        };
+        }
+    }
+
+    fn finished(state: &str, end: Option<i64>) -> Job {
+        let mut job = job("j", "u");
+        job.status.state = state.into();
+        job.time.end = end;
+        job
+    }
+
+    #[test]
+    fn filters_compare_names_and_accounts_exactly() {
         let filter = |name: &str| JobFilter {
             name: Some(name.into()),
             ..JobFilter::default()
         };
-        assert!(filter("a,b").selects(&job("a,b", "u"), "u"));
-        assert!(!filter("a,b").selects(&job("a", "u"), "u"));
-        assert!(filter("🚀 run").selects(&job("🚀 run", "u"), "u"));
-        assert!(!filter("x").selects(&job("x", "other"), "u"));
+        assert!(filter("a,b").selects(&job("a,b", "u"), "u", NOW));
+        assert!(!filter("a,b").selects(&job("a", "u"), "u", NOW));
+        assert!(filter("🚀 run").selects(&job("🚀 run", "u"), "u", NOW));
+        assert!(!filter("x").selects(&job("x", "other"), "u", NOW));
         let everyone = JobFilter {
             all_users: true,
             account: Some("staff".into()),
             ..JobFilter::default()
         };
-        assert!(everyone.selects(&job("x", "other"), "u"));
+        assert!(everyone.selects(&job("x", "other"), "u", NOW));
         let other_account = JobFilter {
             account: Some("project1".into()),
             ..JobFilter::default()
         };
-        assert!(!other_account.selects(&job("x", "u"), "u"));
+        assert!(!other_account.selects(&job("x", "u"), "u", NOW));
+        let no_owner = Job {
+            user: None,
+            ..job("x", "u")
+        };
+        assert!(!JobFilter::default().selects(&no_owner, "u", NOW));
+        assert!(everyone.selects(&no_owner, "u", NOW));
+    }
+
+    #[test]
+    fn a_finished_job_is_listed_until_its_window_has_passed() {
+        for window in [
+            TimeWindow::OneHour,
+            TimeWindow::EightHours,
+            TimeWindow::OneDay,
+            TimeWindow::ThreeDays,
+            TimeWindow::SevenDays,
+        ] {
+            let filter = JobFilter {
+                time_window: window,
+                ..JobFilter::default()
+            };
+            let cutoff = NOW - window.seconds();
+            assert_eq!(filter.earliest_end(NOW), cutoff);
+            for (end, listed) in [
+                (NOW, true),
+                (cutoff + 1, true),
+                // The edge itself is inside, as sacct's `--starttime` (end >= start).
+                (cutoff, true),
+                (cutoff - 1, false),
+                (0, false),
+            ] {
+                assert_eq!(
+                    filter.selects(&finished("COMPLETED", Some(end)), "u", NOW),
+                    listed,
+                    "{window:?}, ended {} s before now",
+                    NOW - end
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_window_is_a_day() {
+        let day_ago = NOW - 24 * 3600;
+        assert!(JobFilter::default().selects(&finished("FAILED", Some(day_ago)), "u", NOW));
+        assert!(!JobFilter::default().selects(&finished("FAILED", Some(day_ago - 1)), "u", NOW));
+    }
+
+    #[test]
+    fn active_jobs_are_listed_whatever_their_end_time() {
+        let hour = JobFilter {
+            time_window: TimeWindow::OneHour,
+            ..JobFilter::default()
+        };
+        let long_ago = Some(NOW - 30 * 86400);
+        for state in ACTIVE_STATES {
+            // A suspended job's end time is when it was suspended; a pending one's may be
+            // an old estimate: neither makes it a finished job.
+            assert!(
+                hour.selects(&finished(state, long_ago), "u", NOW),
+                "{state}"
+            );
+            assert!(hour.selects(&finished(state, None), "u", NOW), "{state}");
+        }
+    }
+
+    #[test]
+    fn final_states_are_listed_only_within_the_window() {
+        let hour = JobFilter {
+            time_window: TimeWindow::OneHour,
+            ..JobFilter::default()
+        };
+        let recent = Some(NOW - 60);
+        let old = Some(NOW - 2 * 3600);
+        for state in [
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "TIMEOUT",
+            "NODE_FAIL",
+            "PREEMPTED",
+            "OUT_OF_MEMORY",
+            "BOOT_FAIL",
+            "DEADLINE",
+            "UNKNOWN",
+        ] {
+            assert!(hour.selects(&finished(state, recent), "u", NOW), "{state}");
+            assert!(!hour.selects(&finished(state, old), "u", NOW), "{state}");
+            // No end time: nothing says the job is too old.
+            assert!(hour.selects(&finished(state, None), "u", NOW), "{state}");
+        }
+    }
+
+    #[test]
+    fn apply_keeps_the_selected_jobs_in_order() {
+        let jobs = vec![
+            Job {
+                job_id: "1".into(),
+                ..finished("COMPLETED", Some(NOW - 10))
+            },
+            Job {
+                job_id: "2".into(),
+                ..finished("COMPLETED", Some(NOW - 2 * 86400))
+            },
+            Job {
+                job_id: "3".into(),
+                ..job("j", "other")
+            },
+            Job {
+                job_id: "4".into(),
+                ..finished("PENDING", None)
+            },
+        ];
+        let ids = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.job_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(JobFilter::default().apply(jobs.clone(), "u", NOW)),
+            ["1", "4"]
+        );
+        let everyone = JobFilter {
+            all_users: true,
+            ..JobFilter::default()
+        };
+        assert_eq!(ids(everyone.apply(jobs, "u", NOW)), ["1", "3", "4"]);
+    }
+
+    #[test]
+    fn only_active_jobs_can_be_cancelled_and_only_running_ones_attached_to() {
+        for state in ACTIVE_STATES {
+            let job = finished(state, None);
+            assert!(job.is_active(), "{state}");
+            assert!(job.check_cancellable().is_ok(), "{state}");
+            assert_eq!(
+                job.check_attachable().is_ok(),
+                *state == "RUNNING",
+                "{state}"
+            );
+        }
+        let done = Job {
+            job_id: "42".into(),
+            ..finished("COMPLETED", Some(NOW))
+        };
+        assert!(!done.is_active());
+        for refusal in [done.check_cancellable(), done.check_attachable()] {
+            match refusal {
+                Err(SchedulerError::JobNotActive { job_id, state }) => {
+                    assert_eq!((job_id.as_str(), state.as_str()), ("42", "COMPLETED"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let pending = Job {
+            job_id: "43".into(),
+            ..finished("PENDING", None)
+        };
+        assert!(matches!(
+            pending.check_attachable(),
+            Err(SchedulerError::JobNotActive { state, .. }) if state == "PENDING"
+        ));
     }
 }

@@ -10,7 +10,8 @@ pub mod slurm;
 pub mod slurmrest;
 
 use async_trait::async_trait;
-use ironcrest_remote::{Caller, CommandError};
+use ironcrest_remote::Caller;
+use ironcrest_remote::CommandError;
 use ironcrest_ssh::{RunError, SshError};
 
 pub use job::{
@@ -36,9 +37,23 @@ pub trait Scheduler: Send + Sync {
 
     /// Submits a batch job and returns its id.
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError>;
-    /// Pending, running and recently finished jobs, merged from every source the
-    /// scheduler has.
-    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError>;
+    /// Every job the listing may show, parsed and merged from every source the scheduler
+    /// has. A backend may narrow what it fetches with `filter` (the owner, the time window),
+    /// but decides nothing: [`Scheduler::jobs`] applies the filter.
+    async fn fetch_jobs(
+        &self,
+        user: &Caller,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, SchedulerError>;
+    /// The jobs `filter` selects for `user`: active ones and those finished within its time
+    /// window (see [`JobFilter::selects`]). Backends implement [`Scheduler::fetch_jobs`].
+    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+        // Taken before fetching: a cutoff the scheduler computes from its own later "now"
+        // is never earlier than this one, so nothing it sent is dropped as too old.
+        let now = job::now();
+        let jobs = self.fetch_jobs(user, filter).await?;
+        Ok(filter.apply(jobs, &user.username, now))
+    }
     /// One job (any user's, as the scheduler's privacy settings allow); `JobNotFound` if none.
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError>;
     async fn job_metadata(
@@ -46,9 +61,11 @@ pub trait Scheduler: Send + Sync {
         user: &Caller,
         job_id: &str,
     ) -> Result<JobMetadata, SchedulerError>;
-    /// Cancels an active job; an unknown or finished job is an error, never a silent success.
+    /// Cancels an active job; an unknown or finished job is an error, never a silent success
+    /// ([`Job::check_cancellable`]).
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError>;
-    /// Runs a shell command inside a running job's allocation and waits for it.
+    /// Runs a shell command inside a running job's allocation and waits for it
+    /// ([`Job::check_attachable`]).
     async fn attach(
         &self,
         user: &Caller,

@@ -311,6 +311,7 @@ impl RemoteCommand for Reservations {
         if output.exit_status != 0 {
             return Err(CommandError::failed(&output));
         }
-        parse::reservations(&output.stdout_text(), parse::now()).map_err(unexpected("pbs_rstat"))
+        parse::reservations(&output.stdout_text(), crate::job::now())
+            .map_err(unexpected("pbs_rstat"))
     }
 }

@@ -13,7 +13,8 @@ mod commands;
 mod parse;
 
 use async_trait::async_trait;
-use ironcrest_remote::{Caller, RemoteCommand};
+use ironcrest_remote::Caller;
+use ironcrest_remote::RemoteCommand;
 use ironcrest_ssh::SshPool;
 
 pub use commands::{Jobs, Nodes, Qdel, Qsub, Queues, Reservations, Server};
@@ -65,15 +66,6 @@ impl PbsCli {
     }
 }
 
-/// The listing filters v2 applies to PBS jobs, plus the time window for finished jobs.
-fn listed(job: &Job, user: &Caller, filter: &JobFilter, now: i64) -> bool {
-    filter.selects(job, &user.username)
-        && job
-            .time
-            .end
-            .is_none_or(|end| end >= now - filter.time_window.seconds())
-}
-
 #[async_trait]
 impl Scheduler for PbsCli {
     async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError> {
@@ -105,14 +97,14 @@ impl Scheduler for PbsCli {
         self.run(user, &Qsub::new(job)?).await?
     }
 
-    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
-        let now = parse::now();
+    /// Every job the server still holds (`qstat` has no owner or time filter worth using:
+    /// `Scheduler::jobs` filters them, the time window included, which v2 ignores for PBS).
+    async fn fetch_jobs(&self, user: &Caller, _: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
         Ok(self
             .run(user, &Jobs)
             .await?
             .into_iter()
             .map(|job| job.job)
-            .filter(|job| listed(job, user, filter, now))
             .collect())
     }
 
@@ -137,12 +129,7 @@ impl Scheduler for PbsCli {
 
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         let job = self.find(user, job_id).await?;
-        if !job.job.is_active() {
-            return Err(SchedulerError::JobNotActive {
-                job_id: job_id.to_string(),
-                state: job.job.status.state,
-            });
-        }
+        job.job.check_cancellable()?;
         self.run(user, &Qdel::new(&job.pbs_id, job_id)?).await?
     }
 

@@ -7,13 +7,6 @@ use super::PbsJob;
 use crate::slurm::job_rows::duration;
 use crate::{Job, JobStatus, JobTime, Node, NodeState, Partition, PingStatus, Reservation};
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// `Wed Nov 22 10:58:30 2023` (ctime, day space-padded) or epoch seconds → epoch seconds.
 pub fn time(value: &Value) -> Option<i64> {
     if let Some(n) = value.as_i64() {

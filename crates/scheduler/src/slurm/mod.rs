@@ -13,7 +13,7 @@ mod squeue;
 mod srun;
 
 use async_trait::async_trait;
-use ironcrest_remote::{Caller, RemoteCommand};
+use ironcrest_remote::Caller;
 use ironcrest_ssh::SshPool;
 
 pub use sacct::Sacct;
@@ -24,6 +24,8 @@ pub use scontrol::{BatchScript, JobStreams, Partitions, Ping, Reservations, Stre
 pub use sinfo::Nodes;
 pub use squeue::Squeue;
 pub use srun::Attach;
+
+use ironcrest_remote::RemoteCommand;
 
 use crate::{
     Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition, PingStatus,
@@ -108,14 +110,18 @@ impl Scheduler for SlurmCli {
         self.run(user, &Sbatch::new(job)?).await?
     }
 
-    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+    /// sacct's finished jobs back to the time window, squeue's of the controller; both
+    /// only the caller's unless `all_users`.
+    async fn fetch_jobs(
+        &self,
+        user: &Caller,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, SchedulerError> {
         let sacct = Sacct::list(filter.all_users, filter.time_window)?;
         let own = (!filter.all_users).then_some(user.username.as_str());
         let squeue = Squeue::list(own)?;
         let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
-        let mut jobs = job_rows::merge(sacct?, squeue?);
-        jobs.retain(|job| filter.selects(job, &user.username));
-        Ok(jobs)
+        Ok(job_rows::merge(sacct?, squeue?))
     }
 
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
@@ -149,13 +155,7 @@ impl Scheduler for SlurmCli {
 
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         // scancel answers 0 for unknown and finished jobs: learn the true state first.
-        let job = self.job(user, job_id).await?;
-        if !job.is_active() {
-            return Err(SchedulerError::JobNotActive {
-                job_id: job_id.to_string(),
-                state: job.status.state,
-            });
-        }
+        self.job(user, job_id).await?.check_cancellable()?;
         self.run(user, &Scancel::new(job_id)?).await?
     }
 
@@ -165,14 +165,7 @@ impl Scheduler for SlurmCli {
         job_id: &str,
         command: &str,
     ) -> Result<(), SchedulerError> {
-        // srun waits for a pending job's allocation: only a running job can be attached to.
-        let job = self.job(user, job_id).await?;
-        if job.status.state != "RUNNING" {
-            return Err(SchedulerError::JobNotActive {
-                job_id: job_id.to_string(),
-                state: job.status.state,
-            });
-        }
+        self.job(user, job_id).await?.check_attachable()?;
         self.run(user, &Attach::new(job_id, command)?).await?
     }
 }

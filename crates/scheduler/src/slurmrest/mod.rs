@@ -18,13 +18,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ironcrest_remote::Caller;
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
 pub use version::ApiVersion;
 
+use crate::job::now;
 use crate::slurm::SlurmCli;
 use crate::slurm::job_rows;
 use crate::slurm::sbatch::is_policy_limit;
@@ -32,6 +32,7 @@ use crate::{
     Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition, PingStatus,
     Reservation, Scheduler, SchedulerError,
 };
+use ironcrest_remote::Caller;
 
 const SLURM: &str = "Slurm";
 
@@ -199,13 +200,6 @@ fn found(result: Result<Value, SchedulerError>) -> Result<Option<Value>, Schedul
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn unexpected(detail: String) -> SchedulerError {
     SchedulerError::RestApi {
         status: 200,
@@ -354,15 +348,20 @@ impl Scheduler for SlurmRest {
         parse::submitted_job_id(&answer).map_err(unexpected)
     }
 
-    async fn jobs(&self, user: &Caller, filter: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
-        let window = filter.time_window.seconds();
+    /// The controller's jobs and the accounting database's back to the time window (the
+    /// caller's only where the API version can ask for that).
+    async fn fetch_jobs(
+        &self,
+        user: &Caller,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, SchedulerError> {
         let start_time = if self.version.epoch_start_time() {
-            (now() - window).to_string()
+            filter.earliest_end(now()).to_string()
         } else {
-            format!("now-{}hours", window / 3600)
+            format!("now-{}hours", filter.time_window.seconds() / 3600)
         };
         // The controller's listing takes no filters, and v0.0.38's accounting one no user
-        // filter: the results are filtered here (names and accounts only here, exactly).
+        // filter: `Scheduler::jobs` filters what they send.
         let mut db_query = vec![("start_time", start_time)];
         if !filter.all_users && self.version.accounting_user_filter() {
             db_query.push(("users", user.username.clone()));
@@ -382,9 +381,7 @@ impl Scheduler for SlurmRest {
         } else {
             return Err(classify(status, &errors));
         };
-        let mut jobs = job_rows::merge(accounting, controller);
-        jobs.retain(|job| filter.selects(job, &user.username));
-        Ok(jobs)
+        Ok(job_rows::merge(accounting, controller))
     }
 
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
@@ -416,13 +413,7 @@ impl Scheduler for SlurmRest {
     }
 
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
-        let job = self.lookup(user, job_id).await?;
-        if !job.is_active() {
-            return Err(SchedulerError::JobNotActive {
-                job_id: job_id.to_string(),
-                state: job.status.state,
-            });
-        }
+        self.lookup(user, job_id).await?.check_cancellable()?;
         self.call(
             user,
             Method::DELETE,
@@ -450,13 +441,7 @@ impl Scheduler for SlurmRest {
         command: &str,
     ) -> Result<(), SchedulerError> {
         let cli = self.cli("Attaching to a job")?;
-        let job = self.lookup(user, job_id).await?;
-        if job.status.state != "RUNNING" {
-            return Err(SchedulerError::JobNotActive {
-                job_id: job_id.to_string(),
-                state: job.status.state,
-            });
-        }
+        self.lookup(user, job_id).await?.check_attachable()?;
         cli.attach(user, job_id, command).await
     }
 }

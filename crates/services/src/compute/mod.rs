@@ -129,7 +129,7 @@ mod tests {
         async fn submit(&self, _: &Caller, _: &JobDescription) -> Result<String, SchedulerError> {
             Ok("1".into())
         }
-        async fn jobs(&self, _: &Caller, _: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
+        async fn fetch_jobs(&self, _: &Caller, _: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
             self.listings.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             Ok(Vec::new())
