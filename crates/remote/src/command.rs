@@ -57,6 +57,11 @@ fn failure_message(exit_status: u32, stderr: &str) -> String {
 /// command line cannot fail; parsing does no IO and is unit-tested on captured outputs.
 pub trait RemoteCommand {
     type Parsed;
+    /// Why an output is no `Parsed`: usually [`CommandError`]; a command whose tool's
+    /// refusals mean something to its caller (a job that is not found, a submission the
+    /// scheduler rejects) returns the caller's error type instead, so the refusal reaches
+    /// the caller as that error, not as a result inside a result.
+    type Error;
 
     fn command_line(&self) -> CommandLine;
 
@@ -65,7 +70,7 @@ pub trait RemoteCommand {
         None
     }
 
-    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError>;
+    fn parse(&self, output: Output) -> Result<Self::Parsed, Self::Error>;
 }
 
 #[cfg(test)]

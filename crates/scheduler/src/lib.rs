@@ -137,10 +137,35 @@ impl From<ironcrest_remote::QuoteError> for SchedulerError {
 }
 
 impl SchedulerError {
-    fn from_run(scheduler: &'static str, err: RunError) -> Self {
+    /// A scheduler command that failed to run, or whose output its parser refused.
+    fn from_run<E: ParseError>(scheduler: &'static str, err: RunError<E>) -> Self {
         match err {
             RunError::Ssh(ssh) => SchedulerError::Ssh(ssh),
-            RunError::Command(source) => SchedulerError::Command { scheduler, source },
+            RunError::Command(err) => err.into_scheduler_error(scheduler),
         }
+    }
+}
+
+/// What a scheduler command's parser fails with (its
+/// [`RemoteCommand::Error`](ironcrest_remote::RemoteCommand::Error)), as a
+/// [`SchedulerError`].
+pub(crate) trait ParseError {
+    fn into_scheduler_error(self, scheduler: &'static str) -> SchedulerError;
+}
+
+/// An output the command could not read: `scheduler` answered unexpectedly.
+impl ParseError for CommandError {
+    fn into_scheduler_error(self, scheduler: &'static str) -> SchedulerError {
+        SchedulerError::Command {
+            scheduler,
+            source: self,
+        }
+    }
+}
+
+/// A refusal the command recognised in the output (an unknown job, a rejected submit).
+impl ParseError for SchedulerError {
+    fn into_scheduler_error(self, _: &'static str) -> SchedulerError {
+        self
     }
 }

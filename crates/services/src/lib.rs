@@ -62,11 +62,11 @@ impl From<QuoteError> for ServiceError {
     }
 }
 
-impl From<RunError> for ServiceError {
-    fn from(err: RunError) -> Self {
+impl<E: Into<ServiceError>> From<RunError<E>> for ServiceError {
+    fn from(err: RunError<E>) -> Self {
         match err {
             RunError::Ssh(ssh) => ServiceError::Ssh(ssh),
-            RunError::Command(command) => ServiceError::Command(command),
+            RunError::Command(command) => command.into(),
         }
     }
 }

@@ -78,13 +78,15 @@ impl SshError {
     }
 }
 
-/// Why [`crate::SshPool::run`] failed: either the transport or the command itself.
+/// Why [`crate::SshPool::run`] failed: either the transport, or the command's parser (its
+/// [`RemoteCommand::Error`](ironcrest_remote::RemoteCommand::Error), a [`CommandError`]
+/// unless the command says otherwise).
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RunError {
+pub enum RunError<E = CommandError> {
     #[error(transparent)]
     Ssh(#[from] SshError),
     #[error(transparent)]
-    Command(#[from] CommandError),
+    Command(E),
 }
 
 /// A credentials configuration that cannot be used (bad CA key, unparsable static key...).

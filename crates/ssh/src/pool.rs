@@ -500,11 +500,11 @@ impl SshPool {
         &self,
         user: &Caller,
         command: &C,
-    ) -> Result<C::Parsed, RunError> {
+    ) -> Result<C::Parsed, RunError<C::Error>> {
         let output = self
             .execute(user, &command.command_line(), command.stdin())
             .await?;
-        Ok(command.parse(output)?)
+        command.parse(output).map_err(RunError::Command)
     }
 
     /// Closes idle and dead connections every few seconds until `shutdown` completes,

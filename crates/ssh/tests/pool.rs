@@ -63,6 +63,7 @@ struct WhoAmI;
 
 impl RemoteCommand for WhoAmI {
     type Parsed = String;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("id").word("-un").build()
@@ -93,6 +94,7 @@ async fn runs_commands_as_the_user_with_a_ca_certificate() {
     struct Fails;
     impl RemoteCommand for Fails {
         type Parsed = ();
+        type Error = CommandError;
         fn command_line(&self) -> CommandLine {
             CommandLine::builder("ls")
                 .operands(["/nonexistent-ironcrest"])

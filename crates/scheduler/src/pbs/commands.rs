@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::parse;
 use super::{PBS, PbsJob};
 use crate::slurm::sbatch::is_policy_limit;
-use crate::{JobDescription, Node, Partition, PingStatus, Reservation, SchedulerError};
+use crate::{JobDescription, Node, ParseError, Partition, PingStatus, Reservation, SchedulerError};
 
 fn json(output: &Output, command: &'static str) -> Result<Value, CommandError> {
     if output.exit_status != 0 {
@@ -84,8 +84,10 @@ impl Qsub {
 }
 
 impl RemoteCommand for Qsub {
-    /// The job id, or PBS's refusal.
-    type Parsed = Result<String, SchedulerError>;
+    /// The job id.
+    type Parsed = String;
+    /// PBS's refusal, or an output that names no job.
+    type Error = SchedulerError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
@@ -95,20 +97,20 @@ impl RemoteCommand for Qsub {
         self.script.as_deref()
     }
 
-    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
+    fn parse(&self, output: Output) -> Result<String, SchedulerError> {
         if output.exit_status != 0 {
             let stderr = output.stderr_text().trim().to_string();
             let lower = stderr.to_ascii_lowercase();
             if is_policy_limit(&stderr) || lower.contains("would exceed") {
-                return Ok(Err(SchedulerError::PolicyLimit { message: stderr }));
+                return Err(SchedulerError::PolicyLimit { message: stderr });
             }
             if lower.starts_with("qsub:") && !lower.contains("cannot connect") {
-                return Ok(Err(SchedulerError::Rejected {
+                return Err(SchedulerError::Rejected {
                     scheduler: PBS,
                     message: stderr,
-                }));
+                });
             }
-            return Err(CommandError::failed(&output));
+            return Err(CommandError::failed(&output).into_scheduler_error(PBS));
         }
         let stdout = output.stdout_text();
         let id: String = stdout
@@ -120,9 +122,10 @@ impl RemoteCommand for Qsub {
             return Err(CommandError::UnexpectedOutput {
                 command: "qsub",
                 detail: format!("no job id in {stdout:?}"),
-            });
+            }
+            .into_scheduler_error(PBS));
         }
-        Ok(Ok(id))
+        Ok(id)
     }
 }
 
@@ -131,6 +134,7 @@ pub struct Jobs;
 
 impl RemoteCommand for Jobs {
     type Parsed = Vec<PbsJob>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("qstat")
@@ -208,33 +212,35 @@ impl Qdel {
 }
 
 impl RemoteCommand for Qdel {
-    type Parsed = Result<(), SchedulerError>;
+    type Parsed = ();
+    /// Why PBS did not delete the job.
+    type Error = SchedulerError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
     }
 
-    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
+    fn parse(&self, output: Output) -> Result<(), SchedulerError> {
         if output.exit_status == 0 {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let stderr = output.stderr_text().trim().to_string();
         if stderr.contains("Unknown Job Id") {
-            return Ok(Err(SchedulerError::JobNotFound));
+            return Err(SchedulerError::JobNotFound);
         }
         if stderr.contains("Job has finished") {
-            return Ok(Err(SchedulerError::JobNotActive {
+            return Err(SchedulerError::JobNotActive {
                 job_id: self.job_id.clone(),
                 state: "COMPLETED".into(),
-            }));
+            });
         }
         if stderr.contains("Unauthorized Request") {
-            return Ok(Err(SchedulerError::AccessDenied {
+            return Err(SchedulerError::AccessDenied {
                 scheduler: PBS,
                 message: stderr,
-            }));
+            });
         }
-        Err(CommandError::failed(&output))
+        Err(CommandError::failed(&output).into_scheduler_error(PBS))
     }
 }
 
@@ -243,6 +249,7 @@ pub struct Nodes;
 
 impl RemoteCommand for Nodes {
     type Parsed = Vec<Node>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("pbsnodes")
@@ -262,6 +269,7 @@ pub struct Queues;
 
 impl RemoteCommand for Queues {
     type Parsed = Vec<Partition>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("qstat")
@@ -282,6 +290,7 @@ pub struct Server;
 
 impl RemoteCommand for Server {
     type Parsed = Vec<PingStatus>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("qstat")
@@ -302,6 +311,7 @@ pub struct Reservations;
 
 impl RemoteCommand for Reservations {
     type Parsed = Vec<Reservation>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("pbs_rstat").word("-f").build()

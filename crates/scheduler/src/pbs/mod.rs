@@ -20,8 +20,8 @@ use ironcrest_ssh::SshPool;
 pub use commands::{Jobs, Nodes, Qdel, Qsub, Queues, Reservations, Server};
 
 use crate::{
-    Account, Job, JobDescription, JobFilter, JobMetadata, Node, Partition, PingStatus, Reservation,
-    Scheduler, SchedulerError,
+    Account, Job, JobDescription, JobFilter, JobMetadata, Node, ParseError, Partition, PingStatus,
+    Reservation, Scheduler, SchedulerError,
 };
 
 const PBS: &str = "PBS";
@@ -46,11 +46,10 @@ impl PbsCli {
         Self { ssh }
     }
 
-    async fn run<C: RemoteCommand + Sync>(
-        &self,
-        user: &Caller,
-        command: &C,
-    ) -> Result<C::Parsed, SchedulerError> {
+    async fn run<C>(&self, user: &Caller, command: &C) -> Result<C::Parsed, SchedulerError>
+    where
+        C: RemoteCommand<Error: ParseError> + Sync,
+    {
         self.ssh
             .run(user, command)
             .await
@@ -94,7 +93,7 @@ impl Scheduler for PbsCli {
     }
 
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
-        self.run(user, &Qsub::new(job)?).await?
+        self.run(user, &Qsub::new(job)?).await
     }
 
     /// Every job the server still holds (`qstat` has no owner or time filter worth using:
@@ -130,7 +129,7 @@ impl Scheduler for PbsCli {
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         let job = self.find(user, job_id).await?;
         job.job.check_cancellable()?;
-        self.run(user, &Qdel::new(&job.pbs_id, job_id)?).await?
+        self.run(user, &Qdel::new(&job.pbs_id, job_id)?).await
     }
 
     async fn attach(&self, _: &Caller, _: &str, _: &str) -> Result<(), SchedulerError> {

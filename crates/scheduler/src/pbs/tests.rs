@@ -338,13 +338,13 @@ fn qsub_reads_the_id_and_pbs_refusals() {
         stderr: Vec::new(),
         exit_status: 0,
     };
-    assert_eq!(qsub.parse(ok).unwrap().unwrap(), "1044");
+    assert_eq!(qsub.parse(ok).unwrap(), "1044");
     assert!(matches!(
-        qsub.parse(recorded("qsub_rejected.txt", 169)).unwrap(),
+        qsub.parse(recorded("qsub_rejected.txt", 169)),
         Err(SchedulerError::Rejected { .. })
     ));
     assert!(matches!(
-        qsub.parse(recorded("qsub_limit.txt", 38)).unwrap(),
+        qsub.parse(recorded("qsub_limit.txt", 38)),
         Err(SchedulerError::PolicyLimit { .. })
     ));
 }
@@ -353,11 +353,11 @@ fn qsub_reads_the_id_and_pbs_refusals() {
 fn qdel_errors() {
     let qdel = Qdel::new("1038.pbs01", "1038").unwrap();
     assert!(matches!(
-        qdel.parse(recorded("qdel_finished.txt", 35)).unwrap(),
+        qdel.parse(recorded("qdel_finished.txt", 35)),
         Err(SchedulerError::JobNotActive { .. })
     ));
     assert!(matches!(
-        qdel.parse(recorded("qstat_unknown.txt", 153)).unwrap(),
+        qdel.parse(recorded("qstat_unknown.txt", 153)),
         Err(SchedulerError::JobNotFound)
     ));
 }

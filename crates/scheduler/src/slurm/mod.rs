@@ -28,8 +28,8 @@ pub use srun::Attach;
 use ironcrest_remote::RemoteCommand;
 
 use crate::{
-    Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition, PingStatus,
-    Reservation, Scheduler, SchedulerError,
+    Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, ParseError, Partition,
+    PingStatus, Reservation, Scheduler, SchedulerError,
 };
 
 const SLURM: &str = "Slurm";
@@ -43,11 +43,10 @@ impl SlurmCli {
         Self { ssh }
     }
 
-    async fn run<C: RemoteCommand + Sync>(
-        &self,
-        user: &Caller,
-        command: &C,
-    ) -> Result<C::Parsed, SchedulerError> {
+    async fn run<C>(&self, user: &Caller, command: &C) -> Result<C::Parsed, SchedulerError>
+    where
+        C: RemoteCommand<Error: ParseError> + Sync,
+    {
         self.ssh
             .run(user, command)
             .await
@@ -59,10 +58,7 @@ impl SlurmCli {
 #[async_trait]
 impl Scheduler for SlurmCli {
     async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError> {
-        self.ssh
-            .run(user, &Nodes)
-            .await
-            .map_err(|err| SchedulerError::from_run(SLURM, err))
+        self.run(user, &Nodes).await
     }
 
     async fn partitions(
@@ -70,44 +66,25 @@ impl Scheduler for SlurmCli {
         user: &Caller,
         show_hidden: bool,
     ) -> Result<Vec<Partition>, SchedulerError> {
-        self.ssh
-            .run(user, &Partitions { show_hidden })
-            .await
-            .map_err(|err| SchedulerError::from_run(SLURM, err))
+        self.run(user, &Partitions { show_hidden }).await
     }
 
     async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
-        self.ssh
-            .run(user, &Reservations)
-            .await
-            .map_err(|err| SchedulerError::from_run(SLURM, err))
+        self.run(user, &Reservations).await
     }
 
     async fn accounts(&self, user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {
-        let command =
-            UserAccounts::new(&user.username).map_err(|source| SchedulerError::Command {
-                scheduler: SLURM,
-                source: ironcrest_remote::CommandError::UnexpectedOutput {
-                    command: "sacctmgr",
-                    detail: source.to_string(),
-                },
-            })?;
-        self.ssh
-            .run(user, &command)
+        self.run(user, &UserAccounts::new(&user.username)?)
             .await
             .map(Some)
-            .map_err(|err| SchedulerError::from_run(SLURM, err))
     }
 
     async fn ping(&self, user: &Caller) -> Result<Vec<PingStatus>, SchedulerError> {
-        self.ssh
-            .run(user, &Ping)
-            .await
-            .map_err(|err| SchedulerError::from_run(SLURM, err))
+        self.run(user, &Ping).await
     }
 
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
-        self.run(user, &Sbatch::new(job)?).await?
+        self.run(user, &Sbatch::new(job)?).await
     }
 
     /// sacct's finished jobs back to the time window, squeue's of the controller; both
@@ -156,7 +133,7 @@ impl Scheduler for SlurmCli {
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         // scancel answers 0 for unknown and finished jobs: learn the true state first.
         self.job(user, job_id).await?.check_cancellable()?;
-        self.run(user, &Scancel::new(job_id)?).await?
+        self.run(user, &Scancel::new(job_id)?).await
     }
 
     async fn attach(
@@ -166,7 +143,7 @@ impl Scheduler for SlurmCli {
         command: &str,
     ) -> Result<(), SchedulerError> {
         self.job(user, job_id).await?.check_attachable()?;
-        self.run(user, &Attach::new(job_id, command)?).await?
+        self.run(user, &Attach::new(job_id, command)?).await
     }
 }
 

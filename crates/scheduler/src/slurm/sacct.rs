@@ -57,6 +57,7 @@ fn start_time(window: TimeWindow) -> &'static str {
 
 impl RemoteCommand for Sacct {
     type Parsed = Vec<Row>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

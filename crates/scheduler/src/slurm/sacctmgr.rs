@@ -27,6 +27,7 @@ impl UserAccounts {
 
 impl RemoteCommand for UserAccounts {
     type Parsed = Vec<Account>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

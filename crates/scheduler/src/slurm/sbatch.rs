@@ -8,7 +8,7 @@
 use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
 
 use super::SLURM;
-use crate::{JobDescription, SchedulerError};
+use crate::{JobDescription, ParseError, SchedulerError};
 
 pub struct Sbatch {
     line: CommandLine,
@@ -54,8 +54,10 @@ impl Sbatch {
 }
 
 impl RemoteCommand for Sbatch {
-    /// The job id, or the scheduler's refusal.
-    type Parsed = Result<String, SchedulerError>;
+    /// The job id.
+    type Parsed = String;
+    /// The scheduler's refusal, or an output that names no job.
+    type Error = SchedulerError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
@@ -65,9 +67,9 @@ impl RemoteCommand for Sbatch {
         self.script.as_deref()
     }
 
-    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
+    fn parse(&self, output: Output) -> Result<String, SchedulerError> {
         if output.exit_status != 0 {
-            return Ok(Err(refusal(&output)));
+            return Err(refusal(&output));
         }
         let stdout = output.stdout_text();
         stdout
@@ -75,10 +77,13 @@ impl RemoteCommand for Sbatch {
             .find_map(|line| line.trim().strip_prefix("Submitted batch job "))
             .and_then(|rest| rest.split_whitespace().next())
             .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
-            .map(|id| Ok(id.to_string()))
-            .ok_or_else(|| CommandError::UnexpectedOutput {
-                command: "sbatch",
-                detail: format!("no job id in {stdout:?}"),
+            .map(str::to_string)
+            .ok_or_else(|| {
+                CommandError::UnexpectedOutput {
+                    command: "sbatch",
+                    detail: format!("no job id in {stdout:?}"),
+                }
+                .into_scheduler_error(SLURM)
             })
     }
 }
@@ -167,7 +172,7 @@ mod tests {
             sbatch.stdin(),
             Some(b"#!/bin/bash\necho $MYVAR\n".as_slice())
         );
-        let id = sbatch.parse(fixture.output).unwrap().unwrap();
+        let id = sbatch.parse(fixture.output).unwrap();
         assert!(id.bytes().all(|b| b.is_ascii_digit()));
     }
 
@@ -273,10 +278,7 @@ mod tests {
     #[test]
     fn an_invalid_partition_is_rejected_with_slurms_message() {
         let fixture = fixtures::slurm("sbatch_bad_partition");
-        let result = Sbatch::new(&inline("x"))
-            .unwrap()
-            .parse(fixture.output)
-            .unwrap();
+        let result = Sbatch::new(&inline("x")).unwrap().parse(fixture.output);
         match result {
             Err(SchedulerError::Rejected { message, .. }) => {
                 assert!(

@@ -5,7 +5,7 @@
 use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 
 use super::SLURM;
-use crate::SchedulerError;
+use crate::{ParseError, SchedulerError};
 
 pub struct Scancel {
     job_id: String,
@@ -25,40 +25,41 @@ impl Scancel {
 }
 
 impl RemoteCommand for Scancel {
-    /// Done, or why Slurm did not cancel.
-    type Parsed = Result<(), SchedulerError>;
+    type Parsed = ();
+    /// Why Slurm did not cancel.
+    type Error = SchedulerError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
     }
 
-    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
+    fn parse(&self, output: Output) -> Result<(), SchedulerError> {
         let stderr = output.stderr_text();
         let error_line = stderr
             .lines()
             .find(|line| line.contains("error:"))
             .map(str::trim);
         if output.exit_status == 0 && error_line.is_none() {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let message = error_line.unwrap_or(stderr.trim()).to_string();
         if message.contains("Invalid job id specified") {
-            return Ok(Err(SchedulerError::JobNotFound));
+            return Err(SchedulerError::JobNotFound);
         }
         if message.contains("already completing or completed") {
-            return Ok(Err(SchedulerError::JobNotActive {
+            return Err(SchedulerError::JobNotActive {
                 job_id: self.job_id.clone(),
                 state: "COMPLETED".into(),
-            }));
+            });
         }
         // 210: ESLURM_ACCESS_DENIED (2002) truncated to 8 bits.
         if output.exit_status == 210 || message.contains("Access/permission denied") {
-            return Ok(Err(SchedulerError::AccessDenied {
+            return Err(SchedulerError::AccessDenied {
                 scheduler: SLURM,
                 message,
-            }));
+            });
         }
-        Err(CommandError::failed(&output))
+        Err(CommandError::failed(&output).into_scheduler_error(SLURM))
     }
 }
 
@@ -72,17 +73,14 @@ mod tests {
         let fixture = fixtures::slurm("scancel_running");
         let scancel = Scancel::new(&fixtures::job_id(&fixture.command)).unwrap();
         assert_eq!(scancel.command_line().to_string(), fixture.command);
-        assert!(scancel.parse(fixture.output).unwrap().is_ok());
+        assert!(scancel.parse(fixture.output).is_ok());
     }
 
     #[test]
     fn an_unknown_job_exits_zero_but_is_not_found() {
         let fixture = fixtures::slurm("scancel_unknown");
         assert_eq!(fixture.output.exit_status, 0);
-        let result = Scancel::new("999999")
-            .unwrap()
-            .parse(fixture.output)
-            .unwrap();
+        let result = Scancel::new("999999").unwrap().parse(fixture.output);
         assert!(
             matches!(result, Err(SchedulerError::JobNotFound)),
             "{result:?}"
@@ -94,7 +92,7 @@ mod tests {
         let fixture = fixtures::slurm("scancel_other_user");
         let scancel = Scancel::new(&fixtures::job_id(&fixture.command)).unwrap();
         assert_eq!(scancel.command_line().to_string(), fixture.command);
-        let result = scancel.parse(fixture.output).unwrap();
+        let result = scancel.parse(fixture.output);
         assert!(
             matches!(result, Err(SchedulerError::AccessDenied { .. })),
             "{result:?}"

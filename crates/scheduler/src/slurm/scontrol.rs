@@ -49,6 +49,7 @@ pub struct Partitions {
 
 impl RemoteCommand for Partitions {
     type Parsed = Vec<Partition>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         show_all("partitions")
@@ -84,6 +85,7 @@ pub struct Reservations;
 
 impl RemoteCommand for Reservations {
     type Parsed = Vec<Reservation>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         show_all("reservations")
@@ -127,6 +129,7 @@ pub struct Ping;
 
 impl RemoteCommand for Ping {
     type Parsed = Vec<PingStatus>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("scontrol")
@@ -196,6 +199,7 @@ impl JobStreams {
 
 impl RemoteCommand for JobStreams {
     type Parsed = Option<Streams>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
@@ -264,6 +268,7 @@ impl BatchScript {
 
 impl RemoteCommand for BatchScript {
     type Parsed = Option<String>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

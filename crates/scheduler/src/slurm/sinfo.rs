@@ -12,6 +12,7 @@ pub struct Nodes;
 
 impl RemoteCommand for Nodes {
     type Parsed = Vec<Node>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("sinfo")

@@ -45,6 +45,7 @@ fn base() -> Result<ironcrest_remote::CommandLineBuilder, QuoteError> {
 
 impl RemoteCommand for Squeue {
     type Parsed = Vec<Row>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

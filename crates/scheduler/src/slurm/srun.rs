@@ -4,7 +4,8 @@
 
 use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 
-use crate::SchedulerError;
+use super::SLURM;
+use crate::{ParseError, SchedulerError};
 
 pub struct Attach {
     job_id: String,
@@ -25,27 +26,29 @@ impl Attach {
 }
 
 impl RemoteCommand for Attach {
-    type Parsed = Result<(), SchedulerError>;
+    type Parsed = ();
+    /// Why the command could not run in the job.
+    type Error = SchedulerError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
     }
 
-    fn parse(&self, output: Output) -> Result<Self::Parsed, CommandError> {
+    fn parse(&self, output: Output) -> Result<(), SchedulerError> {
         if output.exit_status == 0 {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let stderr = output.stderr_text();
         if stderr.contains("Invalid job id specified") {
-            return Ok(Err(SchedulerError::JobNotFound));
+            return Err(SchedulerError::JobNotFound);
         }
         if stderr.contains("has expired") || stderr.contains("already completing or completed") {
-            return Ok(Err(SchedulerError::JobNotActive {
+            return Err(SchedulerError::JobNotActive {
                 job_id: self.job_id.clone(),
                 state: "COMPLETED".into(),
-            }));
+            });
         }
-        Err(CommandError::failed(&output))
+        Err(CommandError::failed(&output).into_scheduler_error(SLURM))
     }
 }
 
@@ -63,23 +66,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(attach.command_line().to_string(), fixture.command);
-        assert!(attach.parse(fixture.output).unwrap().is_ok());
+        assert!(attach.parse(fixture.output).is_ok());
     }
 
     #[test]
     fn unknown_and_finished_jobs() {
         let unknown = Attach::new("999999", "true")
             .unwrap()
-            .parse(fixtures::slurm("srun_attach_unknown").output)
-            .unwrap();
+            .parse(fixtures::slurm("srun_attach_unknown").output);
         assert!(
             matches!(unknown, Err(SchedulerError::JobNotFound)),
             "{unknown:?}"
         );
         let expired = Attach::new("10", "true")
             .unwrap()
-            .parse(fixtures::slurm("srun_attach_finished").output)
-            .unwrap();
+            .parse(fixtures::slurm("srun_attach_finished").output);
         assert!(
             matches!(expired, Err(SchedulerError::JobNotActive { .. })),
             "{expired:?}"

@@ -61,7 +61,7 @@ fn max_size(cluster: &Cluster) -> u64 {
     cluster.config.data_operation.max_ops_file_size
 }
 
-async fn run<C: RemoteCommand + Sync>(
+async fn run<C: RemoteCommand<Error: Into<ServiceError>> + Sync>(
     cluster: &Cluster,
     user: &Caller,
     command: C,

@@ -21,6 +21,7 @@ pub struct Id;
 
 impl RemoteCommand for Id {
     type Parsed = Identity;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         CommandLine::builder("id").build()

@@ -31,6 +31,7 @@ impl Sha256Sum {
 
 impl RemoteCommand for Sha256Sum {
     type Parsed = Checksum;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

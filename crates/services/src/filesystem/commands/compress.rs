@@ -82,6 +82,7 @@ impl Compress {
 
 impl RemoteCommand for Compress {
     type Parsed = ();
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

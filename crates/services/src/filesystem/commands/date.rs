@@ -29,6 +29,7 @@ impl UtcOffsets {
 
 impl RemoteCommand for UtcOffsets {
     type Parsed = Vec<i32>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

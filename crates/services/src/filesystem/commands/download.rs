@@ -18,6 +18,7 @@ impl Cat {
 
 impl RemoteCommand for Cat {
     type Parsed = ();
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

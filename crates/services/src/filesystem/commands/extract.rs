@@ -26,6 +26,7 @@ impl Extract {
 
 impl RemoteCommand for Extract {
     type Parsed = ();
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

@@ -23,6 +23,7 @@ impl FileType {
 
 impl RemoteCommand for FileType {
     type Parsed = String;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

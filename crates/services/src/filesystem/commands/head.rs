@@ -37,6 +37,7 @@ impl Head {
 
 impl RemoteCommand for Head {
     type Parsed = FileContent;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

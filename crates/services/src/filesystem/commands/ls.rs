@@ -79,6 +79,7 @@ fn line(timeout: u64, path: &[u8], options: LsOptions) -> Result<CommandLine, Qu
 
 impl RemoteCommand for Ls {
     type Parsed = Vec<File>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
@@ -155,6 +156,7 @@ impl ChangedEntry {
 
 impl RemoteCommand for ChangedEntry {
     type Parsed = File;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

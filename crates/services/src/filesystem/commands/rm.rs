@@ -21,6 +21,7 @@ impl Rm {
 
 impl RemoteCommand for Rm {
     type Parsed = ();
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

@@ -44,6 +44,7 @@ impl Stat {
 
 impl RemoteCommand for Stat {
     type Parsed = FileStat;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
@@ -110,6 +111,7 @@ impl StatBatch {
 impl RemoteCommand for StatBatch {
     /// Each path read, with its data.
     type Parsed = Vec<(Vec<u8>, FileStat)>;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

@@ -37,6 +37,7 @@ impl Tail {
 
 impl RemoteCommand for Tail {
     type Parsed = FileContent;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

@@ -27,6 +27,7 @@ impl Upload {
 
 impl RemoteCommand for Upload {
     type Parsed = ();
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()

@@ -28,6 +28,7 @@ impl View {
 
 impl RemoteCommand for View {
     type Parsed = String;
+    type Error = CommandError;
 
     fn command_line(&self) -> CommandLine {
         self.line.clone()
