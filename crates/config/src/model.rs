@@ -1,15 +1,17 @@
 //! The configuration model, modelled on FirecREST v2's YAML (see docs/configuration.md).
 //! Every duration is in seconds. Defaults follow FirecREST v2 where it has one.
+//! It serialises back to the YAML it reads (see [`Secret`] for secrets), so tests can edit
+//! a configuration as these types, which a renamed field breaks at build time.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Secret;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -21,7 +23,7 @@ pub struct Config {
     pub logger: LoggerConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default = "defaults::listen")]
@@ -45,7 +47,7 @@ impl Default for ServerConfig {
 
 /// What one client may hold of the server (nginx's `client_header_timeout`,
 /// `keepalive_timeout` and `limit_conn`, in the binary).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionLimits {
     /// Seconds a connection may take to send a request's headers, counted from when it is
@@ -91,7 +93,7 @@ impl Default for ConnectionLimits {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggerConfig {
     /// A `tracing` filter directive, e.g. `info` or `ironcrest=debug,info`.
@@ -110,7 +112,7 @@ impl Default for LoggerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     #[default]
@@ -118,7 +120,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub authentication: AuthenticationConfig,
@@ -126,7 +128,7 @@ pub struct AuthConfig {
     pub authorization: Option<AuthorizationConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthenticationConfig {
     /// The IdP's token endpoint, used for the health checker's client-credentials grant.
@@ -164,7 +166,7 @@ pub struct AuthenticationConfig {
     pub scopes: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenEndpointAuthMethod {
     #[default]
@@ -173,7 +175,7 @@ pub enum TokenEndpointAuthMethod {
 }
 
 /// An OpenFGA-style check endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationConfig {
     pub url: String,
@@ -181,7 +183,7 @@ pub struct AuthorizationConfig {
     pub timeout: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "type", deny_unknown_fields)]
 pub enum SshCredentialsConfig {
     /// Ironcrest is the SSH CA: it signs a short-lived certificate for an ephemeral key per user.
@@ -204,7 +206,7 @@ pub enum SshCredentialsConfig {
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticKey {
     pub private_key: Secret,
@@ -214,7 +216,7 @@ pub struct StaticKey {
     pub passphrase: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     pub name: String,
@@ -228,7 +230,7 @@ pub struct ClusterConfig {
     pub data_operation: DataOperationConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshConfig {
     pub host: String,
@@ -254,7 +256,7 @@ pub struct SshConfig {
     pub timeout: SshTimeouts,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshTimeouts {
     #[serde(default = "defaults::ssh_connection")]
@@ -281,14 +283,14 @@ impl Default for SshTimeouts {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SchedulerType {
     Slurm,
     Pbs,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionMode {
     #[default]
@@ -297,7 +299,7 @@ pub enum ConnectionMode {
     Hybrid,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulerConfig {
     #[serde(rename = "type")]
@@ -321,14 +323,14 @@ pub struct SchedulerConfig {
     pub userinfo_cache_max_age: f64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccount {
     pub client_id: String,
     pub secret: Secret,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbingConfig {
     #[serde(default = "defaults::probing_interval", alias = "interval_check")]
@@ -338,7 +340,7 @@ pub struct ProbingConfig {
 }
 
 /// The services the health checker can probe. `storage` is FirecREST's other name for `s3`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbedService {
     Scheduler,
@@ -348,14 +350,14 @@ pub enum ProbedService {
     S3,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSettings {
     #[serde(default = "defaults::probe_timeout")]
     pub timeout: u64,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FileSystemDataType {
     Users,
@@ -366,7 +368,7 @@ pub enum FileSystemDataType {
     Project,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSystemConfig {
     pub path: String,
@@ -375,7 +377,7 @@ pub struct FileSystemConfig {
     pub default_work_dir: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataOperationConfig {
     #[serde(default)]
@@ -407,7 +409,7 @@ impl Default for DataOperationConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "service_type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DataTransferConfig {
     S3(S3Config),
@@ -418,7 +420,7 @@ pub enum DataTransferConfig {
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     pub name: String,
@@ -437,7 +439,7 @@ pub struct S3Config {
     pub bucket_lifecycle_configuration: BucketLifecycleConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultipartConfig {
     #[serde(default)]
@@ -461,7 +463,7 @@ impl Default for MultipartConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BucketLifecycleConfig {
     #[serde(default = "defaults::lifecycle_days")]
@@ -476,7 +478,7 @@ impl Default for BucketLifecycleConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamerConfig {
     #[serde(default)]
@@ -491,6 +493,19 @@ pub struct StreamerConfig {
     pub wait_timeout: u64,
     #[serde(default = "defaults::streamer_inbound_limit")]
     pub inbound_transfer_limit: u64,
+}
+
+impl Default for StreamerConfig {
+    fn default() -> Self {
+        Self {
+            pypi_index_url: None,
+            host: None,
+            port_range: defaults::streamer_port_range(),
+            public_ips: None,
+            wait_timeout: defaults::streamer_wait_timeout(),
+            inbound_transfer_limit: defaults::streamer_inbound_limit(),
+        }
+    }
 }
 
 mod defaults {

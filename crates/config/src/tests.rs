@@ -199,3 +199,42 @@ fn the_jobs_cache_age_defaults_to_half_a_second_and_is_bounded() {
         }
     }
 }
+
+/// What tests that edit a configuration as the model rely on: written out, it loads back
+/// the same (secrets given literally need the `test-support` feature to be written).
+#[cfg(feature = "test-support")]
+#[test]
+fn a_configuration_written_as_yaml_loads_back_the_same() {
+    let known_hosts = known_hosts_file();
+    let config = Config::from_yaml(&valid_yaml(known_hosts.path())).unwrap();
+    let yaml = serde_yaml_ng::to_string(&config).unwrap();
+    let back = Config::from_yaml(&yaml).unwrap_or_else(|err| panic!("{err}\n{yaml}"));
+    assert_eq!(format!("{back:?}"), format!("{config:?}"));
+    assert_eq!(back.clusters[0].service_account.secret.expose(), "s3cret");
+    assert_eq!(serde_yaml_ng::to_string(&back).unwrap(), yaml);
+
+    let mut streamer = config.clone();
+    streamer.clusters[0].data_operation.data_transfer =
+        Some(DataTransferConfig::Streamer(StreamerConfig::default()));
+    let yaml = serde_yaml_ng::to_string(&streamer).unwrap();
+    let back: Config = serde_yaml_ng::from_str(&yaml).unwrap();
+    assert!(matches!(
+        back.clusters[0].data_operation.data_transfer,
+        Some(DataTransferConfig::Streamer(StreamerConfig {
+            port_range: (5665, 5675),
+            ..
+        }))
+    ));
+}
+
+#[cfg(not(feature = "test-support"))]
+#[test]
+fn a_configuration_with_literal_secrets_is_not_written_out() {
+    let known_hosts = known_hosts_file();
+    let config = Config::from_yaml(&valid_yaml(known_hosts.path())).unwrap();
+    let err = serde_yaml_ng::to_string(&config).unwrap_err().to_string();
+    assert!(
+        !err.contains("s3cret") && !err.contains("BEGIN OPENSSH"),
+        "{err}"
+    );
+}
