@@ -3,7 +3,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::dev_config_yaml;
+use ironcrest_config::ConnectionMode;
+
+use crate::harness::{dev_config, dev_config_yaml, write_config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ironcrest");
 
@@ -27,15 +29,11 @@ fn check_config_accepts_the_dev_configuration() {
 #[test]
 fn check_config_names_every_broken_field() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    let broken = dev_config_yaml()
-        .replace("idle_timeout: 60", "idle_timeout: 1")
-        .replace(
-            "token_url: http://127.0.0.1:8091/token",
-            "token_url: nowhere",
-        )
-        .replace("connection_mode: ssh", "connection_mode: rest");
-    std::fs::write(&path, broken).unwrap();
+    let mut broken = dev_config();
+    broken.clusters[0].ssh.timeout.idle_timeout = 1;
+    broken.auth.authentication.token_url = "nowhere".into();
+    broken.clusters[0].scheduler.connection_mode = ConnectionMode::Rest;
+    let path = write_config(dir.path(), &broken);
     let output = Command::new(BIN)
         .arg("check-config")
         .arg(&path)
@@ -60,12 +58,9 @@ fn serve_stops_cleanly_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    let path = dir.path().join("config.yaml");
-    let yaml = dev_config_yaml().replace(
-        &format!("127.0.0.1:{}", crate::harness::env("IRONCREST_DEV_PORT")),
-        &format!("127.0.0.1:{port}"),
-    );
-    std::fs::write(&path, yaml).unwrap();
+    let mut config = dev_config();
+    config.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let path = write_config(dir.path(), &config);
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&path)

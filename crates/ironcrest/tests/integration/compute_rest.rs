@@ -9,25 +9,27 @@ use crate::compute::{
     HOME, Mode, PWNED, delete, errors_flow, finished, get_job, inline_job_flow, listings_flow,
     message, script_path_job_flow, submit_ok, unique, wait_for,
 };
-use crate::harness::{SYSTEM, TestServer, dev_config_yaml, env, user_token};
+use ironcrest_config::{Config, ConnectionMode, SchedulerType};
+
+use crate::harness::{SYSTEM, TestServer, dev_config, env, reloaded, user_token};
+
+/// The dev cluster's Slurm through slurmrestd at `url`, API `version`, in `mode`.
+fn through_slurmrestd(config: &mut Config, mode: ConnectionMode, url: &str, version: &str) {
+    let scheduler = &mut config.clusters[0].scheduler;
+    assert_eq!(scheduler.connection_mode, ConnectionMode::Ssh);
+    scheduler.connection_mode = mode;
+    scheduler.api_url = Some(url.into());
+    scheduler.api_version = Some(version.into());
+}
 
 async fn start(mode: Mode) -> TestServer {
     let mode = match mode {
-        Mode::Ssh => "ssh",
-        Mode::Hybrid => "hybrid",
-        Mode::Rest => "rest",
+        Mode::Ssh => ConnectionMode::Ssh,
+        Mode::Hybrid => ConnectionMode::Hybrid,
+        Mode::Rest => ConnectionMode::Rest,
     };
     let url = env("IRONCREST_DEV_SLURMRESTD_URL");
-    TestServer::start_with(|yaml| {
-        assert!(yaml.contains("connection_mode: ssh"));
-        yaml.replace(
-            "connection_mode: ssh",
-            &format!(
-                "connection_mode: {mode}\n      api_url: {url}\n      api_version: \"0.0.38\""
-            ),
-        )
-    })
-    .await
+    TestServer::start_with(|config| through_slurmrestd(config, mode, &url, "0.0.38")).await
 }
 
 #[tokio::test]
@@ -189,21 +191,21 @@ async fn rest_status_routes_and_health_come_from_slurmrestd() {
 
 #[test]
 fn every_scheduler_backend_is_served_and_api_versions_are_checked() {
-    let problems = |edit: &dyn Fn(String) -> String| {
-        let config = ironcrest_config::Config::from_yaml(&edit(dev_config_yaml()))
-            .unwrap_or_else(|err| panic!("{err}"));
-        ironcrest::unsupported_features(&config)
+    let problems = |edit: &dyn Fn(&mut Config)| {
+        let mut config = dev_config();
+        edit(&mut config);
+        ironcrest::unsupported_features(&reloaded(&config))
             .into_iter()
             .map(|problem| problem.field)
             .collect::<Vec<_>>()
     };
     let rest = |version: &'static str| {
-        move |yaml: String| {
-            yaml.replace(
-                "connection_mode: ssh",
-                &format!(
-                    "connection_mode: hybrid\n      api_url: http://127.0.0.1:6820\n      api_version: \"{version}\""
-                ),
+        move |config: &mut Config| {
+            through_slurmrestd(
+                config,
+                ConnectionMode::Hybrid,
+                "http://127.0.0.1:6820",
+                version,
             )
         }
     };
@@ -214,7 +216,7 @@ fn every_scheduler_backend_is_served_and_api_versions_are_checked() {
         problems(&rest("0.0.37")),
         ["clusters[0].scheduler.api_version"]
     );
-    let pbs = |yaml: String| yaml.replace("type: slurm", "type: pbs");
+    let pbs = |config: &mut Config| config.clusters[0].scheduler.kind = SchedulerType::Pbs;
     assert!(problems(&pbs).is_empty());
 }
 

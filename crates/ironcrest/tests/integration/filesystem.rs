@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use ironcrest_config::{FileSystemConfig, FileSystemDataType};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -638,8 +639,8 @@ async fn another_users_file_is_403_and_a_missing_one_404() {
 
 #[tokio::test]
 async fn a_command_past_the_time_limit_is_408() {
-    let server = TestServer::start_with(|yaml| {
-        yaml.replace("command_execution: 10", "command_execution: 1")
+    let server = TestServer::start_with(|config| {
+        config.clusters[0].ssh.timeout.command_execution = 1;
     })
     .await;
     let client = Client::with(server).await;
@@ -659,8 +660,8 @@ async fn a_command_past_the_time_limit_is_408() {
 
 #[tokio::test]
 async fn upload_and_download_are_byte_exact_and_bounded() {
-    let server = TestServer::start_with(|yaml| {
-        yaml.replace("max_ops_file_size: 5242880", "max_ops_file_size: 300000")
+    let server = TestServer::start_with(|config| {
+        config.clusters[0].data_operation.max_ops_file_size = 300_000;
     })
     .await;
     let client = Client::with(server).await;
@@ -1112,11 +1113,12 @@ async fn hostile_names_round_trip_without_injection() {
 
 #[tokio::test]
 async fn a_path_on_an_unhealthy_file_system_is_503() {
-    let server = TestServer::start_with(|yaml| {
-        yaml.replace(
-            "      - {path: /home, data_type: users, default_work_dir: true}",
-            "      - {path: /home, data_type: users, default_work_dir: true}\n      - {path: /nonexistent-fs, data_type: scratch}",
-        )
+    let server = TestServer::start_with(|config| {
+        config.clusters[0].file_systems.push(FileSystemConfig {
+            path: "/nonexistent-fs".into(),
+            data_type: FileSystemDataType::Scratch,
+            default_work_dir: false,
+        });
     })
     .await;
     let client = Client::with(server).await;

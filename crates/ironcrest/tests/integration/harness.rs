@@ -19,7 +19,8 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The dev configuration template with `${VAR}` taken from the environment.
+/// The dev configuration template with `${VAR}` taken from the environment (what
+/// `scripts/dev-env` renders with envsubst).
 pub fn dev_config_yaml() -> String {
     let template =
         std::fs::read_to_string(repo_root().join("scripts/devenv/ironcrest.yaml.in")).unwrap();
@@ -30,6 +31,31 @@ pub fn dev_config_yaml() -> String {
     yaml
 }
 
+/// The dev configuration as the model, for a test to change fields of (a renamed field
+/// breaks the build, not the test).
+pub fn dev_config() -> Config {
+    Config::from_yaml(&dev_config_yaml()).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// `config` as a configuration file holds it (secrets as given: references as references).
+pub fn config_yaml(config: &Config) -> String {
+    serde_yaml_ng::to_string(config).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// `config` written out and loaded back as the server loads its file: normalised, and
+/// validated (an edit that a check refuses panics here, naming the field).
+pub fn reloaded(config: &Config) -> Config {
+    let yaml = config_yaml(config);
+    Config::from_yaml(&yaml).unwrap_or_else(|err| panic!("{err}\n{yaml}"))
+}
+
+/// Writes `config` to `config.yaml` in `dir` for the `ironcrest` binary; returns the path.
+pub fn write_config(dir: &std::path::Path, config: &Config) -> PathBuf {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config_yaml(config)).unwrap();
+    path
+}
+
 pub struct TestServer {
     pub url: String,
     pub http: reqwest::Client,
@@ -38,13 +64,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::start_with(|yaml| yaml).await
+        Self::start_with(|_| {}).await
     }
 
-    /// Starts a server whose configuration is the dev one passed through `edit`.
-    pub async fn start_with(edit: impl FnOnce(String) -> String) -> Self {
-        let yaml = edit(dev_config_yaml()).replace("interval: 10", "interval: 1");
-        let config = Config::from_yaml(&yaml).unwrap_or_else(|err| panic!("{err}"));
+    /// Starts a server whose configuration is the dev one changed by `edit`, with health
+    /// checks every second (so tests see a change of health quickly).
+    pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
+        let mut config = dev_config();
+        for cluster in &mut config.clusters {
+            cluster.probing.interval = 1;
+        }
+        edit(&mut config);
+        let config = reloaded(&config);
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();

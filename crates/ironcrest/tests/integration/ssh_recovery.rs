@@ -96,12 +96,10 @@ async fn a_restarted_sshd_is_seen_unhealthy_then_healthy_and_requests_recover() 
     std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_key}\n")).unwrap();
 
     let sshd = Sshd::start(port, dir.path());
-    let server = TestServer::start_with(|yaml| {
-        yaml.replace("port: 2222", &format!("port: {port}"))
-            .replace(
-                &format!("{}/ssh/known_hosts", env("IRONCREST_DEV_PREFIX")),
-                &known_hosts.display().to_string(),
-            )
+    let server = TestServer::start_with(|config| {
+        let ssh = &mut config.clusters[0].ssh;
+        ssh.port = port;
+        ssh.known_hosts = Some(known_hosts.clone());
     })
     .await;
     let token = user_token().await;

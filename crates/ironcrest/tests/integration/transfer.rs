@@ -7,10 +7,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ironcrest_config::{DataTransferConfig, ProbedService, Secret, StreamerConfig};
 use serde_json::{Value, json};
 
 use crate::compute::{HOME, delete, finished, unique, wait_for};
-use crate::harness::{SYSTEM, TestServer, user_token};
+use crate::harness::{SYSTEM, TestServer, dev_config, reloaded, user_token};
 
 const MIB: usize = 1024 * 1024;
 /// The dev configuration's `multipart.max_part_size`.
@@ -341,11 +342,12 @@ async fn staged_requests_are_checked_before_anything_is_submitted() {
 
 #[tokio::test]
 async fn the_account_placeholder_needs_an_account() {
-    let server = TestServer::start_with(|yaml| {
-        yaml.replace(
-            r##"datatransfer_jobs_directives: ["#SBATCH --partition=normal"]"##,
-            r##"datatransfer_jobs_directives: ["#SBATCH --partition=normal", "#SBATCH --account={account}"]"##,
-        )
+    let server = TestServer::start_with(|config| {
+        let directives = &mut config.clusters[0]
+            .data_operation
+            .datatransfer_jobs_directives;
+        assert_eq!(directives, &["#SBATCH --partition=normal"]);
+        directives.push("#SBATCH --account={account}".into());
     })
     .await;
     let token = user_token().await;
@@ -505,11 +507,13 @@ async fn s3_is_probed_and_an_unreachable_store_gates_staged_transfers() {
     assert_eq!(s3["healthy"], true, "{s3}");
 
     // Port 9 (discard) on loopback: nothing listens there.
-    let broken = TestServer::start_with(|yaml| {
-        yaml.replace(
-            "private_url: http://127.0.0.1:9000",
-            "private_url: http://127.0.0.1:9",
-        )
+    let broken = TestServer::start_with(|config| {
+        let Some(DataTransferConfig::S3(s3)) = &mut config.clusters[0].data_operation.data_transfer
+        else {
+            panic!("the dev cluster stages transfers through S3");
+        };
+        assert_eq!(s3.private_url.expose(), "http://127.0.0.1:9000");
+        s3.private_url = Secret::new("http://127.0.0.1:9");
     })
     .await;
     broken
@@ -535,19 +539,15 @@ async fn s3_is_probed_and_an_unreachable_store_gates_staged_transfers() {
 
 #[test]
 fn a_transfer_method_ironcrest_cannot_serve_is_refused_at_start() {
-    let yaml = crate::harness::dev_config_yaml();
-    let start = yaml.find("      data_transfer:").unwrap();
-    let end = yaml[start..]
-        .find("bucket_lifecycle_configuration")
-        .map(|i| start + i + yaml[start + i..].find('\n').unwrap())
-        .unwrap();
-    let streamer = format!(
-        "{}      data_transfer: {{service_type: streamer}}{}",
-        &yaml[..start],
-        &yaml[end..]
-    )
-    .replace("        s3: {timeout: 5}\n", "");
-    let config = ironcrest_config::Config::from_yaml(&streamer).unwrap_or_else(|e| panic!("{e}"));
+    let s3 = dev_config();
+    let mut streamer = s3.clone();
+    let cluster = &mut streamer.clusters[0];
+    cluster.data_operation.data_transfer =
+        Some(DataTransferConfig::Streamer(StreamerConfig::default()));
+    // Probing S3 needs an S3 data transfer.
+    let s3_probe = cluster.probing.services.remove(&ProbedService::S3);
+    assert!(s3_probe.is_some());
+    let config = reloaded(&streamer);
     let fields: Vec<String> = ironcrest::unsupported_features(&config)
         .into_iter()
         .map(|problem| problem.field)
@@ -556,6 +556,5 @@ fn a_transfer_method_ironcrest_cannot_serve_is_refused_at_start() {
         fields,
         ["clusters[0].data_operation.data_transfer.service_type"]
     );
-    let s3 = ironcrest_config::Config::from_yaml(&yaml).unwrap();
     assert!(ironcrest::unsupported_features(&s3).is_empty());
 }
