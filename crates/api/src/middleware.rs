@@ -1,8 +1,14 @@
 //! What wraps every request, as FirecREST v2 does it (wire reference §0): the path is
 //! lower-cased before routing, every response carries `F7T-AppVersion`, `F7T-Timestamp`
 //! and the request id, and every request is logged once with its status and duration.
+//!
+//! The ids are tower-http's: [`SetRequestIdLayer`] keeps a client's id or makes one, and
+//! [`PropagateRequestIdLayer`] echoes it; an id Ironcrest does not accept is refused in
+//! front of them ([`refuse_bad_ids`]). The log line is tower-http's [`TraceLayer`], with
+//! Ironcrest's span ([`request_span`]) and event ([`log_request`]). The version headers,
+//! the JSON error shape and the draining of unread bodies are Ironcrest's own.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::Request;
@@ -10,7 +16,11 @@ use axum::http::{HeaderName, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
-use tracing::Instrument;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use crate::error::ApiError;
 use crate::{APP_VERSION, IRONCREST_VERSION};
@@ -22,12 +32,36 @@ const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("f7t-timestamp");
 const IRONCREST_VERSION_HEADER: HeaderName = HeaderName::from_static("x-ironcrest-version");
 
 pub fn wrap(app: Router) -> Router {
+    // Outermost first. A refused id is answered before the id layers, so it is neither
+    // echoed nor logged; `RequestIds` are read from the headers once both ids are set.
+    // (Both `SetRequestIdLayer`s write tower-http's single `RequestId` extension, so it is
+    // not what to read: `RequestIds` is.)
+    let layers = ServiceBuilder::new()
+        .map_response(version_headers)
+        .layer(middleware::from_fn(refuse_bad_ids))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, NewId))
+        .layer(SetRequestIdLayer::new(CORRELATION_ID, NewId))
+        // Inside the setters: it echoes the request's header as it reaches it.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(PropagateRequestIdLayer::new(CORRELATION_ID))
+        .map_request(record_ids)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_request)
+                .on_body_chunk(())
+                .on_eos(())
+                // A 5xx is logged once, with its detail, by `ApiError`.
+                .on_failure(()),
+        )
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(crate::drain::drain_unread_body));
     // Rewriting the URI must happen before routing, so the routed app sits behind the
     // rewrite as a fallback service of an otherwise empty router.
-    let rewritten = ServiceBuilder::new().map_request(lowercase_path).service(
-        app.layer(middleware::from_fn(crate::drain::drain_unread_body))
-            .layer(middleware::from_fn(headers_and_log)),
-    );
+    let rewritten = ServiceBuilder::new()
+        .map_request(lowercase_path)
+        .service(app.layer(layers));
     Router::new().fallback_service(rewritten)
 }
 
@@ -55,13 +89,13 @@ const MAX_ID_LENGTH: usize = 200;
 
 /// A client's request or correlation id: any printable ASCII without spaces, up to
 /// [`MAX_ID_LENGTH`] (pyfirecrest sends dashed UUIDs, other clients their own ids).
-fn incoming_id(request: &Request, name: &HeaderName) -> Result<Option<String>, ApiError> {
+fn check_incoming_id(request: &Request, name: &HeaderName) -> Result<(), ApiError> {
     let Some(value) = request.headers().get(name) else {
-        return Ok(None);
+        return Ok(());
     };
     let bytes = value.as_bytes();
     if (1..=MAX_ID_LENGTH).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_graphic) {
-        return Ok(Some(String::from_utf8_lossy(bytes).into_owned()));
+        return Ok(());
     }
     Err(ApiError::Validation {
         location: "header",
@@ -73,6 +107,28 @@ fn incoming_id(request: &Request, name: &HeaderName) -> Result<Option<String>, A
     })
 }
 
+/// A request whose request or correlation id is not acceptable is a JSON 400, with neither
+/// id echoed; every id that passes is kept as the client sent it.
+async fn refuse_bad_ids(request: Request, next: Next) -> Response {
+    let checked = check_incoming_id(&request, &REQUEST_ID)
+        .and_then(|()| check_incoming_id(&request, &CORRELATION_ID));
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The id of a request that came without one: a random UUID as 32 hex digits.
+#[derive(Clone, Copy)]
+struct NewId;
+
+impl MakeRequestId for NewId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
 /// The request's ids, as sent back in `x-request-id` and `x-correlation-id` and logged on
 /// its span; in the request's extensions for extractors ([`crate::call::Call`]).
 #[derive(Clone, Debug)]
@@ -81,48 +137,56 @@ pub struct RequestIds {
     pub correlation_id: String,
 }
 
-async fn headers_and_log(mut request: Request, next: Next) -> Response {
-    let ids = incoming_id(&request, &REQUEST_ID)
-        .and_then(|request_id| Ok((request_id, incoming_id(&request, &CORRELATION_ID)?)));
-    let (request_id, correlation_id) = match ids {
-        Ok(ids) => ids,
-        Err(error) => return with_headers(error.into_response(), None, None),
+/// Both id headers are set (and checked) by now.
+fn record_ids(mut request: Request) -> Request {
+    let id = |name: &HeaderName| {
+        request
+            .headers()
+            .get(name)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .unwrap_or_default()
     };
-    let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let correlation_id =
-        correlation_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    request.extensions_mut().insert(RequestIds {
-        request_id: request_id.clone(),
-        correlation_id: correlation_id.clone(),
-    });
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    // `route.family` is recorded by `Call` on routes that have one.
-    let span = tracing::info_span!(
+    let ids = RequestIds {
+        request_id: id(&REQUEST_ID),
+        correlation_id: id(&CORRELATION_ID),
+    };
+    request.extensions_mut().insert(ids);
+    request
+}
+
+/// The span every log line of a request is in. `route.family` is recorded by `Call` on
+/// routes that have one.
+fn request_span(request: &Request) -> Span {
+    let (request_id, correlation_id) = request
+        .extensions()
+        .get::<RequestIds>()
+        .map_or(("", ""), |ids| {
+            (ids.request_id.as_str(), ids.correlation_id.as_str())
+        });
+    tracing::info_span!(
         "request",
         request.id = %request_id,
         correlation.id = %correlation_id,
-        http.method = %method,
-        http.path = %path,
+        http.method = %request.method(),
+        http.path = %request.uri().path(),
         route.family = tracing::field::Empty
+    )
+}
+
+/// The request's one log line, in its span.
+fn log_request(response: &Response, latency: Duration, _: &Span) {
+    tracing::info!(
+        http.status = response.status().as_u16(),
+        duration_ms = latency.as_secs_f64() * 1000.0,
+        "request"
     );
-    let started = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
-    let response = json_errors(response).instrument(span.clone()).await;
-    span.in_scope(|| {
-        tracing::info!(
-            http.status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        )
-    });
-    with_headers(response, Some(request_id), Some(correlation_id))
 }
 
 /// Every error response has FirecREST's JSON error shape: those of axum's extractors and
 /// layers (a path that does not decode, 405, 413, …) are rewritten through [`ApiError`],
 /// their plain text becoming the message.
-async fn json_errors(response: Response) -> Response {
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
     let status = response.status();
     let is_json = response
         .headers()
@@ -138,11 +202,8 @@ async fn json_errors(response: Response) -> Response {
     ApiError::Http { status, message }.into_response()
 }
 
-fn with_headers(
-    mut response: Response,
-    request_id: Option<String>,
-    correlation_id: Option<String>,
-) -> Response {
+/// `F7T-AppVersion`, `X-Ironcrest-Version` and `F7T-Timestamp`, on every response.
+fn version_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(APP_VERSION_HEADER, HeaderValue::from_static(APP_VERSION));
     headers.insert(
@@ -155,11 +216,6 @@ fn with_headers(
         .unwrap_or_default();
     if let Ok(value) = HeaderValue::from_str(&timestamp.to_string()) {
         headers.insert(TIMESTAMP_HEADER, value);
-    }
-    for (name, id) in [(REQUEST_ID, request_id), (CORRELATION_ID, correlation_id)] {
-        if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-            headers.insert(name, value);
-        }
     }
     response
 }
