@@ -171,6 +171,29 @@ mod tests {
         assert_eq!(scheduler.calls(), 2);
     }
 
+    /// A change by the user while a call is in flight: calls asked for after it run anew (a
+    /// listing must show the user's own change), calls before it still share.
+    #[tokio::test(start_paused = true)]
+    async fn invalidation_ends_the_sharing_of_a_call_in_flight() {
+        let cache = Arc::new(JobsCache::new(Duration::ZERO));
+        let scheduler = Counting::new(Duration::from_millis(100));
+        let call = || {
+            let (cache, scheduler) = (cache.clone(), scheduler.clone());
+            tokio::spawn(async move {
+                let answer = cache.get_or_fetch("alice", list(), || scheduler.fetch());
+                answer.await.unwrap()[0].job_id.clone()
+            })
+        };
+        let (first, joined) = (call(), call());
+        tokio::time::advance(Duration::from_millis(10)).await;
+        cache.invalidate("alice");
+        let after = call();
+        assert_eq!(first.await.unwrap(), "0");
+        assert_eq!(joined.await.unwrap(), "0");
+        assert_eq!(after.await.unwrap(), "1", "asked after the change: its own call");
+        assert_eq!(scheduler.calls(), 2);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn users_and_queries_do_not_share() {
         let cache = JobsCache::new(Duration::from_secs(1));

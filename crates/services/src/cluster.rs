@@ -20,6 +20,8 @@ pub struct Cluster {
     pub scheduler: Arc<dyn Scheduler>,
     pub jobs_cache: JobsCache,
     pub userinfo_cache: Coalescing<UserInfoQuery>,
+    /// Listings in flight, shared by identical ones; see `filesystem::ListingQuery`.
+    pub(crate) listings: Coalescing<crate::filesystem::ListingQuery>,
     /// The S3 staging area, when the cluster's data transfer is `s3`.
     pub staging: Option<StagingArea>,
     /// The latest health-check run; `None` until the first one finishes.
@@ -42,6 +44,7 @@ impl Cluster {
         Self {
             jobs_cache: JobsCache::new(max_age),
             userinfo_cache: Coalescing::new(userinfo_max_age),
+            listings: Coalescing::new(std::time::Duration::ZERO),
             staging: StagingArea::from_config(&config),
             config,
             ssh,

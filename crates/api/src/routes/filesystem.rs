@@ -5,6 +5,8 @@
 //! bytes, so names that are not UTF-8 reach the cluster unchanged (a query decoder would
 //! replace their bytes). JSON bodies carry Unicode paths only.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
@@ -192,7 +194,9 @@ pub struct UploadForm {
 
 #[derive(Serialize, ToSchema)]
 pub struct FilesResponse {
-    output: Vec<File>,
+    /// Shared with the identical listings it was coalesced with.
+    #[schema(value_type = Vec<File>)]
+    output: Arc<Vec<File>>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -6,7 +6,8 @@
 //! and the health of the file system they lie on (503), then runs its command under
 //! `timeout <T>` with `T` = `ssh.timeout.command_execution`. What SFTP can do exactly as
 //! the tools do is served over the user's standing SFTP session instead ([`sftp`]), with
-//! the command as the fallback. Concurrent `stat`s of a user share one `stat` ([`batch`]).
+//! the command as the fallback. Concurrent `stat`s of a user share one `stat` ([`batch`]),
+//! and concurrent identical listings of a user share one listing ([`ListingQuery`]).
 
 mod batch;
 pub mod commands;
@@ -28,7 +29,43 @@ pub use commands::{
 };
 pub use path::{ValidPath, validate};
 
+use crate::cache::Query;
 use crate::{Cluster, ServiceError};
+
+/// A user's listing, as [`ls`] coalesces it: identical listings by one user that arrive
+/// while one runs share its answer (a workflow engine's tasks polling one directory, a page
+/// refreshing), so a burst costs the cluster one listing. No answer is reused once given,
+/// and a change the user makes through the API ends the sharing of listings in flight
+/// ([`Change`]), so their own changes always show.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ListingQuery {
+    path: Vec<u8>,
+    options: LsOptions,
+}
+
+impl Query for ListingQuery {
+    type Answer = Vec<File>;
+}
+
+/// Held by an operation that changes files for as long as it runs: when it ends, the user's
+/// listings in flight take no more company, so a listing asked for after the change
+/// completed runs after it.
+struct Change<'a> {
+    cluster: &'a Cluster,
+    user: &'a Caller,
+}
+
+impl<'a> Change<'a> {
+    fn new(cluster: &'a Cluster, user: &'a Caller) -> Self {
+        Self { cluster, user }
+    }
+}
+
+impl Drop for Change<'_> {
+    fn drop(&mut self) {
+        self.cluster.listings.invalidate(&self.user.username);
+    }
+}
 
 /// Health gating and path validation of one path (wire reference §0).
 pub fn check_path(cluster: &Cluster, raw: &[u8]) -> Result<ValidPath, ServiceError> {
@@ -74,13 +111,23 @@ pub async fn ls(
     user: &Caller,
     raw: &[u8],
     options: LsOptions,
-) -> Result<Vec<File>, ServiceError> {
+) -> Result<Arc<Vec<File>>, ServiceError> {
     let path = check_path(cluster, raw)?;
     let command = commands::Ls::new(timeout(cluster), path.as_bytes(), options)?;
-    if let Some(files) = sftp::ls(cluster, user, &path, options).await {
-        return Ok(files);
-    }
-    run(cluster, user, command).await
+    let query = ListingQuery {
+        path: path.as_bytes().to_vec(),
+        options,
+    };
+    let listing = async {
+        if let Some(files) = sftp::ls(cluster, user, &path, options).await {
+            return Ok(files);
+        }
+        run(cluster, user, command).await
+    };
+    cluster
+        .listings
+        .get_or_fetch(&user.username, query, || listing)
+        .await
 }
 
 /// Exactly one of `bytes`/`lines` (lines, 10, by default).
@@ -264,6 +311,7 @@ async fn stat_batch(
 }
 
 pub async fn rm(cluster: &Cluster, user: &Caller, raw: &[u8]) -> Result<(), ServiceError> {
+    let _change = Change::new(cluster, user);
     let path = check_path(cluster, raw)?;
     let command = commands::Rm::new(timeout(cluster), path.as_bytes())?;
     if sftp::rm(cluster, user, &path).await.is_some() {
@@ -278,6 +326,7 @@ pub async fn mkdir(
     raw: &[u8],
     parents: bool,
 ) -> Result<File, ServiceError> {
+    let _change = Change::new(cluster, user);
     // `mkdir dir/` is common and means `dir`; `dir/.` or `dir/..` name no new directory.
     let trimmed = raw.strip_suffix(b"/").unwrap_or(raw);
     path::check_new_name("path", trimmed)?;
@@ -296,6 +345,7 @@ pub async fn symlink(
     target: &[u8],
     link: &[u8],
 ) -> Result<File, ServiceError> {
+    let _change = Change::new(cluster, user);
     let target = check_path(cluster, target)?;
     path::check_new_name("linkPath", link)?;
     let link = check_path(cluster, link)?;
@@ -312,6 +362,7 @@ pub async fn chmod(
     raw: &[u8],
     mode: &str,
 ) -> Result<File, ServiceError> {
+    let _change = Change::new(cluster, user);
     let mode = FileMode::parse(mode).map_err(|message| ServiceError::InvalidField {
         field: "mode",
         message,
@@ -331,6 +382,7 @@ pub async fn chown(
     owner: &str,
     group: &str,
 ) -> Result<File, ServiceError> {
+    let _change = Change::new(cluster, user);
     let invalid = |field| move |message| ServiceError::InvalidField { field, message };
     let owner = AccountName::parse("owner", owner).map_err(invalid("owner"))?;
     let group = AccountName::parse("group", group).map_err(invalid("group"))?;
@@ -393,6 +445,7 @@ pub async fn upload<S>(
 where
     S: Stream<Item = Result<Bytes, BodyBroken>> + Send,
 {
+    let _change = Change::new(cluster, user);
     let directory = check_path(cluster, directory)?;
     // Refuses `/`, `..` and NUL in the name: the file lands in `directory`, nowhere else.
     directory.join(name)?;
@@ -456,6 +509,7 @@ pub async fn compress(
     compression: Compression,
     dereference: bool,
 ) -> Result<(), ServiceError> {
+    let _change = Change::new(cluster, user);
     let source = check_path(cluster, source)?;
     let target = check_path(cluster, target)?;
     let (parent, base) = source.split_parent();
@@ -478,6 +532,7 @@ pub async fn extract(
     target: &[u8],
     compression: Compression,
 ) -> Result<(), ServiceError> {
+    let _change = Change::new(cluster, user);
     let source = check_path(cluster, source)?;
     let target = check_path(cluster, target)?;
     let command = commands::Extract::new(

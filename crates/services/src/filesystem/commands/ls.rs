@@ -29,7 +29,7 @@ pub struct File {
     pub size: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct LsOptions {
     pub show_hidden: bool,
     pub numeric_uid: bool,
