@@ -190,7 +190,11 @@ mod tests {
         let after = call();
         assert_eq!(first.await.unwrap(), "0");
         assert_eq!(joined.await.unwrap(), "0");
-        assert_eq!(after.await.unwrap(), "1", "asked after the change: its own call");
+        assert_eq!(
+            after.await.unwrap(),
+            "1",
+            "asked after the change: its own call"
+        );
         assert_eq!(scheduler.calls(), 2);
     }
 
