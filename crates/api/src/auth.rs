@@ -1,15 +1,22 @@
 //! The bearer-token check (the FirecREST v1 gateway's job), as an axum extractor: a
 //! handler that takes an [`AuthenticatedUser`] only runs for a valid token.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use ironcrest_auth::Grants;
 use ironcrest_remote::Caller;
 
 use crate::AppState;
 use crate::error::ApiError;
 
-pub struct AuthenticatedUser(pub Caller);
+/// The caller a valid token names, and what the token grants (for the gateway).
+pub struct AuthenticatedUser {
+    pub caller: Caller,
+    pub grants: Arc<Grants>,
+}
 
 impl FromRequestParts<AppState> for AuthenticatedUser {
     type Rejection = ApiError;
@@ -29,10 +36,13 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
         if !is_posix_username(&verified.username) {
             return Err(ApiError::InvalidUsername);
         }
-        Ok(AuthenticatedUser(Caller {
-            username: verified.username,
-            access_token: verified.access_token,
-        }))
+        Ok(AuthenticatedUser {
+            caller: Caller {
+                username: verified.username,
+                access_token: verified.access_token,
+            },
+            grants: verified.grants,
+        })
     }
 }
 

@@ -2,12 +2,14 @@
 //! on which cluster, under which request and correlation ids, in which [`RouteFamily`].
 //! [`Call::admit`] is the one place where cross-cutting policy meets a request.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, MatchedPath, Path};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Path};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use ironcrest_gateway::{Permit, Request, RouteFamily, ip};
 use ironcrest_services::{Cluster, ServiceError};
 
 use crate::AppState;
@@ -20,63 +22,6 @@ const NO_PATH: &str =
     "Unable to decode request and retreive the required path or source_path parameter.";
 const NULL_PATH: &str = "All filesystem requests require a path or source_path parameter.";
 
-/// What a route does, as policy sees it: the unit authorization, rate limits and audit
-/// are decided per.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteFamily {
-    /// `GET /status/{system_name}/…`
-    StatusRead,
-    /// `GET /compute/{system_name}/jobs…`
-    ComputeRead,
-    /// Submitting, cancelling and attaching to jobs.
-    ComputeWrite,
-    /// `GET /filesystem/{system_name}/ops/…` (download included).
-    FilesystemRead,
-    /// The other `/filesystem/{system_name}/ops/…` (upload included).
-    FilesystemWrite,
-    /// `/filesystem/{system_name}/transfer/…`: scheduler jobs and S3 staging.
-    Transfer,
-}
-
-impl RouteFamily {
-    /// The family of a route, from its template (`MatchedPath`) and method; `None` for a
-    /// route outside every family, which [`Call`] refuses rather than guess.
-    pub fn of(method: &Method, template: &str) -> Option<Self> {
-        let read = method == Method::GET || method == Method::HEAD;
-        if template.starts_with("/status/{system_name}/") {
-            read.then_some(Self::StatusRead)
-        } else if template.starts_with("/compute/{system_name}/") {
-            Some(if read {
-                Self::ComputeRead
-            } else {
-                Self::ComputeWrite
-            })
-        } else if template.starts_with("/filesystem/{system_name}/transfer/") {
-            Some(Self::Transfer)
-        } else if template.starts_with("/filesystem/{system_name}/ops/") {
-            Some(if read {
-                Self::FilesystemRead
-            } else {
-                Self::FilesystemWrite
-            })
-        } else {
-            None
-        }
-    }
-
-    /// The name logged as `route.family`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::StatusRead => "status-read",
-            Self::ComputeRead => "compute-read",
-            Self::ComputeWrite => "compute-write",
-            Self::FilesystemRead => "filesystem-read",
-            Self::FilesystemWrite => "filesystem-write",
-            Self::Transfer => "transfer",
-        }
-    }
-}
-
 /// A request on one system, as every such handler receives it. Extracting it checks, in
 /// this order: the token (401), the path's parameters (400), the system (404 `System not
 /// found`), then [`Call::admit`]. Take it before any query or body extractor.
@@ -85,6 +30,8 @@ pub struct Call {
     pub user: AuthenticatedUser,
     pub ids: RequestIds,
     pub family: RouteFamily,
+    /// Held until the handler ends (a concurrency slot, when limits hold one).
+    _permit: Permit,
 }
 
 impl FromRequestParts<AppState> for Call {
@@ -94,7 +41,7 @@ impl FromRequestParts<AppState> for Call {
         let family = parts
             .extensions
             .get::<MatchedPath>()
-            .and_then(|path| RouteFamily::of(&parts.method, path.as_str()))
+            .and_then(|path| RouteFamily::of(parts.method.as_str(), path.as_str()))
             .ok_or_else(|| internal("the route is in no route family"))?;
         tracing::Span::current().record("route.family", tracing::field::display(family.as_str()));
         let ids = parts
@@ -105,7 +52,7 @@ impl FromRequestParts<AppState> for Call {
         let user = AuthenticatedUser::from_request_parts(parts, state).await?;
         // `Path` (not `RawPathParams`) so a path that does not decode is refused in the words
         // a handler's own `Path` would use.
-        let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        let Path(mut params) = Path::<BTreeMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|rejection| ApiError::Http {
                 status: rejection.status(),
@@ -119,41 +66,66 @@ impl FromRequestParts<AppState> for Call {
             .get(&system)
             .map_err(|error| ApiError::Service {
                 error,
-                user: user.0.username.clone(),
+                user: user.caller.username.clone(),
             })?;
-        let call = Call {
+        let permit = admit(parts, state, &user, &cluster, family, &params).await?;
+        Ok(Call {
             cluster,
             user,
             ids,
             family,
-        };
-        call.admit()?;
-        Ok(call)
+            _permit: permit,
+        })
     }
 }
 
-impl Call {
-    /// THE hook for cross-cutting policy: every request on a system passes here once, after
-    /// authentication and the system lookup and before its handler reads its query or body,
-    /// with the caller, the cluster, the ids and the [`RouteFamily`] at hand. Authorization,
-    /// rate limits and audit go here, decided per family; a refusal is an [`ApiError`],
-    /// answered like any other. Today every call is admitted.
-    fn admit(&self) -> Result<(), ApiError> {
-        match self.family {
-            RouteFamily::StatusRead
-            | RouteFamily::ComputeRead
-            | RouteFamily::ComputeWrite
-            | RouteFamily::FilesystemRead
-            | RouteFamily::FilesystemWrite
-            | RouteFamily::Transfer => Ok(()),
-        }
-    }
+/// THE hook for cross-cutting policy: every request on a system passes here once, after
+/// authentication and the system lookup and before its handler reads its query or body,
+/// with the caller, the cluster, the client's address and the [`RouteFamily`] at hand. The
+/// gateway decides (authorization, limits, maintenance); a refusal is an [`ApiError`],
+/// answered like any other.
+async fn admit(
+    parts: &Parts,
+    state: &AppState,
+    user: &AuthenticatedUser,
+    cluster: &Cluster,
+    family: RouteFamily,
+    params: &BTreeMap<String, String>,
+) -> Result<Permit, ApiError> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |info| info.0.ip());
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let client_address = ip::client_address(
+        peer,
+        header("forwarded"),
+        header("x-forwarded-for"),
+        &state.trusted_proxies,
+    );
+    let request = Request {
+        user: &user.caller.username,
+        grants: &user.grants,
+        system: cluster.name(),
+        family,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        params,
+        client_address,
+    };
+    state
+        .gateway
+        .admit(&request)
+        .await
+        .map_err(ApiError::Denied)
+}
 
+impl Call {
     /// A service error as the API answers it, naming the caller.
     pub(crate) fn error(&self, error: ServiceError) -> ApiError {
         ApiError::Service {
             error,
-            user: self.user.0.username.clone(),
+            user: self.user.caller.username.clone(),
         }
     }
 
@@ -182,48 +154,5 @@ fn internal(message: &str) -> ApiError {
     ApiError::Http {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         message: format!("Internal Server Error: {message}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn families_follow_the_route_and_the_method() {
-        let of = |method: Method, path: &str| RouteFamily::of(&method, path);
-        assert_eq!(
-            of(Method::GET, "/status/{system_name}/nodes"),
-            Some(RouteFamily::StatusRead)
-        );
-        assert_eq!(
-            of(Method::GET, "/compute/{system_name}/jobs/{job_id}"),
-            Some(RouteFamily::ComputeRead)
-        );
-        for method in [Method::POST, Method::DELETE, Method::PUT] {
-            assert_eq!(
-                of(method, "/compute/{system_name}/jobs"),
-                Some(RouteFamily::ComputeWrite)
-            );
-        }
-        assert_eq!(
-            of(Method::GET, "/filesystem/{system_name}/ops/download"),
-            Some(RouteFamily::FilesystemRead)
-        );
-        assert_eq!(
-            of(Method::POST, "/filesystem/{system_name}/ops/upload"),
-            Some(RouteFamily::FilesystemWrite)
-        );
-        assert_eq!(
-            of(Method::DELETE, "/filesystem/{system_name}/ops/rm"),
-            Some(RouteFamily::FilesystemWrite)
-        );
-        assert_eq!(
-            of(Method::DELETE, "/filesystem/{system_name}/transfer/rm"),
-            Some(RouteFamily::Transfer)
-        );
-        assert_eq!(of(Method::GET, "/status/systems"), None);
-        assert_eq!(of(Method::POST, "/status/{system_name}/nodes"), None);
-        assert_eq!(of(Method::GET, "/storage/{system_name}/x"), None);
     }
 }

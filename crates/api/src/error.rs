@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ironcrest_auth::AuthError;
+use ironcrest_gateway::Denial;
 use ironcrest_remote::CommandError;
 use ironcrest_s3::S3Error;
 use ironcrest_scheduler::SchedulerError;
@@ -21,6 +22,9 @@ pub struct ErrorBody {
     pub caused_by: Option<Vec<String>>,
     pub data: Option<serde_json::Value>,
     pub user: Option<String>,
+    /// `maintenance` when the system is under maintenance (firecrest-ui's maintenance page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -47,6 +51,8 @@ pub enum ApiError {
         error: ServiceError,
         user: String,
     },
+    /// The gateway refused the request.
+    Denied(Denial),
 }
 
 impl ApiError {
@@ -70,6 +76,7 @@ impl ApiError {
                 status.canonical_reason().unwrap_or("Error").to_string(),
             ),
             ApiError::Http { status, message } => (*status, message.clone()),
+            ApiError::Denied(denial) => (denial_status(denial), denial.to_string()),
             ApiError::Service { error, .. } => (service_status(error), error.to_string()),
         }
     }
@@ -219,7 +226,9 @@ impl IntoResponse for ApiError {
             ApiError::Service { user, .. } => Some(user.clone()),
             _ => None,
         };
-        if status.is_server_error() {
+        if let ApiError::Denied(_) = &self {
+            // The gateway logged the decision with its layer.
+        } else if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = ?self, "request failed");
         } else if let ApiError::Auth(err) = &self {
             tracing::info!(
@@ -250,20 +259,44 @@ impl IntoResponse for ApiError {
             ),
             _ => ("error", None),
         };
+        let reason =
+            matches!(self, ApiError::Denied(Denial::Maintenance { .. })).then_some("maintenance");
         let body = ErrorBody {
             error_type,
             message,
             caused_by: None,
             data,
             user,
+            reason,
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::Denied(Denial::Maintenance {
+            retry_after: Some(wait),
+            ..
+        }) = &self
+        {
+            // Whole seconds, rounded up: a client retrying then finds the window over.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+fn denial_status(denial: &Denial) -> StatusCode {
+    match denial {
+        Denial::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Denial::Maintenance { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Denial::Terminated { status, .. } => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+        }
     }
 }
 

@@ -11,12 +11,17 @@ mod multipart;
 mod openapi;
 mod routes;
 
+use std::sync::Arc;
+
 use axum::Router;
+use ipnet::IpNet;
 use ironcrest_auth::TokenVerifier;
+use ironcrest_gateway::Gateway;
 use ironcrest_services::Clusters;
 
 pub use auth::AuthenticatedUser;
-pub use call::{Call, RouteFamily};
+pub use call::Call;
+pub use ironcrest_gateway::RouteFamily;
 pub use middleware::RequestIds;
 
 /// The FirecREST API level Ironcrest implements, sent as `F7T-AppVersion`. pyfirecrest
@@ -31,6 +36,9 @@ pub const IRONCREST_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct AppState {
     pub clusters: Clusters,
     pub verifier: TokenVerifier,
+    pub gateway: Arc<Gateway>,
+    /// Proxies whose forwarding headers name the client (`server.connections.trusted_proxies`).
+    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 /// The whole application, ready to serve.

@@ -42,4 +42,4 @@ mod verifier;
 
 pub use client_credentials::ClientCredentials;
 pub use error::{AuthError, AuthSetupError, TokenFetchError};
-pub use verifier::{LEEWAY_SECS, TokenVerifier, VerifiedToken};
+pub use verifier::{Grants, LEEWAY_SECS, TokenVerifier, VerifiedToken};

@@ -34,6 +34,39 @@ pub struct VerifiedToken {
     pub access_token: SecretString,
     /// `exp`, in seconds since the epoch.
     pub expires_at: u64,
+    /// What the token grants beyond who it names, for the gateway's policies.
+    pub grants: Arc<Grants>,
+}
+
+/// The claims authorization reads: the OAuth client the token was issued to (`client_id`,
+/// RFC 9068, else `azp`), its scopes (`scope`, space-separated, or a `scope`/`scp` array)
+/// and the caller's groups (`groups_claim`, an array or a space-separated string).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub client_id: Option<String>,
+    pub scopes: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl Grants {
+    fn from_claims(claims: &Map<String, Value>, groups_claim: &str) -> Self {
+        let words = |value: Option<&Value>| -> Vec<String> {
+            match value {
+                Some(Value::String(text)) => text.split_whitespace().map(str::to_owned).collect(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            client_id: text("client_id").or_else(|| text("azp")),
+            scopes: words(claims.get("scope").or_else(|| claims.get("scp"))),
+            groups: words(claims.get(groups_claim)),
+        }
+    }
 }
 
 /// Verifies bearer tokens against the IdP's keys. Cheap to clone (`Arc` inside).
@@ -64,6 +97,7 @@ struct Inner {
 struct Verified {
     username: String,
     expires_at: u64,
+    grants: Arc<Grants>,
     generation: u64,
 }
 
@@ -74,6 +108,7 @@ struct Rules {
     issuer: Option<String>,
     audiences: Vec<String>,
     username_claim: String,
+    groups_claim: String,
     min_ttl: u64,
 }
 
@@ -151,6 +186,7 @@ impl TokenVerifier {
                 issuer: config.issuer.clone(),
                 audiences: config.audiences.clone(),
                 username_claim: config.username_claim.clone(),
+                groups_claim: config.groups_claim.clone(),
                 min_ttl: config.min_token_ttl,
             },
             verified: Mutex::new(HashMap::new()),
@@ -282,6 +318,7 @@ impl Inner {
                 username: known.username,
                 access_token: SecretString::from(token.to_owned()),
                 expires_at: known.expires_at,
+                grants: known.grants,
             });
         }
         let verified = self.check(token).await?;
@@ -315,6 +352,7 @@ impl Inner {
             Verified {
                 username: token.username.clone(),
                 expires_at: token.expires_at,
+                grants: token.grants.clone(),
                 generation,
             },
         );
@@ -414,6 +452,7 @@ impl Inner {
             username,
             access_token: SecretString::from(token.to_owned()),
             expires_at,
+            grants: Arc::new(Grants::from_claims(claims, &self.rules.groups_claim)),
         })
     }
 }
@@ -432,4 +471,39 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(claims: serde_json::Value) -> Grants {
+        Grants::from_claims(claims.as_object().expect("object"), "groups")
+    }
+
+    #[test]
+    fn grants_read_the_client_scopes_and_groups_in_either_form() {
+        assert_eq!(
+            grants(serde_json::json!({
+                "client_id": "portal", "azp": "other",
+                "scope": "openid  firecrest fs:read", "groups": ["hpc", "staff", 7]
+            })),
+            Grants {
+                client_id: Some("portal".into()),
+                scopes: vec!["openid".into(), "firecrest".into(), "fs:read".into()],
+                groups: vec!["hpc".into(), "staff".into()],
+            }
+        );
+        assert_eq!(
+            grants(
+                serde_json::json!({"azp": "keycloak-client", "scp": ["a", "b"], "groups": "x y"})
+            ),
+            Grants {
+                client_id: Some("keycloak-client".into()),
+                scopes: vec!["a".into(), "b".into()],
+                groups: vec!["x".into(), "y".into()],
+            }
+        );
+        assert_eq!(grants(serde_json::json!({"scope": 3})), Grants::default());
+    }
 }

@@ -2,6 +2,7 @@
 //! describes every field). [`Config::load`] reads, resolves secrets, normalises and validates;
 //! [`Config::problems`] lists every semantic problem at once, each naming its field.
 
+mod gateway;
 mod model;
 mod secret;
 
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
+pub use gateway::*;
 pub use model::*;
 pub use secret::Secret;
 
@@ -100,6 +102,7 @@ impl Config {
         let mut problems = Problems::default();
         self.check_server(&mut problems);
         self.check_auth(&mut problems);
+        check_gateway(&self.gateway, &mut problems);
         self.check_credentials(&mut problems);
         if self.clusters.is_empty() {
             problems.push("clusters", "at least one cluster is required");
@@ -415,6 +418,129 @@ fn check_cluster(at: &str, cluster: &ClusterConfig, problems: &mut Problems) {
             );
         }
     }
+}
+
+/// The `gateway` section alone, as a reload checks it too.
+pub fn gateway_problems(gateway: &GatewayConfig) -> Vec<Problem> {
+    let mut problems = Problems::default();
+    check_gateway(gateway, &mut problems);
+    problems.0
+}
+
+fn check_gateway(gateway: &GatewayConfig, problems: &mut Problems) {
+    let family = |field: String, name: &str, problems: &mut Problems| {
+        if !ROUTE_FAMILIES.contains(&name) {
+            problems.push(
+                field,
+                format!(
+                    "unknown route family '{name}' (one of {})",
+                    ROUTE_FAMILIES.join(", ")
+                ),
+            );
+        }
+    };
+    for name in gateway.scopes.keys() {
+        family(format!("gateway.scopes.{name}"), name, problems);
+    }
+    if let Some(policy) = &gateway.policy
+        && policy.files.is_empty()
+    {
+        problems.push("gateway.policy.files", "at least one Rego file is required");
+    }
+    for (i, rate) in gateway.limits.rates.iter().enumerate() {
+        let at = format!("gateway.limits.rates[{i}]");
+        for name in &rate.families {
+            family(format!("{at}.families"), name, problems);
+        }
+        if rate.requests == 0 {
+            problems.push(format!("{at}.requests"), "must be greater than 0");
+        }
+        if !(rate.period > 0.0 && rate.period.is_finite()) {
+            problems.push(
+                format!("{at}.period"),
+                "must be a positive number of seconds",
+            );
+        }
+        if rate.burst == Some(0) {
+            problems.push(format!("{at}.burst"), "must be greater than 0");
+        }
+    }
+    if let Some(concurrency) = &gateway.limits.concurrency {
+        if concurrency.per_user == 0 {
+            problems.push(
+                "gateway.limits.concurrency.per_user",
+                "must be greater than 0",
+            );
+        }
+        if !(concurrency.queue_timeout >= 0.0 && concurrency.queue_timeout.is_finite()) {
+            problems.push(
+                "gateway.limits.concurrency.queue_timeout",
+                "must be a number of seconds",
+            );
+        }
+    }
+    let windows = gateway
+        .maintenance
+        .global
+        .iter()
+        .map(|w| ("gateway.maintenance.global".to_string(), w))
+        .chain(
+            gateway
+                .maintenance
+                .systems
+                .iter()
+                .map(|(name, w)| (format!("gateway.maintenance.systems.{name}"), w)),
+        );
+    for (at, window) in windows {
+        if let Some(until) = &window.until
+            && chrono::DateTime::parse_from_rfc3339(until).is_err()
+        {
+            problems.push(
+                format!("{at}.until"),
+                format!("'{until}' is not an RFC 3339 time"),
+            );
+        }
+    }
+    for (i, rule) in gateway.terminate.iter().enumerate() {
+        let at = format!("gateway.terminate[{i}]");
+        if !(400..=599).contains(&rule.status) {
+            problems.push(
+                format!("{at}.status"),
+                "must be an HTTP error status (400-599)",
+            );
+        }
+        if !rule.path.starts_with('/') {
+            problems.push(format!("{at}.path"), "must start with /");
+        }
+    }
+    let filter = &gateway.ip_filter;
+    let blocks = filter
+        .allow
+        .iter()
+        .map(|b| ("gateway.ip_filter.allow".to_string(), b))
+        .chain(
+            filter
+                .deny
+                .iter()
+                .map(|b| ("gateway.ip_filter.deny".to_string(), b)),
+        )
+        .chain(filter.clients.iter().flat_map(|(client, blocks)| {
+            blocks
+                .iter()
+                .map(move |b| (format!("gateway.ip_filter.clients.{client}"), b))
+        }));
+    for (at, block) in blocks {
+        if parse_network(block).is_none() {
+            problems.push(at, format!("'{block}' is not an address or CIDR block"));
+        }
+    }
+}
+
+/// An address (a one-host network) or a CIDR block.
+pub fn parse_network(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 fn check_url(field: &str, url: &str, problems: &mut Problems) {

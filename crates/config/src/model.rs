@@ -21,6 +21,8 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
     #[serde(default)]
     pub logger: LoggerConfig,
+    #[serde(default)]
+    pub gateway: crate::GatewayConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -72,12 +74,7 @@ impl ConnectionLimits {
     pub fn trusted_networks(&self) -> Vec<ipnet::IpNet> {
         self.trusted_proxies
             .iter()
-            .filter_map(|entry| {
-                entry
-                    .parse()
-                    .ok()
-                    .or_else(|| entry.parse::<std::net::IpAddr>().ok().map(Into::into))
-            })
+            .filter_map(|entry| crate::parse_network(entry))
             .collect()
     }
 }
@@ -141,6 +138,9 @@ pub struct AuthenticationConfig {
     pub oidc_discovery_url: Option<String>,
     #[serde(default = "defaults::username_claim")]
     pub username_claim: String,
+    /// The claim listing the caller's groups, for the gateway's policy (`groups` as input).
+    #[serde(default = "defaults::groups_claim")]
+    pub groups_claim: String,
     /// Algorithm for JWKs that carry no `alg`; inferred from the key type when absent.
     #[serde(default)]
     pub jwk_algorithm: Option<String>,
@@ -528,6 +528,9 @@ mod defaults {
     }
     pub fn username_claim() -> String {
         "preferred_username".into()
+    }
+    pub fn groups_claim() -> String {
+        "groups".into()
     }
     pub fn min_token_ttl() -> u64 {
         30

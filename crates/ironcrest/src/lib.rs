@@ -2,6 +2,7 @@
 //! services → HTTP. [`serve`] takes an already-bound listener and a shutdown token, so
 //! tests run the real server in-process on `127.0.0.1:0`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use ironcrest_config::{
     Config, ConnectionMode, DataTransferConfig, LogFormat, LoggerConfig, Problem, SchedulerConfig,
     SchedulerType,
 };
+use ironcrest_gateway::Gateway;
 use ironcrest_scheduler::Scheduler;
 use ironcrest_scheduler::pbs::PbsCli;
 use ironcrest_scheduler::slurm::SlurmCli;
@@ -105,8 +107,8 @@ fn scheduler(
     )))
 }
 
-/// Runs the server until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGTERM or Ctrl-C; SIGHUP reloads the gateway's rules from `path`.
+pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -117,7 +119,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutdown requested");
         signal_token.cancel();
     });
-    serve(listener, config, shutdown).await
+    serve(listener, config, Some(path), shutdown).await
+}
+
+/// On every SIGHUP, reads `path` again and applies its `gateway` section (the rest of the
+/// configuration needs a restart). A file with problems changes nothing; each problem is
+/// logged.
+async fn reload_on_hangup(gateway: Arc<Gateway>, path: PathBuf, shutdown: CancellationToken) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot watch SIGHUP; the gateway's rules reload only on restart");
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = hangups.recv() => if received.is_none() { return },
+        }
+        let reloaded = Config::load(&path)
+            .map_err(|err| err.problems())
+            .and_then(|config| gateway.reload(&config.gateway));
+        match reloaded {
+            Ok(()) => tracing::info!(config = %path.display(), "gateway rules reloaded"),
+            Err(problems) => {
+                for problem in &problems {
+                    tracing::error!(config = %path.display(), %problem, "reload refused; the previous rules stay");
+                }
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -143,6 +173,7 @@ async fn wait_for_signal() {
 pub async fn serve(
     listener: TcpListener,
     config: Config,
+    config_path: Option<PathBuf>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let problems = unsupported_features(&config);
@@ -189,7 +220,19 @@ pub async fn serve(
         tokio::spawn(checker.run(shutdown.clone().cancelled_owned()));
     }
 
-    let app = ironcrest_api::router(AppState { clusters, verifier });
+    let gateway =
+        Arc::new(Gateway::new(&config.gateway).map_err(|problems| {
+            anyhow::anyhow!("invalid gateway configuration: {}", problems[0])
+        })?);
+    if let Some(path) = config_path {
+        tokio::spawn(reload_on_hangup(gateway.clone(), path, shutdown.clone()));
+    }
+    let app = ironcrest_api::router(AppState {
+        clusters,
+        verifier,
+        gateway,
+        trusted_proxies: config.server.connections.trusted_networks().into(),
+    });
     let address = listener.local_addr()?;
     let limits = listener::Limits::from_config(&config.server.connections);
     tracing::info!(

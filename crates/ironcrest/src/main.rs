@@ -41,10 +41,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::Serve { config } => {
-            let config = match Config::load(&config) {
+            let path = config;
+            let config = match Config::load(&path) {
                 Ok(config) => config,
                 Err(err) => {
-                    eprintln!("invalid configuration {}:", config.display());
+                    eprintln!("invalid configuration {}:", path.display());
                     for problem in err.problems() {
                         eprintln!("  {problem}");
                     }
@@ -59,7 +60,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(ironcrest::run(config)) {
+            match runtime.block_on(ironcrest::run(config, path)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!(error = format!("{err:#}"), "ironcrest stopped");

@@ -239,7 +239,7 @@ async fn submit(
     call: Call,
     ValidJson(request): ValidJson<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    let job_id = compute::submit(&call.cluster, &call.user.0, &request.job)
+    let job_id = compute::submit(&call.cluster, &call.user.caller, &request.job)
         .await
         .map_err(|e| call.error(e))?;
     Ok((StatusCode::CREATED, Json(SubmitResponse { job_id })))
@@ -255,7 +255,7 @@ async fn jobs(
     ValidQuery(query): ValidQuery<JobsQuery>,
 ) -> Result<Json<JobsResponse>, ApiError> {
     let filter = query.into_filter()?;
-    let jobs = compute::jobs(&call.cluster, &call.user.0, filter)
+    let jobs = compute::jobs(&call.cluster, &call.user.caller, filter)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(JobsResponse { jobs }))
@@ -271,7 +271,7 @@ async fn job(
     Path((_system_name, job_id)): Path<(String, String)>,
 ) -> Result<Json<JobsResponse>, ApiError> {
     let job_id = checked_job_id(job_id, |e| call.error(e))?;
-    let job = compute::job(&call.cluster, &call.user.0, &job_id)
+    let job = compute::job(&call.cluster, &call.user.caller, &job_id)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(JobsResponse { jobs: vec![job] }))
@@ -287,7 +287,7 @@ async fn metadata(
     Path((_system_name, job_id)): Path<(String, String)>,
 ) -> Result<Json<JobMetadataResponse>, ApiError> {
     let job_id = checked_job_id(job_id, |e| call.error(e))?;
-    let metadata = compute::metadata(&call.cluster, &call.user.0, &job_id)
+    let metadata = compute::metadata(&call.cluster, &call.user.caller, &job_id)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(JobMetadataResponse {
@@ -305,7 +305,7 @@ async fn cancel(
     Path((_system_name, job_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let job_id = checked_job_id(job_id, |e| call.error(e))?;
-    compute::cancel(&call.cluster, &call.user.0, &job_id)
+    compute::cancel(&call.cluster, &call.user.caller, &job_id)
         .await
         .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
@@ -323,7 +323,7 @@ async fn attach(
     ValidJson(request): ValidJson<AttachRequest>,
 ) -> Result<StatusCode, ApiError> {
     let job_id = checked_job_id(job_id, |e| call.error(e))?;
-    compute::attach(&call.cluster, &call.user.0, &job_id, &request.command)
+    compute::attach(&call.cluster, &call.user.caller, &job_id, &request.command)
         .await
         .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)

@@ -455,7 +455,7 @@ async fn ls(
         dereference: query.dereference,
         directory: false,
     };
-    let output = filesystem::ls(&call.cluster, &call.user.0, &path, options)
+    let output = filesystem::ls(&call.cluster, &call.user.caller, &path, options)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(FilesResponse { output }))
@@ -476,7 +476,7 @@ async fn head(
     let lines = count(&call, "lines", query.lines)?;
     let output = filesystem::head(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &path,
         bytes,
         lines,
@@ -502,7 +502,7 @@ async fn tail(
     let lines = count(&call, "lines", query.lines)?;
     let output = filesystem::tail(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &path,
         bytes,
         lines,
@@ -524,9 +524,15 @@ async fn view(
     ValidQuery(query): ValidQuery<ViewQuery>,
 ) -> Result<Json<TextResponse>, ApiError> {
     let path = call.query_path(path)?;
-    let output = filesystem::view(&call.cluster, &call.user.0, &path, query.offset, query.size)
-        .await
-        .map_err(|e| call.error(e))?;
+    let output = filesystem::view(
+        &call.cluster,
+        &call.user.caller,
+        &path,
+        query.offset,
+        query.size,
+    )
+    .await
+    .map_err(|e| call.error(e))?;
     Ok(Json(TextResponse { output }))
 }
 
@@ -537,7 +543,7 @@ async fn view(
     security(("bearer" = [])))]
 async fn checksum(call: Call, path: QueryPath) -> Result<Json<ChecksumResponse>, ApiError> {
     let path = call.query_path(path)?;
-    let output = filesystem::checksum(&call.cluster, &call.user.0, &path)
+    let output = filesystem::checksum(&call.cluster, &call.user.caller, &path)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(ChecksumResponse { output }))
@@ -550,7 +556,7 @@ async fn checksum(call: Call, path: QueryPath) -> Result<Json<ChecksumResponse>,
     security(("bearer" = [])))]
 async fn file_type(call: Call, path: QueryPath) -> Result<Json<TextResponse>, ApiError> {
     let path = call.query_path(path)?;
-    let output = filesystem::file_type(&call.cluster, &call.user.0, &path)
+    let output = filesystem::file_type(&call.cluster, &call.user.caller, &path)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(TextResponse { output }))
@@ -567,7 +573,7 @@ async fn stat(
     ValidQuery(query): ValidQuery<StatQuery>,
 ) -> Result<Json<StatResponse>, ApiError> {
     let path = call.query_path(path)?;
-    let output = filesystem::stat(&call.cluster, &call.user.0, &path, query.dereference)
+    let output = filesystem::stat(&call.cluster, &call.user.caller, &path, query.dereference)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(StatResponse { output }))
@@ -580,7 +586,7 @@ async fn stat(
     security(("bearer" = [])))]
 async fn rm(call: Call, path: QueryPath) -> Result<StatusCode, ApiError> {
     let path = call.query_path(path)?;
-    filesystem::rm(&call.cluster, &call.user.0, &path)
+    filesystem::rm(&call.cluster, &call.user.caller, &path)
         .await
         .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
@@ -596,7 +602,7 @@ async fn mkdir(
     ValidJson(body): ValidJson<MkdirBody>,
 ) -> Result<(StatusCode, Json<FileResponse>), ApiError> {
     let path = call.body_path(body.path)?;
-    let output = filesystem::mkdir(&call.cluster, &call.user.0, &path, body.parent)
+    let output = filesystem::mkdir(&call.cluster, &call.user.caller, &path, body.parent)
         .await
         .map_err(|e| call.error(e))?;
     Ok((StatusCode::CREATED, Json(FileResponse { output })))
@@ -614,7 +620,7 @@ async fn symlink(
     let target = call.body_path(body.path)?;
     let output = filesystem::symlink(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &target,
         body.link_path.as_bytes(),
     )
@@ -633,7 +639,7 @@ async fn chmod(
     ValidJson(body): ValidJson<ChmodBody>,
 ) -> Result<Json<FileResponse>, ApiError> {
     let path = call.body_path(body.path)?;
-    let output = filesystem::chmod(&call.cluster, &call.user.0, &path, &body.mode)
+    let output = filesystem::chmod(&call.cluster, &call.user.caller, &path, &body.mode)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(FileResponse { output }))
@@ -649,9 +655,15 @@ async fn chown(
     ValidJson(body): ValidJson<ChownBody>,
 ) -> Result<Json<FileResponse>, ApiError> {
     let path = call.body_path(body.path)?;
-    let output = filesystem::chown(&call.cluster, &call.user.0, &path, &body.owner, &body.group)
-        .await
-        .map_err(|e| call.error(e))?;
+    let output = filesystem::chown(
+        &call.cluster,
+        &call.user.caller,
+        &path,
+        &body.owner,
+        &body.group,
+    )
+    .await
+    .map_err(|e| call.error(e))?;
     Ok(Json(FileResponse { output }))
 }
 
@@ -663,7 +675,7 @@ async fn chown(
     security(("bearer" = [])))]
 async fn download(call: Call, path: QueryPath) -> Result<Response, ApiError> {
     let path = call.query_path(path)?;
-    let content = filesystem::download(&call.cluster, &call.user.0, &path)
+    let content = filesystem::download(&call.cluster, &call.user.caller, &path)
         .await
         .map_err(|e| call.error(e))?;
     // Streamed as it arrives; a failure after the first byte aborts the body.
@@ -707,7 +719,7 @@ async fn upload(
             Err(MultipartError(message)) => Some((Err(BodyBroken(message)), file)),
         }
     });
-    filesystem::upload(&call.cluster, &call.user.0, &directory, &name, body)
+    filesystem::upload(&call.cluster, &call.user.caller, &directory, &name, body)
         .await
         .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
@@ -725,7 +737,7 @@ async fn compress(
     let source = call.body_path(body.path)?;
     filesystem::compress(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &source,
         body.target_path.as_bytes(),
         body.match_pattern.as_deref(),
@@ -749,7 +761,7 @@ async fn extract(
     let source = call.body_path(body.path)?;
     filesystem::extract(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &source,
         body.target_path.as_bytes(),
         body.compression.unwrap_or_default(),

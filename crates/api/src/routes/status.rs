@@ -135,7 +135,7 @@ async fn liveness(State(state): State<AppState>) -> Json<LivenessResponse> {
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn nodes(call: Call) -> Result<Json<NodesResponse>, ApiError> {
-    let nodes = status::nodes(&call.cluster, &call.user.0)
+    let nodes = status::nodes(&call.cluster, &call.user.caller)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(NodesResponse { nodes }))
@@ -150,7 +150,7 @@ async fn partitions(
     call: Call,
     ValidQuery(query): ValidQuery<PartitionsQuery>,
 ) -> Result<Json<PartitionsResponse>, ApiError> {
-    let partitions = status::partitions(&call.cluster, &call.user.0, query.show_hidden)
+    let partitions = status::partitions(&call.cluster, &call.user.caller, query.show_hidden)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(PartitionsResponse { partitions }))
@@ -162,7 +162,7 @@ async fn partitions(
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn reservations(call: Call) -> Result<Json<ReservationsResponse>, ApiError> {
-    let reservations = status::reservations(&call.cluster, &call.user.0)
+    let reservations = status::reservations(&call.cluster, &call.user.caller)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(ReservationsResponse { reservations }))
@@ -174,7 +174,7 @@ async fn reservations(call: Call) -> Result<Json<ReservationsResponse>, ApiError
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn userinfo(call: Call) -> Result<Json<UserInfo>, ApiError> {
-    let info = status::userinfo(&call.cluster, &call.user.0)
+    let info = status::userinfo(&call.cluster, &call.user.caller)
         .await
         .map_err(|e| call.error(e))?;
     Ok(Json(UserInfo::clone(&info)))

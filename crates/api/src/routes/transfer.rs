@@ -246,7 +246,7 @@ async fn upload(
     let target = call.body_path(body.path)?;
     transfer::upload(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &target,
         body.transfer_directives.transfer_method,
         body.transfer_directives.file_size,
@@ -270,7 +270,7 @@ async fn download(
     let source = call.body_path(body.path)?;
     transfer::download(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &source,
         body.transfer_directives.transfer_method,
         body.account.as_deref(),
@@ -289,7 +289,7 @@ async fn download(
 async fn mv(call: Call, ValidJson(body): ValidJson<MoveBody>) -> Created<TransferJobResponse> {
     transfer::mv(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         body.source_path.as_bytes(),
         body.target_path.as_bytes(),
         body.account.as_deref(),
@@ -308,7 +308,7 @@ async fn mv(call: Call, ValidJson(body): ValidJson<MoveBody>) -> Created<Transfe
 async fn cp(call: Call, ValidJson(body): ValidJson<CopyBody>) -> Created<TransferJobResponse> {
     transfer::cp(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         body.source_path.as_bytes(),
         body.target_path.as_bytes(),
         body.dereference,
@@ -332,10 +332,15 @@ async fn rm(
     ValidQuery(query): ValidQuery<AccountQuery>,
 ) -> Result<Json<TransferJobResponse>, ApiError> {
     let path = call.query_path(path)?;
-    transfer::rm(&call.cluster, &call.user.0, &path, query.account.as_deref())
-        .await
-        .map(|transfer_job| Json(TransferJobResponse { transfer_job }))
-        .map_err(|e| call.error(e))
+    transfer::rm(
+        &call.cluster,
+        &call.user.caller,
+        &path,
+        query.account.as_deref(),
+    )
+    .await
+    .map(|transfer_job| Json(TransferJobResponse { transfer_job }))
+    .map_err(|e| call.error(e))
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/compress", tag = "transfer",
@@ -352,7 +357,7 @@ async fn compress(
     let source = call.body_path(compress.path)?;
     transfer::compress(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &source,
         compress.target_path.as_bytes(),
         compress.match_pattern.as_deref(),
@@ -379,7 +384,7 @@ async fn extract(
     let source = call.body_path(extract.path)?;
     transfer::extract(
         &call.cluster,
-        &call.user.0,
+        &call.user.caller,
         &source,
         extract.target_path.as_bytes(),
         extract.compression.unwrap_or_default(),

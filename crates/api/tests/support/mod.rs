@@ -77,6 +77,8 @@ clusters:
         router: router(AppState {
             clusters: Clusters::new(vec![cluster]),
             verifier,
+            gateway: Default::default(),
+            trusted_proxies: Arc::from([]),
         }),
         _dir: dir,
     }

@@ -83,7 +83,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let server_shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(err) = ironcrest::serve(listener, config, server_shutdown).await {
+            if let Err(err) = ironcrest::serve(listener, config, None, server_shutdown).await {
                 panic!("server failed: {err:#}");
             }
         });

@@ -1,0 +1,331 @@
+//! The gateway in the binary: everything FirecREST v1's Kong gateway decided before a
+//! request reached a service, decided in process for every request on a system, at the
+//! one hook the API has for it (`Call::admit`).
+//!
+//! [`Gateway::admit`] checks, in this order, each layer only when configured: the client's
+//! address ([`ip`]), maintenance and termination rules ([`maintenance`]), the token's scopes
+//! for the route family, then the embedded policy. The first refusal is the answer, a
+//! [`Denial`]. The layers come from the `gateway` configuration section and are swapped
+//! whole by [`Gateway::reload`] (SIGHUP), so a request sees either the old rules or the new.
+
+mod family;
+pub mod ip;
+mod maintenance;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use ironcrest_auth::Grants;
+use ironcrest_config::{GatewayConfig, MaintenanceWindow, Problem, gateway_problems};
+
+pub use family::RouteFamily;
+
+use crate::ip::IpFilter;
+use crate::maintenance::{Maintenance, Termination};
+
+/// A request on a system, as the gateway sees it.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub user: &'a str,
+    pub grants: &'a Grants,
+    pub system: &'a str,
+    pub family: RouteFamily,
+    pub method: &'a str,
+    /// The request's path (lower-cased, as routed).
+    pub path: &'a str,
+    /// The route's path parameters but the system (e.g. `job_id`).
+    pub params: &'a BTreeMap<String, String>,
+    pub client_address: IpAddr,
+}
+
+/// Which layer refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    IpFilter,
+    Maintenance,
+    Termination,
+    Scopes,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::IpFilter => "ip_filter",
+            Layer::Maintenance => "maintenance",
+            Layer::Termination => "termination",
+            Layer::Scopes => "scopes",
+        }
+    }
+}
+
+/// Why a request is not served; the API answers each with its status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// 403.
+    #[error("{reason}")]
+    Forbidden { layer: Layer, reason: String },
+    /// 503 with `reason: maintenance` (and `Retry-After` when the end is known).
+    #[error("{message}")]
+    Maintenance {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// A termination rule's status and message.
+    #[error("{message}")]
+    Terminated { status: u16, message: String },
+}
+
+impl Denial {
+    pub fn layer(&self) -> Layer {
+        match self {
+            Denial::Forbidden { layer, .. } => *layer,
+            Denial::Maintenance { .. } => Layer::Maintenance,
+            Denial::Terminated { .. } => Layer::Termination,
+        }
+    }
+}
+
+/// What an admitted request holds until it ends.
+#[derive(Debug, Default)]
+pub struct Permit {}
+
+/// The rules of one configuration; replaced whole on reload.
+#[derive(Debug, Default)]
+struct Rules {
+    ip_filter: IpFilter,
+    maintenance: Maintenance,
+    terminate: Vec<Termination>,
+    scopes: Vec<(RouteFamily, Vec<String>)>,
+}
+
+impl Rules {
+    fn build(config: &GatewayConfig) -> Result<Self, Vec<Problem>> {
+        let problems = gateway_problems(config);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            ip_filter: IpFilter::new(&config.ip_filter),
+            maintenance: Maintenance::new(&config.maintenance),
+            terminate: config.terminate.iter().map(Termination::new).collect(),
+            scopes: config
+                .scopes
+                .iter()
+                .filter_map(|(name, scopes)| Some((RouteFamily::named(name)?, scopes.clone())))
+                .collect(),
+        })
+    }
+
+    fn check_scopes(&self, request: &Request<'_>) -> Result<(), Denial> {
+        let Some((_, required)) = self.scopes.iter().find(|(f, _)| *f == request.family) else {
+            return Ok(());
+        };
+        let missing: Vec<&str> = required
+            .iter()
+            .filter(|scope| !request.grants.scopes.contains(scope))
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Denial::Forbidden {
+            layer: Layer::Scopes,
+            reason: format!(
+                "The token lacks the scope(s) {} needed for {} requests.",
+                missing.join(", "),
+                request.family.as_str()
+            ),
+        })
+    }
+}
+
+/// The gateway of one server. Cheap to share (`Arc` it).
+#[derive(Debug, Default)]
+pub struct Gateway {
+    rules: RwLock<Arc<Rules>>,
+}
+
+impl Gateway {
+    /// The gateway of a configuration; its problems (every one) when it has some.
+    pub fn new(config: &GatewayConfig) -> Result<Self, Vec<Problem>> {
+        Ok(Self {
+            rules: RwLock::new(Arc::new(Rules::build(config)?)),
+        })
+    }
+
+    /// Replaces every rule at once; on problems the old rules stay and the problems are
+    /// returned.
+    pub fn reload(&self, config: &GatewayConfig) -> Result<(), Vec<Problem>> {
+        let rules = Arc::new(Rules::build(config)?);
+        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
+        Ok(())
+    }
+
+    fn rules(&self) -> Arc<Rules> {
+        self.rules
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Lets `request` through, or says why not. Every decision is logged at debug level,
+    /// every denial at info level with its layer.
+    pub async fn admit(&self, request: &Request<'_>) -> Result<Permit, Denial> {
+        let rules = self.rules();
+        let decided = Self::decide(&rules, request);
+        match &decided {
+            Ok(()) => tracing::debug!(
+                gateway.user = request.user,
+                gateway.system = request.system,
+                gateway.family = request.family.as_str(),
+                "admitted"
+            ),
+            Err(denial) => tracing::info!(
+                gateway.user = request.user,
+                gateway.system = request.system,
+                gateway.family = request.family.as_str(),
+                gateway.layer = denial.layer().as_str(),
+                gateway.reason = %denial,
+                "denied"
+            ),
+        }
+        decided.map(|()| Permit::default())
+    }
+
+    fn decide(rules: &Rules, request: &Request<'_>) -> Result<(), Denial> {
+        let client = request.grants.client_id.as_deref();
+        if let Some(reason) = rules.ip_filter.refusal(request.client_address, client) {
+            return Err(Denial::Forbidden {
+                layer: Layer::IpFilter,
+                reason,
+            });
+        }
+        rules
+            .maintenance
+            .check(request.system, chrono::Utc::now())?;
+        for rule in &rules.terminate {
+            rule.check(request.method, request.path, request.system)?;
+        }
+        rules.check_scopes(request)
+    }
+
+    /// The maintenance window `system` is in, if any, for `status/systems` to show.
+    pub fn maintenance(&self, system: &str) -> Option<MaintenanceWindow> {
+        self.rules().maintenance.of(system).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(grants: &'a Grants, params: &'a BTreeMap<String, String>) -> Request<'a> {
+        Request {
+            user: "alice",
+            grants,
+            system: "daint",
+            family: RouteFamily::FilesystemWrite,
+            method: "POST",
+            path: "/filesystem/daint/ops/upload",
+            params,
+            client_address: "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    fn config(yaml: &str) -> GatewayConfig {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_empty_configuration_admits_everything() {
+        let gateway = Gateway::new(&GatewayConfig::default()).unwrap();
+        let params = BTreeMap::new();
+        assert!(
+            gateway
+                .admit(&request(&Grants::default(), &params))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn scopes_are_required_per_family_and_named_when_missing() {
+        let gateway = Gateway::new(&config(
+            "scopes: {filesystem-write: [fs:write, hpc], filesystem-read: [fs:read]}",
+        ))
+        .unwrap();
+        let params = BTreeMap::new();
+        let reader = Grants {
+            scopes: vec!["fs:read".into(), "hpc".into()],
+            ..Grants::default()
+        };
+        match gateway.admit(&request(&reader, &params)).await {
+            Err(Denial::Forbidden { layer, reason }) => {
+                assert_eq!(layer, Layer::Scopes);
+                assert!(
+                    reason.contains("fs:write") && !reason.contains("hpc"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let writer = Grants {
+            scopes: vec!["hpc".into(), "fs:write".into()],
+            ..Grants::default()
+        };
+        assert!(gateway.admit(&request(&writer, &params)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn layers_refuse_in_order_and_a_reload_swaps_every_rule() {
+        let gateway = Gateway::new(&config(
+            r#"
+ip_filter: {deny: [127.0.0.0/8]}
+maintenance: {systems: {daint: {message: down}}}
+"#,
+        ))
+        .unwrap();
+        let params = BTreeMap::new();
+        let grants = Grants::default();
+        let denial = gateway.admit(&request(&grants, &params)).await.unwrap_err();
+        assert_eq!(denial.layer(), Layer::IpFilter);
+
+        let bad = config("ip_filter: {deny: [not-a-network]}");
+        let problems = gateway.reload(&bad).unwrap_err();
+        assert_eq!(problems[0].field, "gateway.ip_filter.deny");
+        let still = gateway.admit(&request(&grants, &params)).await.unwrap_err();
+        assert_eq!(
+            still.layer(),
+            Layer::IpFilter,
+            "a bad reload keeps the old rules"
+        );
+
+        gateway
+            .reload(&config(
+                r#"
+maintenance: {systems: {DAINT: {message: down}}}
+terminate: [{path: "/filesystem/*/ops/upload", status: 403, message: no uploads}]
+"#,
+            ))
+            .unwrap();
+        let denial = gateway.admit(&request(&grants, &params)).await.unwrap_err();
+        assert_eq!(denial.layer(), Layer::Maintenance);
+        assert_eq!(gateway.maintenance("daint").unwrap().message, "down");
+
+        gateway
+            .reload(&config(
+                r#"terminate: [{path: "/filesystem/*/ops/upload", status: 403, message: no uploads}]"#,
+            ))
+            .unwrap();
+        assert_eq!(
+            gateway.admit(&request(&grants, &params)).await.unwrap_err(),
+            Denial::Terminated {
+                status: 403,
+                message: "no uploads".into()
+            }
+        );
+        assert!(gateway.maintenance("daint").is_none());
+    }
+}
