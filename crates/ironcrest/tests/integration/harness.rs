@@ -145,10 +145,17 @@ pub async fn user_token() -> String {
 }
 
 pub async fn client_credentials_token(client_id: &str, secret: &str) -> String {
+    scoped_token(client_id, secret, None).await
+}
+
+/// A token of the dev IdP's `client_id`, asking for `scope` (space-separated) if given.
+pub async fn scoped_token(client_id: &str, secret: &str, scope: Option<&str>) -> String {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend(scope.map(|scope| ("scope", scope)));
     let response = reqwest::Client::new()
         .post(env("IRONCREST_DEV_OIDC_TOKEN_URL"))
         .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
+        .form(&form)
         .send()
         .await
         .unwrap();

@@ -9,6 +9,7 @@ mod compute;
 mod compute_rest;
 mod delegation;
 mod filesystem;
+mod gateway;
 mod harness;
 mod ssh_recovery;
 mod status;

@@ -1,0 +1,345 @@
+//! The gateway in front of the real server, with real tokens from the dev IdP: scopes per
+//! route family, maintenance, termination rules, the IP filter behind a trusted proxy, and
+//! SIGHUP reloads of the binary under load.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ironcrest_config::{MaintenanceWindow, TerminationRule};
+use serde_json::Value;
+
+use crate::harness::{TestServer, dev_config, scoped_token, user_token, write_config};
+
+const SYSTEM: &str = "cluster-slurm-ssh";
+
+fn ls_home() -> String {
+    format!("/filesystem/{SYSTEM}/ops/ls?path=/home/fireuser")
+}
+
+async fn read_only_token() -> String {
+    scoped_token(
+        "ironcrest-dev-readonly",
+        "ironcrest-dev-readonly-secret",
+        Some("firecrest firecrest:read"),
+    )
+    .await
+}
+
+async fn read_write_token() -> String {
+    scoped_token(
+        "ironcrest-dev",
+        "ironcrest-dev-secret",
+        Some("firecrest firecrest:read firecrest:write"),
+    )
+    .await
+}
+
+/// A POST of `body` to `path`: its status and JSON body.
+async fn post(server: &TestServer, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let response = server
+        .http
+        .post(format!("{}{path}", server.url))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_decide_per_route_family() {
+    let server = TestServer::start_with(|config| {
+        config.gateway.scopes = [
+            (
+                "filesystem-read".to_string(),
+                vec!["firecrest:read".to_string()],
+            ),
+            (
+                "filesystem-write".to_string(),
+                vec!["firecrest:write".to_string()],
+            ),
+        ]
+        .into();
+    })
+    .await;
+    let (reader, writer, bare) = (
+        read_only_token().await,
+        read_write_token().await,
+        user_token().await,
+    );
+    assert_eq!(server.get(&ls_home(), Some(&reader)).await.status(), 200);
+    assert_eq!(server.get(&ls_home(), Some(&writer)).await.status(), 200);
+    let refused = server.get(&ls_home(), Some(&bare)).await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("firecrest:read"),
+        "{body}"
+    );
+
+    // A family without required scopes is open to every valid token.
+    let userinfo = format!("/status/{SYSTEM}/userinfo");
+    assert_eq!(server.get(&userinfo, Some(&bare)).await.status(), 200);
+
+    let dir = format!("/home/fireuser/gateway-scopes-{}", std::process::id());
+    let mkdir = format!("/filesystem/{SYSTEM}/ops/mkdir");
+    let (status, body) = post(&server, &mkdir, &reader, serde_json::json!({"path": dir})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("firecrest:write"),
+        "{body}"
+    );
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "a refused request changed nothing"
+    );
+    let (status, body) = post(&server, &mkdir, &writer, serde_json::json!({"path": dir})).await;
+    assert_eq!(status, 201, "{body}");
+    std::fs::remove_dir(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_answers_503_with_its_reason_and_status_still_answers() {
+    let server = TestServer::start_with(|config| {
+        config.gateway.maintenance.systems.insert(
+            SYSTEM.to_string(),
+            MaintenanceWindow {
+                message: "Slurm is being upgraded.".into(),
+                until: Some((chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339()),
+            },
+        );
+    })
+    .await;
+    let token = user_token().await;
+    let response = server.get(&ls_home(), Some(&token)).await;
+    assert_eq!(response.status(), 503);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1700..=1800).contains(&retry), "Retry-After {retry}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["reason"], "maintenance", "{body}");
+    assert_eq!(body["message"], "Slurm is being upgraded.", "{body}");
+    assert_eq!(
+        server.get("/status/systems", Some(&token)).await.status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_termination_rule_answers_its_status_and_message() {
+    let server = TestServer::start_with(|config| {
+        config.gateway.terminate.push(TerminationRule {
+            methods: vec!["POST".into()],
+            path: "/filesystem/*/ops/mkdir".into(),
+            system: None,
+            status: 403,
+            message: "Creating directories is disabled today.".into(),
+        });
+    })
+    .await;
+    let token = user_token().await;
+    let dir = format!("/home/fireuser/gateway-terminated-{}", std::process::id());
+    let mkdir = format!("/filesystem/{SYSTEM}/ops/mkdir");
+    let (status, body) = post(&server, &mkdir, &token, serde_json::json!({"path": dir})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["message"], "Creating directories is disabled today.");
+    assert!(!std::path::Path::new(&dir).exists());
+    assert_eq!(server.get(&ls_home(), Some(&token)).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ip_filter_reads_forwarding_headers_only_from_trusted_proxies() {
+    let filtered = |trusted: bool| {
+        move |config: &mut ironcrest_config::Config| {
+            config.gateway.ip_filter.allow = vec!["127.0.0.1".into(), "10.0.0.0/8".into()];
+            config.gateway.ip_filter.clients = [(
+                "ironcrest-dev-readonly".to_string(),
+                vec!["10.1.0.0/16".to_string()],
+            )]
+            .into();
+            if trusted {
+                config.server.connections.trusted_proxies = vec!["127.0.0.1".into()];
+            }
+        }
+    };
+    let token = user_token().await;
+    let forwarded = |server: &TestServer, from: &str, token: &str| {
+        server
+            .http
+            .get(format!("{}{}", server.url, ls_home()))
+            .bearer_auth(token)
+            .header("x-forwarded-for", from)
+            .send()
+    };
+    let behind_proxy = TestServer::start_with(filtered(true)).await;
+    let refused = forwarded(&behind_proxy, "203.0.113.9", &token)
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("203.0.113.9"),
+        "{body}"
+    );
+    assert_eq!(
+        forwarded(&behind_proxy, "10.2.3.4", &token)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The read-only client is bound to 10.1.0.0/16.
+    let reader = read_only_token().await;
+    assert_eq!(
+        forwarded(&behind_proxy, "10.2.3.4", &reader)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        forwarded(&behind_proxy, "10.1.3.4", &reader)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Without a trusted proxy the header is the client's claim, and ignored.
+    let direct = TestServer::start_with(filtered(false)).await;
+    assert_eq!(
+        forwarded(&direct, "203.0.113.9", &token)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// The binary reloads its gateway rules on SIGHUP while requests run: none of them fails,
+/// each is answered under the old rules or the new, and a file with problems keeps the
+/// rules in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_rules_under_load_without_losing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = dev_config();
+    config.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let path = write_config(dir.path(), &config);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ironcrest"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}{}", ls_home());
+    let http = reqwest::Client::new();
+    let token = user_token().await;
+    let status = || async {
+        http.get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+    };
+    let mut up = false;
+    for _ in 0..200 {
+        if status().await == Some(200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "ironcrest never answered on {port}");
+    let hangup = || {
+        let sent = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    // Waits (bounded) until the server answers `wanted`.
+    let answers = |wanted: u16| async move {
+        for _ in 0..100 {
+            if status().await == Some(wanted) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+
+    let load = {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..400 {
+                let answer = http.get(&url).bearer_auth(&token).send().await;
+                statuses.push(
+                    answer
+                        .map(|r| r.status().as_u16())
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            statuses
+        })
+    };
+    let mut maintenance = config.clone();
+    maintenance.gateway.maintenance.systems.insert(
+        SYSTEM.into(),
+        MaintenanceWindow {
+            message: "reloaded".into(),
+            until: None,
+        },
+    );
+    write_config(dir.path(), &maintenance);
+    hangup();
+    assert!(answers(503).await, "the reload never took effect");
+
+    let mut broken = maintenance.clone();
+    broken.gateway.ip_filter.deny = vec!["not-a-network".into()];
+    write_config(dir.path(), &broken);
+    hangup();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        status().await,
+        Some(503),
+        "a file with problems keeps the rules"
+    );
+
+    write_config(dir.path(), &config);
+    hangup();
+    assert!(answers(200).await, "the maintenance never ended");
+
+    let statuses = load.await.unwrap();
+    let failed: Vec<_> = statuses
+        .iter()
+        .filter(|s| !matches!(s, Ok(200 | 503)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "requests lost during reloads: {failed:?}"
+    );
+    assert!(statuses.contains(&Ok(200)));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait().unwrap();
+}
