@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use ironcrest_config::{
-    ClusterConfig, ConnectionMode, DataTransferConfig, FileSystemDataType, ProbedService,
-    SchedulerType, Secret,
+    ClusterConfig, ConnectionMode, DataTransferConfig, FileSystemDataType, MaintenanceWindow,
+    ProbedService, SchedulerType, Secret,
 };
 use ironcrest_services::health::{HealthCheck, HealthReport};
 use serde::Serialize;
@@ -21,6 +21,18 @@ pub struct System {
     pub last_health_check: Option<String>,
     pub file_systems: Vec<FileSystem>,
     pub data_operation: DataOperation,
+    /// Present while the system is under maintenance (Ironcrest's addition): its routes
+    /// answer 503 with `reason: maintenance` meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Maintenance {
+    pub message: String,
+    /// When it is expected to end (RFC 3339), if announced.
+    pub until: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -129,7 +141,11 @@ impl From<&HealthCheck> for ServiceHealth {
 }
 
 impl System {
-    pub fn new(config: &ClusterConfig, health: Option<HealthReport>) -> Self {
+    pub fn new(
+        config: &ClusterConfig,
+        health: Option<HealthReport>,
+        maintenance: Option<MaintenanceWindow>,
+    ) -> Self {
         let ssh = &config.ssh;
         let scheduler = &config.scheduler;
         Self {
@@ -211,6 +227,10 @@ impl System {
                     .as_ref()
                     .map(data_transfer),
             },
+            maintenance: maintenance.map(|window| Maintenance {
+                message: window.message,
+                until: window.until,
+            }),
         }
     }
 }

@@ -93,7 +93,10 @@ async fn systems(State(state): State<AppState>, _user: AuthenticatedUser) -> Jso
     let systems = state
         .clusters
         .iter()
-        .map(|cluster| System::new(&cluster.config, cluster.health()))
+        .map(|cluster| {
+            let maintenance = state.gateway.maintenance(cluster.name());
+            System::new(&cluster.config, cluster.health(), maintenance)
+        })
         .collect();
     Json(SystemsResponse { systems })
 }

@@ -127,10 +127,14 @@ async fn maintenance_answers_503_with_its_reason_and_status_still_answers() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["reason"], "maintenance", "{body}");
     assert_eq!(body["message"], "Slurm is being upgraded.", "{body}");
+    let systems = server.get_json("/status/systems", &token).await;
+    let system = &systems["systems"][0];
+    assert_eq!(system["name"], SYSTEM);
     assert_eq!(
-        server.get("/status/systems", Some(&token)).await.status(),
-        200
+        system["maintenance"]["message"], "Slurm is being upgraded.",
+        "{system}"
     );
+    assert!(system["maintenance"]["until"].is_string(), "{system}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
