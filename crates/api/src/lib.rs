@@ -11,6 +11,7 @@ mod multipart;
 mod openapi;
 mod routes;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
@@ -39,6 +40,9 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// Proxies whose forwarding headers name the client (`server.connections.trusted_proxies`).
     pub trusted_proxies: Arc<[IpNet]>,
+    /// The configuration file, which `POST /admin/reload` reads again; `None` when the
+    /// server was not started from one.
+    pub config_path: Option<Arc<Path>>,
 }
 
 /// The whole application, ready to serve.

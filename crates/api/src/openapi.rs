@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{compute, filesystem, status, transfer};
+use crate::routes::{admin, compute, filesystem, status, transfer};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +49,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(compute::ComputeDoc::openapi());
     document.merge(filesystem::FilesystemDoc::openapi());
     document.merge(transfer::TransferDoc::openapi());
+    document.merge(admin::AdminDoc::openapi());
     compute::constrain_job_description(&mut document);
     document
 }

@@ -58,6 +58,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/filesystem/{system_name}/transfer/rm"),
     ("POST", "/filesystem/{system_name}/transfer/compress"),
     ("POST", "/filesystem/{system_name}/transfer/extract"),
+    // routes::admin
+    ("GET", "/admin/maintenance"),
+    ("PUT", "/admin/maintenance/systems/{system}"),
+    ("DELETE", "/admin/maintenance/systems/{system}"),
+    ("PUT", "/admin/maintenance/global"),
+    ("DELETE", "/admin/maintenance/global"),
+    ("POST", "/admin/reload"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];

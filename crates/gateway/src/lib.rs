@@ -18,12 +18,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ironcrest_auth::Grants;
-use ironcrest_config::{GatewayConfig, MaintenanceWindow, Problem, gateway_problems};
+use ironcrest_config::{
+    GatewayConfig, MaintenanceConfig, MaintenanceWindow, Problem, gateway_problems,
+};
 
 pub use family::RouteFamily;
 
 use crate::ip::IpFilter;
-use crate::maintenance::{Maintenance, Termination};
+use crate::maintenance::{Maintenance, Overrides, Termination};
 
 /// A request on a system, as the gateway sees it.
 #[derive(Debug)]
@@ -145,6 +147,10 @@ impl Rules {
 #[derive(Debug, Default)]
 pub struct Gateway {
     rules: RwLock<Arc<Rules>>,
+    /// Maintenance set through the admin routes; a reload forgets it.
+    overrides: RwLock<Overrides>,
+    /// The scope the admin routes need (`gateway.admin_scope`), of the current rules.
+    admin_scope: RwLock<Option<String>>,
 }
 
 impl Gateway {
@@ -152,6 +158,8 @@ impl Gateway {
     pub fn new(config: &GatewayConfig) -> Result<Self, Vec<Problem>> {
         Ok(Self {
             rules: RwLock::new(Arc::new(Rules::build(config)?)),
+            overrides: RwLock::default(),
+            admin_scope: RwLock::new(config.admin_scope.clone()),
         })
     }
 
@@ -160,7 +168,54 @@ impl Gateway {
     pub fn reload(&self, config: &GatewayConfig) -> Result<(), Vec<Problem>> {
         let rules = Arc::new(Rules::build(config)?);
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = rules;
+        *self
+            .overrides
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Overrides::default();
+        *self
+            .admin_scope
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = config.admin_scope.clone();
         Ok(())
+    }
+
+    /// Reads the configuration file at `path` and reloads from it (every problem returned,
+    /// nothing changed, when it has some).
+    pub fn reload_file(&self, path: &std::path::Path) -> Result<(), Vec<Problem>> {
+        let config = ironcrest_config::Config::load(path).map_err(|err| err.problems())?;
+        self.reload(&config.gateway)
+    }
+
+    /// The scope a token needs for the admin routes; `None`: they are off.
+    pub fn admin_scope(&self) -> Option<String> {
+        self.admin_scope
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `system` (every system when `None`) under maintenance in `window`, or ends its
+    /// maintenance (`None`), over the configuration until the next reload.
+    pub fn set_maintenance(&self, system: Option<&str>, window: Option<MaintenanceWindow>) {
+        let mut overrides = self
+            .overrides
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match system {
+            None => overrides.global = Some(window),
+            Some(system) => {
+                overrides.systems.insert(system.to_lowercase(), window);
+            }
+        }
+    }
+
+    /// The maintenance in force: globally and per system.
+    pub fn maintenance_overview(&self) -> MaintenanceConfig {
+        let overrides = self
+            .overrides
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.rules().maintenance.all(&overrides)
     }
 
     fn rules(&self) -> Arc<Rules> {
@@ -174,7 +229,7 @@ impl Gateway {
     /// every denial at info level with its layer.
     pub async fn admit(&self, request: &Request<'_>) -> Result<Permit, Denial> {
         let rules = self.rules();
-        let decided = Self::decide(&rules, request);
+        let decided = self.decide(&rules, request);
         match &decided {
             Ok(()) => tracing::debug!(
                 gateway.user = request.user,
@@ -194,7 +249,7 @@ impl Gateway {
         decided.map(|()| Permit::default())
     }
 
-    fn decide(rules: &Rules, request: &Request<'_>) -> Result<(), Denial> {
+    fn decide(&self, rules: &Rules, request: &Request<'_>) -> Result<(), Denial> {
         let client = request.grants.client_id.as_deref();
         if let Some(reason) = rules.ip_filter.refusal(request.client_address, client) {
             return Err(Denial::Forbidden {
@@ -202,9 +257,9 @@ impl Gateway {
                 reason,
             });
         }
-        rules
-            .maintenance
-            .check(request.system, chrono::Utc::now())?;
+        if let Some(window) = self.maintenance(request.system) {
+            return Err(maintenance::refusal(&window, chrono::Utc::now()));
+        }
         for rule in &rules.terminate {
             rule.check(request.method, request.path, request.system)?;
         }
@@ -213,7 +268,11 @@ impl Gateway {
 
     /// The maintenance window `system` is in, if any, for `status/systems` to show.
     pub fn maintenance(&self, system: &str) -> Option<MaintenanceWindow> {
-        self.rules().maintenance.of(system).cloned()
+        let overrides = self
+            .overrides
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.rules().maintenance.of(&overrides, system)
     }
 }
 

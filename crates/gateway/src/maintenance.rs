@@ -29,21 +29,50 @@ impl Maintenance {
         }
     }
 
-    /// The window `system` is in, if any (the global one first).
-    pub(crate) fn of(&self, system: &str) -> Option<&MaintenanceWindow> {
-        self.global
-            .as_ref()
-            .or_else(|| self.systems.get(&system.to_lowercase()))
+    /// The window `system` is in, if any (the global one first), the admin's `overrides`
+    /// taking precedence over the configuration.
+    pub(crate) fn of(&self, overrides: &Overrides, system: &str) -> Option<MaintenanceWindow> {
+        let global = match &overrides.global {
+            Some(set) => set.clone(),
+            None => self.global.clone(),
+        };
+        let system = system.to_lowercase();
+        global.or_else(|| match overrides.systems.get(&system) {
+            Some(set) => set.clone(),
+            None => self.systems.get(&system).cloned(),
+        })
     }
 
-    pub(crate) fn check(&self, system: &str, now: DateTime<Utc>) -> Result<(), Denial> {
-        match self.of(system) {
-            None => Ok(()),
-            Some(window) => Err(Denial::Maintenance {
-                message: window.message.clone(),
-                retry_after: retry_after(window, now),
-            }),
+    /// Every system with a window, the global one apart.
+    pub(crate) fn all(&self, overrides: &Overrides) -> MaintenanceConfig {
+        let global = match &overrides.global {
+            Some(set) => set.clone(),
+            None => self.global.clone(),
+        };
+        let mut systems = self.systems.clone();
+        for (system, set) in &overrides.systems {
+            match set {
+                Some(window) => systems.insert(system.clone(), window.clone()),
+                None => systems.remove(system),
+            };
         }
+        MaintenanceConfig { global, systems }
+    }
+}
+
+/// Maintenance set or ended through the admin routes, over the configuration's, until the
+/// next reload: per system (lower-cased) and globally, `Some(window)` or `None` (ended).
+#[derive(Debug, Default)]
+pub(crate) struct Overrides {
+    pub(crate) global: Option<Option<MaintenanceWindow>>,
+    pub(crate) systems: BTreeMap<String, Option<MaintenanceWindow>>,
+}
+
+/// The refusal of a request on a system in `window`.
+pub(crate) fn refusal(window: &MaintenanceWindow, now: DateTime<Utc>) -> Denial {
+    Denial::Maintenance {
+        message: window.message.clone(),
+        retry_after: retry_after(window, now),
     }
 }
 
@@ -135,30 +164,60 @@ mod tests {
             )]
             .into(),
         });
-        assert!(maintenance.check("eiger", now).is_ok());
-        match maintenance.check("daint", now) {
-            Err(Denial::Maintenance {
-                message,
-                retry_after,
-            }) => {
-                assert_eq!(message, "Upgrading Slurm");
-                assert_eq!(retry_after, Some(Duration::from_secs(5400)));
+        let none = Overrides::default();
+        assert_eq!(maintenance.of(&none, "eiger"), None);
+        let daint = maintenance.of(&none, "daint").unwrap();
+        assert_eq!(
+            refusal(&daint, now),
+            Denial::Maintenance {
+                message: "Upgrading Slurm".into(),
+                retry_after: Some(Duration::from_secs(5400)),
             }
-            other => panic!("{other:?}"),
-        }
+        );
         let late = now + chrono::Duration::hours(3);
         assert!(matches!(
-            maintenance.check("daint", late),
-            Err(Denial::Maintenance {
+            refusal(&daint, late),
+            Denial::Maintenance {
                 retry_after: None,
                 ..
-            })
+            }
         ));
         let everything = Maintenance::new(&MaintenanceConfig {
             global: Some(window("Power cut", None)),
             systems: BTreeMap::new(),
         });
-        assert!(everything.check("eiger", now).is_err());
+        assert_eq!(everything.of(&none, "eiger").unwrap().message, "Power cut");
+    }
+
+    #[test]
+    fn the_admins_overrides_win_over_the_configuration() {
+        let maintenance = Maintenance::new(&MaintenanceConfig {
+            global: None,
+            systems: [("daint".to_string(), window("configured", None))].into(),
+        });
+        let overrides = Overrides {
+            global: None,
+            systems: [
+                ("daint".to_string(), None),
+                ("eiger".to_string(), Some(window("set by an admin", None))),
+            ]
+            .into(),
+        };
+        assert_eq!(maintenance.of(&overrides, "DAINT"), None);
+        assert_eq!(
+            maintenance.of(&overrides, "eiger").unwrap().message,
+            "set by an admin"
+        );
+        let all = maintenance.all(&overrides);
+        assert_eq!(all.systems.keys().collect::<Vec<_>>(), ["eiger"]);
+        let everything = Overrides {
+            global: Some(Some(window("all down", None))),
+            systems: BTreeMap::new(),
+        };
+        assert_eq!(
+            maintenance.of(&everything, "eiger").unwrap().message,
+            "all down"
+        );
     }
 
     #[test]

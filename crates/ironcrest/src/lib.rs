@@ -136,10 +136,7 @@ async fn reload_on_hangup(gateway: Arc<Gateway>, path: PathBuf, shutdown: Cancel
             () = shutdown.cancelled() => return,
             received = hangups.recv() => if received.is_none() { return },
         }
-        let reloaded = Config::load(&path)
-            .map_err(|err| err.problems())
-            .and_then(|config| gateway.reload(&config.gateway));
-        match reloaded {
+        match gateway.reload_file(&path) {
             Ok(()) => tracing::info!(config = %path.display(), "gateway rules reloaded"),
             Err(problems) => {
                 for problem in &problems {
@@ -224,14 +221,19 @@ pub async fn serve(
         Arc::new(Gateway::new(&config.gateway).map_err(|problems| {
             anyhow::anyhow!("invalid gateway configuration: {}", problems[0])
         })?);
-    if let Some(path) = config_path {
-        tokio::spawn(reload_on_hangup(gateway.clone(), path, shutdown.clone()));
+    if let Some(path) = &config_path {
+        tokio::spawn(reload_on_hangup(
+            gateway.clone(),
+            path.clone(),
+            shutdown.clone(),
+        ));
     }
     let app = ironcrest_api::router(AppState {
         clusters,
         verifier,
         gateway,
         trusted_proxies: config.server.connections.trusted_networks().into(),
+        config_path: config_path.map(Arc::from),
     });
     let address = listener.local_addr()?;
     let limits = listener::Limits::from_config(&config.server.connections);

@@ -1,5 +1,6 @@
 //! Routes, one module per FirecREST service.
 
+pub mod admin;
 pub mod compute;
 pub mod filesystem;
 pub mod status;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(compute::router())
         .merge(filesystem::router())
         .merge(transfer::router())
+        .merge(admin::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

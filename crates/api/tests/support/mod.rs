@@ -79,6 +79,7 @@ clusters:
             verifier,
             gateway: Default::default(),
             trusted_proxies: Arc::from([]),
+            config_path: None,
         }),
         _dir: dir,
     }

@@ -241,6 +241,7 @@ async fn sighup_reloads_the_rules_under_load_without_losing_a_request() {
         .port();
     let mut config = dev_config();
     config.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    config.gateway.admin_scope = Some("firecrest:admin".into());
     let path = write_config(dir.path(), &config);
     let mut child = Command::new(env!("CARGO_BIN_EXE_ironcrest"))
         .args(["serve", "--config"])
@@ -329,6 +330,33 @@ async fn sighup_reloads_the_rules_under_load_without_losing_a_request() {
     hangup();
     assert!(answers(200).await, "the maintenance never ended");
 
+    // The admin route reloads the same way, and answers a file's problems.
+    let admin = admin_token().await;
+    let reload = || async {
+        http.post(format!("http://127.0.0.1:{port}/admin/reload"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+    };
+    write_config(dir.path(), &maintenance);
+    assert_eq!(reload().await.status(), 200);
+    assert_eq!(status().await, Some(503));
+    write_config(dir.path(), &broken);
+    let refused = reload().await;
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("gateway.ip_filter.deny"),
+        "{body}"
+    );
+    write_config(dir.path(), &config);
+    assert_eq!(reload().await.status(), 200);
+    assert_eq!(status().await, Some(200));
+
     let statuses = load.await.unwrap();
     let failed: Vec<_> = statuses
         .iter()
@@ -346,4 +374,115 @@ async fn sighup_reloads_the_rules_under_load_without_losing_a_request() {
         .unwrap();
     assert!(killed.success());
     child.wait().unwrap();
+}
+
+async fn admin_token() -> String {
+    scoped_token(
+        "ironcrest-dev-admin",
+        "ironcrest-dev-admin-secret",
+        Some("firecrest firecrest:admin"),
+    )
+    .await
+}
+
+/// Maintenance switched on and off by an admin while the server runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_starts_and_ends_maintenance_at_run_time() {
+    let server = TestServer::start_with(|config| {
+        config.gateway.admin_scope = Some("firecrest:admin".into());
+    })
+    .await;
+    let (user, admin) = (user_token().await, admin_token().await);
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut request = server
+            .http
+            .request(method, format!("{}{path}", server.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let system_path = format!("/admin/maintenance/systems/{SYSTEM}");
+    let window = serde_json::json!({"message": "Disk swap", "until": "2099-01-01T00:00:00Z"});
+
+    let refused = call(
+        reqwest::Method::PUT,
+        &system_path,
+        &user,
+        Some(window.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(server.get(&ls_home(), Some(&user)).await.status(), 200);
+
+    let set = call(reqwest::Method::PUT, &system_path, &admin, Some(window))
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let view: Value = set.json().await.unwrap();
+    assert_eq!(view["systems"][SYSTEM]["message"], "Disk swap", "{view}");
+    let during = server.get(&ls_home(), Some(&user)).await;
+    assert_eq!(during.status(), 503);
+    assert!(during.headers().contains_key("retry-after"));
+
+    let bad = serde_json::json!({"message": "x", "until": "tomorrow"});
+    let invalid = call(reqwest::Method::PUT, &system_path, &admin, Some(bad))
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    let unknown = call(
+        reqwest::Method::PUT,
+        "/admin/maintenance/systems/no-such-system",
+        &admin,
+        Some(serde_json::json!({"message": "x"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let ended = call(reqwest::Method::DELETE, &system_path, &admin, None)
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 200);
+    assert_eq!(server.get(&ls_home(), Some(&user)).await.status(), 200);
+
+    // Global maintenance covers every system.
+    let global = serde_json::json!({"message": "Machine room power work"});
+    let set = call(
+        reqwest::Method::PUT,
+        "/admin/maintenance/global",
+        &admin,
+        Some(global),
+    )
+    .await
+    .unwrap();
+    assert_eq!(set.status(), 200);
+    assert_eq!(server.get(&ls_home(), Some(&user)).await.status(), 503);
+    let ended = call(
+        reqwest::Method::DELETE,
+        "/admin/maintenance/global",
+        &admin,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ended.status(), 200);
+    assert_eq!(server.get(&ls_home(), Some(&user)).await.status(), 200);
+
+    // This server was started without a file: nothing to reload.
+    let reload = call(reqwest::Method::POST, "/admin/reload", &admin, None)
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_admin_scope_the_admin_routes_are_off() {
+    let server = TestServer::start().await;
+    let response = server
+        .get("/admin/maintenance", Some(&admin_token().await))
+        .await;
+    assert_eq!(response.status(), 404);
 }
