@@ -6,10 +6,13 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use ironcrest_auth::Grants;
+use ironcrest_gateway::KeyRefusal;
 use ironcrest_remote::Caller;
 
 use crate::AppState;
+use crate::call::client_address;
 use crate::error::ApiError;
 
 /// The caller a valid token names, and what the token grants (for the gateway).
@@ -30,8 +33,12 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
                 let (scheme, token) = value.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
-            .filter(|token| !token.is_empty())
-            .ok_or(ApiError::NotAuthenticated)?;
+            .filter(|token| !token.is_empty());
+        let token = match (token, parts.headers.get(API_KEY)) {
+            (Some(token), _) => token,
+            (None, Some(key)) => return api_key_holder(parts, state, key),
+            (None, None) => return Err(ApiError::NotAuthenticated),
+        };
         let verified = state.verifier.verify(token).await?;
         if !is_posix_username(&verified.username) {
             return Err(ApiError::InvalidUsername);
@@ -44,6 +51,42 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
             grants: verified.grants,
         })
     }
+}
+
+/// The header pyfirecrest's `ApiKeyAuth` sends.
+const API_KEY: &str = "x-api-key";
+
+/// The caller an API key stands for. Such a caller has no IdP token: backends that need
+/// one (an external key service, slurmrestd, OpenFGA) refuse it.
+fn api_key_holder(
+    parts: &Parts,
+    state: &AppState,
+    key: &HeaderValue,
+) -> Result<AuthenticatedUser, ApiError> {
+    let refused = |message: String| ApiError::Http {
+        status: StatusCode::UNAUTHORIZED,
+        message,
+    };
+    let key = key
+        .to_str()
+        .map_err(|_| refused(KeyRefusal::Unknown.to_string()))?;
+    let address = client_address(parts, state);
+    let holder = state
+        .gateway
+        .key_holder(key, address)
+        .ok_or_else(|| refused("API keys are not accepted by this server.".into()))?
+        .map_err(|refusal| refused(refusal.to_string()))?;
+    if !is_posix_username(&holder.user) {
+        return Err(ApiError::InvalidUsername);
+    }
+    Ok(AuthenticatedUser {
+        caller: Caller::new(holder.user, ""),
+        grants: Arc::new(Grants {
+            client_id: Some(format!("api-key:{}", holder.id)),
+            scopes: holder.scopes,
+            groups: Vec::new(),
+        }),
+    })
 }
 
 /// The portable POSIX user-name set (plus a trailing `$` for machine accounts). A user

@@ -3,7 +3,7 @@
 //! [`Call::admit`] is the one place where cross-cutting policy meets a request.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Path};
@@ -92,17 +92,7 @@ async fn admit(
     family: RouteFamily,
     params: &BTreeMap<String, String>,
 ) -> Result<Permit, ApiError> {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |info| info.0.ip());
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let client_address = ip::client_address(
-        peer,
-        header("forwarded"),
-        header("x-forwarded-for"),
-        &state.trusted_proxies,
-    );
+    let client_address = client_address(parts, state);
     let request = Request {
         user: &user.caller.username,
         grants: &user.grants,
@@ -147,6 +137,21 @@ impl Call {
             Some(Some(path)) => Ok(path.into_bytes()),
         }
     }
+}
+
+/// The client's address: the peer's, or behind a trusted proxy the forwarded one.
+pub(crate) fn client_address(parts: &Parts, state: &AppState) -> IpAddr {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(Ipv4Addr::LOCALHOST.into(), |info| info.0.ip());
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    ip::client_address(
+        peer,
+        header("forwarded"),
+        header("x-forwarded-for"),
+        &state.trusted_proxies,
+    )
 }
 
 /// A route wired against these rules: a server bug, answered (and logged) as a 500.

@@ -45,6 +45,36 @@ pub struct GatewayConfig {
     /// 404 (they do not exist).
     #[serde(default)]
     pub admin_scope: Option<String>,
+    /// API keys (`X-API-Key`) besides tokens; off when absent.
+    #[serde(default)]
+    pub api_keys: Option<ApiKeysConfig>,
+}
+
+/// API keys: made by `ironcrest api-key create`, kept in `file` only as HMAC-SHA256 hashes
+/// under `secret`, each bound to a user, scopes, an expiry and optionally networks.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeysConfig {
+    pub file: PathBuf,
+    pub secret: crate::Secret,
+}
+
+/// One entry of the API keys file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyEntry {
+    /// Public, part of the key: names the key in logs and for revocation.
+    pub id: String,
+    pub user: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// RFC 3339.
+    pub expires: String,
+    /// Addresses or CIDR blocks the key may be used from; anywhere when empty.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Hex HMAC-SHA256 of the whole key under the configured secret.
+    pub hash: String,
 }
 
 /// A Rego policy evaluated in process (regorus). Its input: `user`, `client_id`, `scopes`,

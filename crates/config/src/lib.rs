@@ -442,6 +442,14 @@ fn check_gateway(gateway: &GatewayConfig, problems: &mut Problems) {
     for name in gateway.scopes.keys() {
         family(format!("gateway.scopes.{name}"), name, problems);
     }
+    if let Some(keys) = &gateway.api_keys
+        && keys.secret.expose().len() < 32
+    {
+        problems.push(
+            "gateway.api_keys.secret",
+            "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+        );
+    }
     if let Some(policy) = &gateway.policy
         && policy.files.is_empty()
     {

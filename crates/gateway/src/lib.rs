@@ -8,6 +8,7 @@
 //! [`Denial`]. The layers come from the `gateway` configuration section and are swapped
 //! whole by [`Gateway::reload`] (SIGHUP), so a request sees either the old rules or the new.
 
+pub mod api_keys;
 mod family;
 pub mod ip;
 mod maintenance;
@@ -22,8 +23,10 @@ use ironcrest_config::{
     GatewayConfig, MaintenanceConfig, MaintenanceWindow, Problem, gateway_problems,
 };
 
+pub use api_keys::{KeyHolder, KeyRefusal};
 pub use family::RouteFamily;
 
+use crate::api_keys::ApiKeys;
 use crate::ip::IpFilter;
 use crate::maintenance::{Maintenance, Overrides, Termination};
 
@@ -100,6 +103,7 @@ struct Rules {
     maintenance: Maintenance,
     terminate: Vec<Termination>,
     scopes: Vec<(RouteFamily, Vec<String>)>,
+    api_keys: Option<ApiKeys>,
 }
 
 impl Rules {
@@ -108,7 +112,9 @@ impl Rules {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let api_keys = config.api_keys.as_ref().map(ApiKeys::load).transpose()?;
         Ok(Self {
+            api_keys,
             ip_filter: IpFilter::new(&config.ip_filter),
             maintenance: Maintenance::new(&config.maintenance),
             terminate: config.terminate.iter().map(Termination::new).collect(),
@@ -207,6 +213,20 @@ impl Gateway {
                 overrides.systems.insert(system.to_lowercase(), window);
             }
         }
+    }
+
+    /// Who the API key `key` stands for, used from `address`; `None` when API keys are off.
+    pub fn key_holder(&self, key: &str, address: IpAddr) -> Option<Result<KeyHolder, KeyRefusal>> {
+        let rules = self.rules();
+        let keys = rules.api_keys.as_ref()?;
+        let holder = keys.holder(key, address, chrono::Utc::now());
+        match &holder {
+            Ok(holder) => {
+                tracing::debug!(api_key = holder.id, user = holder.user, "API key accepted")
+            }
+            Err(refusal) => tracing::info!(%refusal, "API key refused"),
+        }
+        Some(holder)
     }
 
     /// The maintenance in force: globally and per system.

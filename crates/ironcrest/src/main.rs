@@ -1,5 +1,6 @@
 //! `ironcrest serve --config FILE` runs the server; `ironcrest check-config FILE` validates
-//! a configuration and prints every problem, naming its field.
+//! a configuration and prints every problem, naming its field; `ironcrest api-key …` makes,
+//! lists and revokes the API keys of `gateway.api_keys`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,12 +35,54 @@ enum Command {
     },
     /// Validate a configuration file and list every problem.
     CheckConfig { config: PathBuf },
+    /// Manage API keys (`gateway.api_keys`); a running server loads changes on SIGHUP.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Make a key, store its hash, and print the key (shown only this once).
+    Create {
+        #[arg(long, env = "IRONCREST_CONFIG")]
+        config: PathBuf,
+        /// The user the key acts as.
+        #[arg(long)]
+        user: String,
+        /// A scope the key holds (repeat for more).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// An address or CIDR block it may be used from (repeat for more; anywhere if none).
+        #[arg(long = "network")]
+        networks: Vec<String>,
+    },
+    /// List the keys: id, user, scopes, expiry, networks.
+    List {
+        #[arg(long, env = "IRONCREST_CONFIG")]
+        config: PathBuf,
+    },
+    /// Remove a key by its id.
+    Revoke {
+        #[arg(long, env = "IRONCREST_CONFIG")]
+        config: PathBuf,
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::ApiKey(command) => match api_key(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("{err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve { config } => {
             let path = config;
             let config = match Config::load(&path) {
@@ -86,4 +129,71 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// The `api-key` subcommands.
+fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use ironcrest_gateway::api_keys;
+    let settings = |path: &PathBuf| -> anyhow::Result<ironcrest_config::ApiKeysConfig> {
+        let config = Config::load(path).map_err(|err| anyhow::anyhow!("{err}"))?;
+        config
+            .gateway
+            .api_keys
+            .context("the configuration has no gateway.api_keys section")
+    };
+    match command {
+        ApiKeyCommand::Create {
+            config,
+            user,
+            scopes,
+            days,
+            networks,
+        } => {
+            let settings = settings(&config)?;
+            for network in &networks {
+                ironcrest_config::parse_network(network)
+                    .with_context(|| format!("'{network}' is not an address or CIDR block"))?;
+            }
+            let expires = chrono::Utc::now() + chrono::Duration::days(i64::from(days));
+            let (key, entry) = api_keys::create(&settings, &user, scopes, expires, networks);
+            api_keys::append(&settings.file, &entry)
+                .with_context(|| format!("cannot write {}", settings.file.display()))?;
+            eprintln!(
+                "key {} for {user}, expires {}; stored in {} (send SIGHUP to a running server)",
+                entry.id,
+                entry.expires,
+                settings.file.display()
+            );
+            println!("{key}");
+        }
+        ApiKeyCommand::List { config } => {
+            let settings = settings(&config)?;
+            let text = std::fs::read_to_string(&settings.file).unwrap_or_default();
+            let entries: Vec<ironcrest_config::ApiKeyEntry> = if text.trim().is_empty() {
+                Vec::new()
+            } else {
+                serde_yaml_ng::from_str(&text)
+                    .with_context(|| format!("cannot read {}", settings.file.display()))?
+            };
+            for entry in entries {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    entry.id,
+                    entry.user,
+                    entry.scopes.join(" "),
+                    entry.expires,
+                    entry.networks.join(" ")
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { config, id } => {
+            let settings = settings(&config)?;
+            let removed = api_keys::revoke(&settings.file, &id)
+                .with_context(|| format!("cannot update {}", settings.file.display()))?;
+            anyhow::ensure!(removed, "no key {id} in {}", settings.file.display());
+            eprintln!("key {id} revoked (send SIGHUP to a running server)");
+        }
+    }
+    Ok(())
 }

@@ -480,9 +480,106 @@ async fn an_admin_starts_and_ends_maintenance_at_run_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_admin_scope_the_admin_routes_are_off() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|config| config.gateway.admin_scope = None).await;
     let response = server
         .get("/admin/maintenance", Some(&admin_token().await))
         .await;
     assert_eq!(response.status(), 404);
+}
+
+/// A key made by `ironcrest api-key create` logs in with `X-API-Key`, holds its scopes, and
+/// stops working once revoked and reloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_made_by_the_cli_log_in_hold_their_scopes_and_can_be_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = dev_config();
+    config.gateway.api_keys = Some(ironcrest_config::ApiKeysConfig {
+        file: dir.path().join("api-keys.yaml"),
+        secret: ironcrest_config::Secret::new("an-api-key-secret-of-at-least-32-chars"),
+    });
+    config.gateway.scopes = [(
+        "filesystem-write".to_string(),
+        vec!["firecrest:write".to_string()],
+    )]
+    .into();
+    let path = write_config(dir.path(), &config);
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ironcrest"))
+            .arg("api-key")
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let created = cli(&[
+        "create",
+        "--user",
+        "fireuser",
+        "--scope",
+        "firecrest:read",
+        "--days",
+        "1",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(key.starts_with("ick_"), "{key}");
+    let stored = std::fs::read_to_string(dir.path().join("api-keys.yaml")).unwrap();
+    assert!(!stored.contains(&key), "only the key's hash is stored");
+    let listed = String::from_utf8(cli(&["list"]).stdout).unwrap();
+    let id = listed.split('\t').next().unwrap().to_string();
+    assert!(key.contains(&id) && listed.contains("fireuser"), "{listed}");
+
+    let keyed = config.clone();
+    let server = TestServer::start_with(move |c| *c = keyed).await;
+    let with_key = |path: String, key: &str| {
+        server
+            .http
+            .get(format!("{}{path}", server.url))
+            .header("x-api-key", key)
+            .send()
+    };
+    let listing = with_key(ls_home(), &key).await.unwrap();
+    assert_eq!(listing.status(), 200);
+    let userinfo: Value = with_key(format!("/status/{SYSTEM}/userinfo"), &key)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(userinfo["user"]["name"], "fireuser", "{userinfo}");
+    let mkdir = server
+        .http
+        .post(format!("{}/filesystem/{SYSTEM}/ops/mkdir", server.url))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({"path": "/home/fireuser/never-made-by-a-read-key"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mkdir.status(), 403, "the key holds firecrest:read only");
+    let forged = format!("{}x", &key[..key.len() - 1]);
+    assert_eq!(with_key(ls_home(), &forged).await.unwrap().status(), 401);
+
+    let revoked = cli(&["revoke", &id]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let gone = TestServer::start_with(move |c| *c = config).await;
+    let refused = gone
+        .http
+        .get(format!("{}{}", gone.url, ls_home()))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
 }
