@@ -190,7 +190,47 @@ impl Config {
             );
         }
         if let Some(authz) = &self.auth.authorization {
-            check_url("auth.authorization.url", &authz.url, problems);
+            let at = "auth.authorization";
+            check_url(&format!("{at}.url"), &authz.url, problems);
+            if authz.timeout == 0 {
+                problems.push(format!("{at}.timeout"), "must be greater than 0");
+            }
+            if !(authz.cache_ttl >= 0.0 && authz.cache_ttl.is_finite()) {
+                problems.push(format!("{at}.cache_ttl"), "must be a number of seconds");
+            }
+            if authz.cache_size == 0 {
+                problems.push(format!("{at}.cache_size"), "must be greater than 0");
+            }
+            let word = |value: &str| {
+                !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+            };
+            for (name, value) in [
+                ("relation", Some(&authz.relation)),
+                ("object_type", Some(&authz.object_type)),
+                ("store_id", authz.store_id.as_ref()),
+                (
+                    "authorization_model_id",
+                    authz.authorization_model_id.as_ref(),
+                ),
+            ] {
+                if let Some(value) = value
+                    && !word(value)
+                {
+                    problems.push(
+                        format!("{at}.{name}"),
+                        format!("'{value}' is not a name (letters, digits, _ and -)"),
+                    );
+                }
+            }
+            if authz.authorization_model_id.is_some() && authz.store_id.is_none() {
+                problems.push(
+                    format!("{at}.authorization_model_id"),
+                    "needs store_id (OpenFGA's API)",
+                );
+            }
         }
     }
 

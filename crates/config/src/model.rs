@@ -174,13 +174,38 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretPost,
 }
 
-/// An OpenFGA-style check endpoint.
+/// An OpenFGA check every request on a system must pass (FirecREST v2's
+/// `auth.authorization`, plus OpenFGA's own API when `store_id` is set).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationConfig {
+    /// Without `store_id`: the check endpoint itself (v2: a POST of `{user, relation,
+    /// object}`). With it: OpenFGA's base URL (`<url>/stores/<store_id>/check`).
     pub url: String,
+    /// Seconds a check may take (waiting for a connection included).
     #[serde(default = "defaults::authorization_timeout")]
     pub timeout: u64,
+    /// Checks in flight at once; `0` is no limit (v2: connections per host).
+    #[serde(default = "defaults::authorization_max_connections")]
+    pub max_connections: usize,
+    /// OpenFGA's store; when set, OpenFGA's `check` API is called.
+    #[serde(default)]
+    pub store_id: Option<String>,
+    /// The authorization model the check uses (OpenFGA's API only; the store's latest
+    /// when absent).
+    #[serde(default)]
+    pub authorization_model_id: Option<String>,
+    /// The relation checked between `user:<name>` and `<object_type>:<system>`.
+    #[serde(default = "defaults::authorization_relation")]
+    pub relation: String,
+    #[serde(default = "defaults::authorization_object_type")]
+    pub object_type: String,
+    /// Seconds a decision for a (user, system) is reused; `0` asks every time.
+    #[serde(default = "defaults::authorization_cache_ttl")]
+    pub cache_ttl: f64,
+    /// Decisions kept at most.
+    #[serde(default = "defaults::authorization_cache_size")]
+    pub cache_size: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -543,6 +568,21 @@ mod defaults {
     }
     pub fn authorization_timeout() -> u64 {
         1
+    }
+    pub fn authorization_max_connections() -> usize {
+        100
+    }
+    pub fn authorization_relation() -> String {
+        "member".into()
+    }
+    pub fn authorization_object_type() -> String {
+        "vcluster".into()
+    }
+    pub fn authorization_cache_ttl() -> f64 {
+        10.0
+    }
+    pub fn authorization_cache_size() -> usize {
+        10_000
     }
     pub fn certificate_lifetime() -> u64 {
         300
