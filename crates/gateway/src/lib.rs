@@ -4,14 +4,17 @@
 //!
 //! [`Gateway::admit`] checks, in this order, each layer only when configured: the client's
 //! address ([`ip`]), maintenance and termination rules ([`maintenance`]), the token's scopes
-//! for the route family, then the embedded policy. The first refusal is the answer, a
-//! [`Denial`]. The layers come from the `gateway` configuration section and are swapped
-//! whole by [`Gateway::reload`] (SIGHUP), so a request sees either the old rules or the new.
+//! for the route family, then the embedded policy ([`policy`]), then OpenFGA ([`openfga`]).
+//! The first refusal is the answer, a [`Denial`]. The layers come from the `gateway`
+//! configuration section and are swapped whole by [`Gateway::reload`] (SIGHUP), so a request
+//! sees either the old rules or the new; OpenFGA (`auth.authorization`) is set at startup.
 
 pub mod api_keys;
 mod family;
 pub mod ip;
 mod maintenance;
+pub mod openfga;
+mod policy;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,6 +25,7 @@ use ironcrest_auth::Grants;
 use ironcrest_config::{
     GatewayConfig, MaintenanceConfig, MaintenanceWindow, Problem, gateway_problems,
 };
+use secrecy::SecretString;
 
 pub use api_keys::{KeyHolder, KeyRefusal};
 pub use family::RouteFamily;
@@ -29,6 +33,8 @@ pub use family::RouteFamily;
 use crate::api_keys::ApiKeys;
 use crate::ip::IpFilter;
 use crate::maintenance::{Maintenance, Overrides, Termination};
+pub use crate::openfga::OpenFga;
+use crate::policy::Policy;
 
 /// A request on a system, as the gateway sees it.
 #[derive(Debug)]
@@ -43,6 +49,8 @@ pub struct Request<'a> {
     /// The route's path parameters but the system (e.g. `job_id`).
     pub params: &'a BTreeMap<String, String>,
     pub client_address: IpAddr,
+    /// The caller's token, for an authorization service that wants it (OpenFGA, as v2).
+    pub access_token: &'a SecretString,
 }
 
 /// Which layer refused.
@@ -52,6 +60,8 @@ pub enum Layer {
     Maintenance,
     Termination,
     Scopes,
+    Policy,
+    OpenFga,
 }
 
 impl Layer {
@@ -61,6 +71,8 @@ impl Layer {
             Layer::Maintenance => "maintenance",
             Layer::Termination => "termination",
             Layer::Scopes => "scopes",
+            Layer::Policy => "policy",
+            Layer::OpenFga => "openfga",
         }
     }
 }
@@ -80,6 +92,9 @@ pub enum Denial {
     /// A termination rule's status and message.
     #[error("{message}")]
     Terminated { status: u16, message: String },
+    /// 503: a layer could not decide (its service down or too slow); refused, fail closed.
+    #[error("{message}")]
+    Unavailable { layer: Layer, message: String },
 }
 
 impl Denial {
@@ -88,6 +103,7 @@ impl Denial {
             Denial::Forbidden { layer, .. } => *layer,
             Denial::Maintenance { .. } => Layer::Maintenance,
             Denial::Terminated { .. } => Layer::Termination,
+            Denial::Unavailable { layer, .. } => *layer,
         }
     }
 }
@@ -104,6 +120,7 @@ struct Rules {
     terminate: Vec<Termination>,
     scopes: Vec<(RouteFamily, Vec<String>)>,
     api_keys: Option<ApiKeys>,
+    policy: Option<Policy>,
 }
 
 impl Rules {
@@ -113,6 +130,7 @@ impl Rules {
             return Err(problems);
         }
         let api_keys = config.api_keys.as_ref().map(ApiKeys::load).transpose()?;
+        let policy = config.policy.as_ref().map(Policy::load).transpose()?;
         Ok(Self {
             api_keys,
             ip_filter: IpFilter::new(&config.ip_filter),
@@ -123,6 +141,7 @@ impl Rules {
                 .iter()
                 .filter_map(|(name, scopes)| Some((RouteFamily::named(name)?, scopes.clone())))
                 .collect(),
+            policy,
         })
     }
 
@@ -157,6 +176,7 @@ pub struct Gateway {
     overrides: RwLock<Overrides>,
     /// The scope the admin routes need (`gateway.admin_scope`), of the current rules.
     admin_scope: RwLock<Option<String>>,
+    openfga: Option<OpenFga>,
 }
 
 impl Gateway {
@@ -166,7 +186,15 @@ impl Gateway {
             rules: RwLock::new(Arc::new(Rules::build(config)?)),
             overrides: RwLock::default(),
             admin_scope: RwLock::new(config.admin_scope.clone()),
+            openfga: None,
         })
+    }
+
+    /// Asks `openfga` too, after every other layer let a request through.
+    #[must_use]
+    pub fn with_openfga(mut self, openfga: OpenFga) -> Self {
+        self.openfga = Some(openfga);
+        self
     }
 
     /// Replaces every rule at once; on problems the old rules stay and the problems are
@@ -249,12 +277,16 @@ impl Gateway {
     /// every denial at info level with its layer.
     pub async fn admit(&self, request: &Request<'_>) -> Result<Permit, Denial> {
         let rules = self.rules();
-        let decided = self.decide(&rules, request);
+        let mut decided = self.decide(&rules, request);
+        if let (Ok(()), Some(openfga)) = (&decided, &self.openfga) {
+            decided = openfga.check(request).await;
+        }
         match &decided {
             Ok(()) => tracing::debug!(
                 gateway.user = request.user,
                 gateway.system = request.system,
                 gateway.family = request.family.as_str(),
+                gateway.result = "allow",
                 "admitted"
             ),
             Err(denial) => tracing::info!(
@@ -262,6 +294,7 @@ impl Gateway {
                 gateway.system = request.system,
                 gateway.family = request.family.as_str(),
                 gateway.layer = denial.layer().as_str(),
+                gateway.result = "deny",
                 gateway.reason = %denial,
                 "denied"
             ),
@@ -283,7 +316,11 @@ impl Gateway {
         for rule in &rules.terminate {
             rule.check(request.method, request.path, request.system)?;
         }
-        rules.check_scopes(request)
+        rules.check_scopes(request)?;
+        if let Some(policy) = &rules.policy {
+            policy.check(request)?;
+        }
+        Ok(())
     }
 
     /// The maintenance window `system` is in, if any, for `status/systems` to show.
@@ -300,6 +337,9 @@ impl Gateway {
 mod tests {
     use super::*;
 
+    static TOKEN: std::sync::LazyLock<SecretString> =
+        std::sync::LazyLock::new(|| SecretString::from("a-token"));
+
     fn request<'a>(grants: &'a Grants, params: &'a BTreeMap<String, String>) -> Request<'a> {
         Request {
             user: "alice",
@@ -310,6 +350,7 @@ mod tests {
             path: "/filesystem/daint/ops/upload",
             params,
             client_address: "127.0.0.1".parse().unwrap(),
+            access_token: &TOKEN,
         }
     }
 
