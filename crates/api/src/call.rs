@@ -102,6 +102,7 @@ async fn admit(
         path: parts.uri.path(),
         params,
         client_address,
+        access_token: &user.caller.access_token,
     };
     state
         .gateway

@@ -294,6 +294,7 @@ fn denial_status(denial: &Denial) -> StatusCode {
     match denial {
         Denial::Forbidden { .. } => StatusCode::FORBIDDEN,
         Denial::Maintenance { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Denial::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Denial::Terminated { status, .. } => {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
         }

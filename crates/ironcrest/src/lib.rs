@@ -13,7 +13,7 @@ use ironcrest_config::{
     Config, ConnectionMode, DataTransferConfig, LogFormat, LoggerConfig, Problem, SchedulerConfig,
     SchedulerType,
 };
-use ironcrest_gateway::Gateway;
+use ironcrest_gateway::{Gateway, OpenFga};
 use ironcrest_scheduler::Scheduler;
 use ironcrest_scheduler::pbs::PbsCli;
 use ironcrest_scheduler::slurm::SlurmCli;
@@ -39,12 +39,6 @@ pub fn init_logging(logger: &LoggerConfig) {
 /// Features the configuration can name that this build does not serve yet.
 pub fn unsupported_features(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
-    if config.auth.authorization.is_some() {
-        problems.push(Problem {
-            field: "auth.authorization".into(),
-            message: "authorization checks are not available yet; remove this section".into(),
-        });
-    }
     for (idx, cluster) in config.clusters.iter().enumerate() {
         if cluster.scheduler.kind == SchedulerType::Slurm
             && cluster.scheduler.connection_mode != ConnectionMode::Ssh
@@ -217,10 +211,14 @@ pub async fn serve(
         tokio::spawn(checker.run(shutdown.clone().cancelled_owned()));
     }
 
-    let gateway =
-        Arc::new(Gateway::new(&config.gateway).map_err(|problems| {
-            anyhow::anyhow!("invalid gateway configuration: {}", problems[0])
-        })?);
+    let mut gateway = Gateway::new(&config.gateway)
+        .map_err(|problems| anyhow::anyhow!("invalid gateway configuration: {}", problems[0]))?;
+    if let Some(authorization) = &config.auth.authorization {
+        let openfga = OpenFga::new(authorization)
+            .context("cannot build the HTTP client of auth.authorization")?;
+        gateway = gateway.with_openfga(openfga);
+    }
+    let gateway = Arc::new(gateway);
     if let Some(path) = &config_path {
         tokio::spawn(reload_on_hangup(
             gateway.clone(),

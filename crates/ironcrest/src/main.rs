@@ -116,7 +116,14 @@ fn main() -> ExitCode {
 
 fn check_config(path: &std::path::Path) -> ExitCode {
     let problems = match Config::load(path) {
-        Ok(config) => ironcrest::unsupported_features(&config),
+        Ok(config) => {
+            // The gateway's rules read files (the policy's): load them as `serve` would.
+            let mut problems = ironcrest::unsupported_features(&config);
+            if let Err(gateway) = ironcrest_gateway::Gateway::new(&config.gateway) {
+                problems.extend(gateway);
+            }
+            problems
+        }
         Err(err) => err.problems(),
     };
     if problems.is_empty() {
