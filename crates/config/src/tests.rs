@@ -238,3 +238,46 @@ fn a_configuration_with_literal_secrets_is_not_written_out() {
         "{err}"
     );
 }
+
+#[test]
+fn authorization_takes_v2s_keys_and_openfgas_and_checks_them() {
+    let known_hosts = known_hosts_file();
+    let yaml = valid_yaml(known_hosts.path());
+    let with = |section: &str| {
+        yaml.replace(
+            "    audiences: [urn:ironcrest]\n",
+            &format!("    audiences: [urn:ironcrest]\n  authorization: {section}\n"),
+        )
+    };
+    // FirecREST v2's section as it is.
+    let config = Config::from_yaml(&with(
+        "{url: 'https://fga.example/check', timeout: 2, max_connections: 10}",
+    ))
+    .unwrap();
+    let authz = config.auth.authorization.unwrap();
+    assert_eq!((authz.timeout, authz.max_connections), (2, 10));
+    assert_eq!(
+        (authz.relation.as_str(), authz.object_type.as_str()),
+        ("member", "vcluster")
+    );
+    assert_eq!(authz.cache_ttl, 10.0);
+    assert!(authz.store_id.is_none());
+
+    let problems = Config::from_yaml(&with(
+        "{url: fga, timeout: 0, cache_ttl: -1, cache_size: 0, relation: 'a b', authorization_model_id: M}",
+    ))
+    .unwrap_err()
+    .problems();
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "auth.authorization.url",
+            "auth.authorization.timeout",
+            "auth.authorization.cache_ttl",
+            "auth.authorization.cache_size",
+            "auth.authorization.relation",
+            "auth.authorization.authorization_model_id",
+        ]
+    );
+}

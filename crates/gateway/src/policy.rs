@@ -410,6 +410,48 @@ reason := sprintf("%s may not %s on %s from %s", [input.user, input.family, inpu
         );
     }
 
+    #[tokio::test]
+    async fn a_reload_re_reads_the_files_and_a_broken_one_keeps_the_old_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "p.rego", RULES);
+        let gateway_config = |files: Vec<PathBuf>| ironcrest_config::GatewayConfig {
+            policy: Some(config(files, vec![])),
+            ..Default::default()
+        };
+        let gateway = crate::Gateway::new(&gateway_config(vec![file.clone()])).unwrap();
+        let grants = Grants::default();
+        let none = BTreeMap::new();
+        let token = SecretString::from("t");
+        let request = |user| Request {
+            user,
+            grants: &grants,
+            system: "daint",
+            family: RouteFamily::StatusRead,
+            method: "GET",
+            path: "/x",
+            params: &none,
+            client_address: "10.1.2.3".parse().unwrap(),
+            access_token: &token,
+        };
+        assert!(gateway.admit(&request("alice")).await.is_ok());
+
+        std::fs::write(&file, RULES.replace("\"alice\"", "\"bob\"")).unwrap();
+        gateway.reload(&gateway_config(vec![file.clone()])).unwrap();
+        assert!(gateway.admit(&request("alice")).await.is_err());
+        assert!(gateway.admit(&request("bob")).await.is_ok());
+
+        std::fs::write(&file, "package ironcrest\nallow if {").unwrap();
+        let problems = gateway
+            .reload(&gateway_config(vec![file.clone()]))
+            .unwrap_err();
+        assert_eq!(problems[0].field, "gateway.policy.files[0]");
+        assert!(problems[0].message.contains("p.rego"), "{}", problems[0]);
+        assert!(
+            gateway.admit(&request("bob")).await.is_ok(),
+            "the old rules stay"
+        );
+    }
+
     fn example() -> Policy {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/policy");
         Policy::load(&config(

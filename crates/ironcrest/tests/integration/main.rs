@@ -4,6 +4,7 @@
 //! `IRONCREST_DEV_*` variables.
 
 mod auth;
+mod authorization;
 mod cli;
 mod compute;
 mod compute_rest;
