@@ -94,7 +94,7 @@ impl OpenFga {
             timeout,
             slots: (config.max_connections > 0)
                 .then(|| Arc::new(Semaphore::new(config.max_connections))),
-            cache_ttl: Duration::from_secs_f64(config.cache_ttl),
+            cache_ttl: Duration::try_from_secs_f64(config.cache_ttl).unwrap_or(Duration::MAX),
             cache_size: config.cache_size,
             cache: Mutex::default(),
         })

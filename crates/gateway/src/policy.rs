@@ -169,7 +169,8 @@ impl Policy {
 fn problem(field: String, path: &Path, message: &str) -> Problem {
     Problem {
         field,
-        message: format!("{}: {message}", path.display()),
+        // regorus' messages start with a line break before the source excerpt.
+        message: format!("{}: {}", path.display(), message.trim()),
     }
 }
 
