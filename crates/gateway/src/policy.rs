@@ -511,37 +511,4 @@ reason := sprintf("%s may not %s on %s from %s", [input.user, input.family, inpu
             }
         }
     }
-
-    /// Cloning the prepared engine per request against evaluating a shared one: the clone
-    /// must be a small part of an evaluation's cost (run with `--ignored --nocapture`).
-    #[test]
-    #[ignore = "a measurement"]
-    fn clone_per_evaluation_costs_little() {
-        let policy = example();
-        let none = BTreeMap::new();
-        let grants = Grants {
-            client_id: Some("portal".into()),
-            scopes: vec![],
-            groups: vec!["csstaff".into()],
-        };
-        let n = 20_000;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(policy.engine.clone());
-        }
-        let clone = start.elapsed() / n;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            check(
-                &policy,
-                "alice",
-                RouteFamily::FilesystemRead,
-                &grants,
-                &none,
-            )
-            .unwrap();
-        }
-        let check = start.elapsed() / n;
-        println!("clone {clone:?}, clone + evaluation {check:?}");
-    }
 }
