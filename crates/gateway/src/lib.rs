@@ -4,14 +4,17 @@
 //!
 //! [`Gateway::admit`] checks, in this order, each layer only when configured: the client's
 //! address ([`ip`]), maintenance and termination rules ([`maintenance`]), the token's scopes
-//! for the route family, then the embedded policy ([`policy`]), then OpenFGA ([`openfga`]).
-//! The first refusal is the answer, a [`Denial`]. The layers come from the `gateway`
-//! configuration section and are swapped whole by [`Gateway::reload`] (SIGHUP), so a request
-//! sees either the old rules or the new; OpenFGA (`auth.authorization`) is set at startup.
+//! for the route family, the embedded policy ([`policy`]), OpenFGA ([`openfga`]), then the
+//! rate limits ([`limits`]); an admitted request then waits for its user's concurrency slot,
+//! when limited. The first refusal is the answer, a [`Denial`]. The layers come from the
+//! `gateway` configuration section and are swapped whole by [`Gateway::reload`] (SIGHUP), so
+//! a request sees either the old rules or the new; OpenFGA (`auth.authorization`) is set at
+//! startup.
 
 pub mod api_keys;
 mod family;
 pub mod ip;
+mod limits;
 mod maintenance;
 pub mod openfga;
 mod policy;
@@ -29,9 +32,11 @@ use secrecy::SecretString;
 
 pub use api_keys::{KeyHolder, KeyRefusal};
 pub use family::RouteFamily;
+pub use limits::{RateState, whole_seconds};
 
 use crate::api_keys::ApiKeys;
 use crate::ip::IpFilter;
+use crate::limits::{Limits, Slot};
 use crate::maintenance::{Maintenance, Overrides, Termination};
 pub use crate::openfga::OpenFga;
 use crate::policy::Policy;
@@ -62,6 +67,8 @@ pub enum Layer {
     Scopes,
     Policy,
     OpenFga,
+    RateLimit,
+    Concurrency,
 }
 
 impl Layer {
@@ -73,6 +80,8 @@ impl Layer {
             Layer::Scopes => "scopes",
             Layer::Policy => "policy",
             Layer::OpenFga => "openfga",
+            Layer::RateLimit => "rate_limit",
+            Layer::Concurrency => "concurrency",
         }
     }
 }
@@ -95,6 +104,15 @@ pub enum Denial {
     /// 503: a layer could not decide (its service down or too slow); refused, fail closed.
     #[error("{message}")]
     Unavailable { layer: Layer, message: String },
+    /// 429 with `Retry-After`; from a token bucket, also the `RateLimit-Policy` and
+    /// `RateLimit` headers (`rate`).
+    #[error("{message}")]
+    TooManyRequests {
+        layer: Layer,
+        message: String,
+        retry_after: Duration,
+        rate: Option<RateState>,
+    },
 }
 
 impl Denial {
@@ -104,13 +122,17 @@ impl Denial {
             Denial::Maintenance { .. } => Layer::Maintenance,
             Denial::Terminated { .. } => Layer::Termination,
             Denial::Unavailable { layer, .. } => *layer,
+            Denial::TooManyRequests { layer, .. } => *layer,
         }
     }
 }
 
 /// What an admitted request holds until it ends.
 #[derive(Debug, Default)]
-pub struct Permit {}
+pub struct Permit {
+    /// The user's concurrency slot, when concurrency is limited.
+    _slot: Option<Slot>,
+}
 
 /// The rules of one configuration; replaced whole on reload.
 #[derive(Debug, Default)]
@@ -121,6 +143,7 @@ struct Rules {
     scopes: Vec<(RouteFamily, Vec<String>)>,
     api_keys: Option<ApiKeys>,
     policy: Option<Policy>,
+    limits: Limits,
 }
 
 impl Rules {
@@ -142,6 +165,7 @@ impl Rules {
                 .filter_map(|(name, scopes)| Some((RouteFamily::named(name)?, scopes.clone())))
                 .collect(),
             policy,
+            limits: Limits::new(&config.limits),
         })
     }
 
@@ -281,8 +305,16 @@ impl Gateway {
         if let (Ok(()), Some(openfga)) = (&decided, &self.openfga) {
             decided = openfga.check(request).await;
         }
+        // Limits last, so a request refused for another reason spends no token and no slot.
+        if decided.is_ok() {
+            decided = rules.limits.rates.check(request);
+        }
+        let decided = match decided {
+            Ok(()) => rules.limits.enter(request).await,
+            Err(denial) => Err(denial),
+        };
         match &decided {
-            Ok(()) => tracing::debug!(
+            Ok(_) => tracing::debug!(
                 gateway.user = request.user,
                 gateway.system = request.system,
                 gateway.family = request.family.as_str(),
@@ -299,7 +331,7 @@ impl Gateway {
                 "denied"
             ),
         }
-        decided.map(|()| Permit::default())
+        decided.map(|slot| Permit { _slot: slot })
     }
 
     fn decide(&self, rules: &Rules, request: &Request<'_>) -> Result<(), Denial> {
@@ -447,5 +479,45 @@ terminate: [{path: "/filesystem/*/ops/upload", status: 403, message: no uploads}
             }
         );
         assert!(gateway.maintenance("daint").is_none());
+    }
+
+    #[tokio::test]
+    async fn limits_come_last_and_a_permit_holds_its_concurrency_slot() {
+        let gateway = Gateway::new(&config(
+            r#"
+scopes: {filesystem-write: [fs:write]}
+limits:
+  rates: [{per: user, requests: 2, period: 60}]
+  concurrency: {per_user: 1, queue_timeout: 0}
+"#,
+        ))
+        .unwrap();
+        let params = BTreeMap::new();
+        let (nobody, writer) = (
+            Grants::default(),
+            Grants {
+                scopes: vec!["fs:write".into()],
+                ..Grants::default()
+            },
+        );
+        // A request refused by its scopes takes no token.
+        for _ in 0..3 {
+            let denial = gateway.admit(&request(&nobody, &params)).await.unwrap_err();
+            assert_eq!(denial.layer(), Layer::Scopes);
+        }
+        let permit = gateway.admit(&request(&writer, &params)).await.unwrap();
+        let denial = gateway.admit(&request(&writer, &params)).await.unwrap_err();
+        assert_eq!(denial.layer(), Layer::Concurrency);
+        drop(permit);
+        let denial = gateway.admit(&request(&writer, &params)).await.unwrap_err();
+        assert_eq!(denial.layer(), Layer::RateLimit, "two tokens spent");
+
+        // A reload starts with full buckets.
+        gateway
+            .reload(&config(
+                "limits: {rates: [{per: user, requests: 2, period: 60}]}",
+            ))
+            .unwrap();
+        assert!(gateway.admit(&request(&writer, &params)).await.is_ok());
     }
 }
