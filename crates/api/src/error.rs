@@ -281,6 +281,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let ApiError::Denied(Denial::TooManyRequests {
+            retry_after, rate, ..
+        }) = &self
+        {
+            too_many_requests_headers(response.headers_mut(), *retry_after, rate.as_ref());
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -297,6 +303,29 @@ fn denial_status(denial: &Denial) -> StatusCode {
         Denial::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Denial::Terminated { status, .. } => {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+        }
+        Denial::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+    }
+}
+
+/// A 429's `Retry-After` (whole seconds, rounded up, at least 1: pyfirecrest sleeps that
+/// long and retries) and, for a token bucket, the `RateLimit-Policy` and `RateLimit` fields
+/// of draft-ietf-httpapi-ratelimit-headers-07 (`10;w=1`, `limit=10, remaining=0, reset=1`).
+fn too_many_requests_headers(
+    headers: &mut axum::http::HeaderMap,
+    retry_after: std::time::Duration,
+    rate: Option<&ironcrest_gateway::RateState>,
+) {
+    let seconds = ironcrest_gateway::whole_seconds(retry_after);
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    if let Some(rate) = rate {
+        for (name, value) in [
+            ("ratelimit-policy", rate.policy.clone()),
+            ("ratelimit", rate.header()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
         }
     }
 }
@@ -507,6 +536,35 @@ mod tests {
     fn unauthorized_responses_ask_for_a_bearer_token() {
         let response = ApiError::NotAuthenticated.into_response();
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn too_many_requests_carry_retry_after_and_the_rate_limit_fields() {
+        let denial = |rate| {
+            ApiError::Denied(Denial::TooManyRequests {
+                layer: ironcrest_gateway::Layer::RateLimit,
+                message: "slow down".into(),
+                retry_after: std::time::Duration::from_millis(1200),
+                rate,
+            })
+            .into_response()
+        };
+        let response = denial(Some(ironcrest_gateway::RateState {
+            limit: 10,
+            remaining: 0,
+            reset: std::time::Duration::from_millis(1200),
+            policy: "10;w=1".into(),
+        }));
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(response.headers()["ratelimit-policy"], "10;w=1");
+        assert_eq!(
+            response.headers()["ratelimit"],
+            "limit=10, remaining=0, reset=2"
+        );
+        let queued = denial(None);
+        assert_eq!(queued.headers()[header::RETRY_AFTER], "2");
+        assert!(queued.headers().get("ratelimit").is_none());
     }
 
     /// Errors as the real tools print them, made on this machine under `LC_ALL=C`: each
