@@ -12,6 +12,7 @@ mod delegation;
 mod filesystem;
 mod gateway;
 mod harness;
+mod limits;
 mod ssh_recovery;
 mod status;
 mod transfer;
