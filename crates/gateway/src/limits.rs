@@ -306,6 +306,17 @@ fn forget_if_idle(users: &Semaphores, user: &str) {
     }
 }
 
+struct Forget<'a> {
+    users: &'a Semaphores,
+    user: &'a str,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        forget_if_idle(self.users, self.user);
+    }
+}
+
 impl Concurrency {
     pub(crate) fn new(per_user: usize, queue_timeout: f64) -> Self {
         Self {
@@ -317,6 +328,13 @@ impl Concurrency {
 
     /// A slot for `user`, after waiting for one in turn; a 429 after `queue_timeout`.
     pub(crate) async fn enter(&self, user: &str) -> Result<Slot, Denial> {
+        // Dropped after `semaphore` (declared before it) however this ends — admitted, timed
+        // out, or cancelled while waiting (the client went away): then the user's semaphore
+        // goes if nothing else holds it.
+        let _forget = Forget {
+            users: &self.users,
+            user,
+        };
         let semaphore = self
             .users
             .lock()
@@ -332,21 +350,18 @@ impl Concurrency {
                 users: self.users.clone(),
             }),
             // Timed out (the semaphore is never closed).
-            _ => {
-                forget_if_idle(&self.users, user);
-                Err(Denial::TooManyRequests {
-                    layer: Layer::Concurrency,
-                    message: format!(
-                        "Too many requests: {user} already has {} request(s) in flight on the \
+            _ => Err(Denial::TooManyRequests {
+                layer: Layer::Concurrency,
+                message: format!(
+                    "Too many requests: {user} already has {} request(s) in flight on the \
                          systems, the most one user may have, and this one waited {} s for its \
                          turn; retry when some have finished.",
-                        self.per_user,
-                        self.queue_timeout.as_secs_f64()
-                    ),
-                    retry_after: Duration::from_secs(1),
-                    rate: None,
-                })
-            }
+                    self.per_user,
+                    self.queue_timeout.as_secs_f64()
+                ),
+                retry_after: Duration::from_secs(1),
+                rate: None,
+            }),
         }
     }
 
@@ -671,5 +686,22 @@ mod tests {
         );
         drop(_bob);
         assert_eq!(limits.users(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_cancelled_after_its_turn_came_leaves_nothing_behind() {
+        let limits = concurrency(1, 60.0);
+        let holder = limits.enter("alice").await.unwrap();
+        let waiter = tokio::spawn({
+            let limits = limits.clone();
+            async move { limits.enter("alice").await.map(drop) }
+        });
+        tokio::task::yield_now().await;
+        // The slot passes to the waiter, which is cancelled before it runs again.
+        drop(holder);
+        waiter.abort();
+        assert!(waiter.await.unwrap_err().is_cancelled());
+        assert_eq!(limits.users(), 0);
+        assert!(limits.enter("alice").await.is_ok());
     }
 }
