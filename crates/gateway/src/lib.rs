@@ -4,8 +4,8 @@
 //!
 //! [`Gateway::admit`] checks, in this order, each layer only when configured: the client's
 //! address ([`ip`]), maintenance and termination rules ([`maintenance`]), the token's scopes
-//! for the route family, the embedded policy ([`policy`]), OpenFGA ([`openfga`]), then the
-//! rate limits ([`limits`]); an admitted request then waits for its user's concurrency slot,
+//! for the route family, the embedded policy (`policy`), OpenFGA ([`openfga`]), then the
+//! rate limits (`limits`); an admitted request then waits for its user's concurrency slot,
 //! when limited. The first refusal is the answer, a [`Denial`]. The layers come from the
 //! `gateway` configuration section and are swapped whole by [`Gateway::reload`] (SIGHUP), so
 //! a request sees either the old rules or the new; OpenFGA (`auth.authorization`) is set at
