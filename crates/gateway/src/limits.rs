@@ -420,6 +420,7 @@ mod tests {
         user: &'static str,
         grants: Grants,
         params: BTreeMap<String, String>,
+        token: secrecy::SecretString,
     }
 
     impl Caller {
@@ -431,6 +432,7 @@ mod tests {
                     ..Grants::default()
                 },
                 params: BTreeMap::new(),
+                token: secrecy::SecretString::from("unused"),
             }
         }
 
@@ -444,6 +446,7 @@ mod tests {
                 path: "/status/daint/nodes",
                 params: &self.params,
                 client_address: "127.0.0.1".parse().unwrap(),
+                access_token: &self.token,
             }
         }
     }
@@ -566,11 +569,7 @@ mod tests {
         let (limits, clock) = rates("[{per: user, requests: 1, period: 1}]");
         let names: Vec<String> = (0..100).map(|i| format!("user{i}")).collect();
         for name in &names {
-            let caller = Caller {
-                user: "",
-                grants: Grants::default(),
-                params: BTreeMap::new(),
-            };
+            let caller = Caller::new("", None);
             let mut request = caller.request(READ);
             request.user = name;
             assert!(limits.check(&request).is_ok());

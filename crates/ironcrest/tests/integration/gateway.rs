@@ -583,3 +583,41 @@ async fn api_keys_made_by_the_cli_log_in_hold_their_scopes_and_can_be_revoked() 
         .unwrap();
     assert_eq!(refused.status(), 401);
 }
+
+/// The shipped example policy (deploy/policy) with the dev IdP's real tokens: fireuser's
+/// groups may use the system; the read-only client may only read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_policy_admits_members_and_keeps_read_only_clients_reading() {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/policy");
+    let server = TestServer::start_with(|config| {
+        config.gateway.policy = Some(ironcrest_config::PolicyConfig {
+            files: vec![format!("{policy}/ironcrest.rego").into()],
+            data: vec![format!("{policy}/data.yaml").into()],
+            allow: "data.ironcrest.allow".into(),
+            reason: Some("data.ironcrest.reason".into()),
+        });
+    })
+    .await;
+    let (member, reader) = (user_token().await, read_only_token().await);
+    assert_eq!(server.get(&ls_home(), Some(&member)).await.status(), 200);
+    assert_eq!(server.get(&ls_home(), Some(&reader)).await.status(), 200);
+    let dir = format!("/home/fireuser/gateway-policy-{}", std::process::id());
+    let mkdir = format!("/filesystem/{SYSTEM}/ops/mkdir");
+    let (status, body) = post(&server, &mkdir, &reader, serde_json::json!({"path": dir})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("read-only"),
+        "{body}"
+    );
+    assert!(!std::path::Path::new(&dir).exists());
+    // firesrv is in none of the system's groups.
+    let service = crate::harness::client_credentials_token(
+        &crate::harness::env("IRONCREST_DEV_SERVICE_CLIENT_ID"),
+        &crate::harness::env("IRONCREST_DEV_SERVICE_CLIENT_SECRET"),
+    )
+    .await;
+    let refused = server
+        .get(&format!("/status/{SYSTEM}/userinfo"), Some(&service))
+        .await;
+    assert_eq!(refused.status(), 403);
+}

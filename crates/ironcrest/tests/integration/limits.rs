@@ -164,18 +164,18 @@ async fn a_users_requests_beyond_their_concurrency_wait_then_get_429_and_others_
 }
 
 /// pyfirecrest sleeps `Retry-After` on a 429 and retries: with the real client every call
-/// completes under a tight rate limit. Skipped when the pyfirecrest venv of `scripts/test`
-/// is not there.
+/// completes under a tight rate limit. Needs the pyfirecrest venv that `scripts/test` makes
+/// before the Rust tests.
 #[tokio::test]
 async fn pyfirecrest_waits_out_429s() {
     let python = format!(
         "{}/pytest-venv-3.10.0/bin/python",
         env("IRONCREST_DEV_PREFIX")
     );
-    if !std::path::Path::new(&python).exists() {
-        eprintln!("skipped: no pyfirecrest venv at {python}");
-        return;
-    }
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "no pyfirecrest venv at {python}: run scripts/test, which makes it"
+    );
     let server = TestServer::start_with(|config: &mut Config| {
         config.gateway.limits.rates = vec![rate(RateKey::User, 3, 1.0)];
     })
