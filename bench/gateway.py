@@ -113,9 +113,10 @@ async def main():
                                 return response.status == 200
                         return call
 
-                    # Alternated, so drift in the machine's load hits both sides alike.
-                    for _ in range(args.rounds):
-                        for side in ("off", "on"):
+                    # Alternated, and in turn first, so drift in the machine's load and what
+                    # one run leaves behind on the cluster hit both sides alike.
+                    for round_ in range(args.rounds):
+                        for side in (("off", "on") if round_ % 2 == 0 else ("on", "off")):
                             failures = []
                             latencies, elapsed = await drive(clients, args.seconds,
                                                              operation(sessions[side]), failures)
