@@ -47,6 +47,7 @@ pub struct AppState {
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
+    let docs = openapi::router(&state.gateway);
     let api = routes::router().with_state(state);
-    middleware::wrap(api.merge(openapi::router()))
+    middleware::wrap(api.merge(docs))
 }

@@ -6,8 +6,9 @@ use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use ironcrest_gateway::{Gateway, RouteFamily};
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::routes::{admin, compute, filesystem, status, transfer};
@@ -60,9 +61,38 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body><redoc spec-url="/openapi.json"></redoc><script src="/redoc/redoc.standalone.js"></script></body></html>"#;
 
-pub fn router() -> Router {
+/// The document with each operation's security requirement naming the scopes the gateway
+/// requires for its route family (`gateway.scopes`) or, for the admin routes, the admin
+/// scope, as configured when the server started.
+pub fn document_for(gateway: &Gateway) -> utoipa::openapi::OpenApi {
+    let mut document = document();
+    for (path, item) in document.paths.paths.iter_mut() {
+        let operations = [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let scopes = if path.starts_with("/admin/") {
+                gateway.admin_scope().into_iter().collect()
+            } else if let Some(family) = RouteFamily::of(method, path) {
+                gateway.required_scopes(family)
+            } else {
+                continue;
+            };
+            if operation.security.is_some() {
+                operation.security = Some(vec![SecurityRequirement::new("bearer", scopes)]);
+            }
+        }
+    }
+    document
+}
+
+pub fn router(gateway: &Gateway) -> Router {
     Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", document()))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document_for(gateway)))
         .route("/redoc", get(|| async { Html(REDOC_PAGE) }))
         .route(
             "/redoc/redoc.standalone.js",
@@ -85,5 +115,31 @@ mod tests {
         ] {
             assert!(json["paths"].get(path).is_some(), "{path} missing");
         }
+    }
+
+    #[test]
+    fn operations_list_the_scopes_their_family_requires() {
+        let gateway = ironcrest_gateway::Gateway::new(
+            &serde_yaml_ng::from_str(
+                "{scopes: {filesystem-write: [firecrest:write]}, admin_scope: firecrest:admin}",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let json = serde_json::to_value(super::document_for(&gateway)).unwrap();
+        let security = |path: &str, method: &str| json["paths"][path][method]["security"].clone();
+        assert_eq!(
+            security("/filesystem/{system_name}/ops/mkdir", "post"),
+            serde_json::json!([{"bearer": ["firecrest:write"]}])
+        );
+        assert_eq!(
+            security("/filesystem/{system_name}/ops/ls", "get"),
+            serde_json::json!([{"bearer": []}])
+        );
+        assert_eq!(
+            security("/admin/reload", "post"),
+            serde_json::json!([{"bearer": ["firecrest:admin"]}])
+        );
+        assert!(json["paths"]["/status/liveness/"]["get"]["security"].is_null());
     }
 }

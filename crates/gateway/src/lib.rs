@@ -244,6 +244,16 @@ impl Gateway {
         self.reload(&config.gateway)
     }
 
+    /// The scopes a token needs for `family`'s routes (none when not configured).
+    pub fn required_scopes(&self, family: RouteFamily) -> Vec<String> {
+        self.rules()
+            .scopes
+            .iter()
+            .find(|(f, _)| *f == family)
+            .map(|(_, scopes)| scopes.clone())
+            .unwrap_or_default()
+    }
+
     /// The scope a token needs for the admin routes; `None`: they are off.
     pub fn admin_scope(&self) -> Option<String> {
         self.admin_scope
