@@ -92,6 +92,7 @@ fn service_status(error: &ServiceError) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ServiceError::TooMuchWork(_) => StatusCode::TOO_MANY_REQUESTS,
         ServiceError::Ssh(ssh) | ServiceError::Scheduler(SchedulerError::Ssh(ssh)) => {
             ssh_status(ssh)
         }
@@ -287,6 +288,17 @@ impl IntoResponse for ApiError {
         {
             too_many_requests_headers(response.headers_mut(), *retry_after, rate.as_ref());
         }
+        if let ApiError::Service {
+            error: ServiceError::TooMuchWork(_),
+            ..
+        } = &self
+        {
+            // pyfirecrest sleeps this long and asks again: by then a job may have ended.
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(WORK_RETRY_AFTER_SECS),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -295,6 +307,9 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// When a client refused for too much unfinished work is told to ask again.
+const WORK_RETRY_AFTER_SECS: u64 = 10;
 
 fn denial_status(denial: &Denial) -> StatusCode {
     match denial {

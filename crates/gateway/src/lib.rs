@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use ironcrest_auth::Grants;
 use ironcrest_config::{
-    GatewayConfig, MaintenanceConfig, MaintenanceWindow, Problem, gateway_problems,
+    GatewayConfig, MaintenanceConfig, MaintenanceWindow, Problem, WorkLimits, gateway_problems,
 };
 use secrecy::SecretString;
 
@@ -144,6 +144,8 @@ struct Rules {
     api_keys: Option<ApiKeys>,
     policy: Option<Policy>,
     limits: Limits,
+    /// Caps on work a user has started; the transfer service applies them.
+    work: WorkLimits,
 }
 
 impl Rules {
@@ -166,6 +168,7 @@ impl Rules {
                 .collect(),
             policy,
             limits: Limits::new(&config.limits),
+            work: config.limits.work.clone(),
         })
     }
 
@@ -252,6 +255,11 @@ impl Gateway {
             .find(|(f, _)| *f == family)
             .map(|(_, scopes)| scopes.clone())
             .unwrap_or_default()
+    }
+
+    /// The caps on work a user may have started (`gateway.limits.work`), as now configured.
+    pub fn work_limits(&self) -> WorkLimits {
+        self.rules().work.clone()
     }
 
     /// The scope a token needs for the admin routes; `None`: they are off.

@@ -187,6 +187,15 @@ pub async fn serve(
     let credentials = ironcrest_ssh::provider_from_config(&config.ssh_credentials, http.clone())
         .context("invalid ssh_credentials")?;
 
+    let mut gateway = Gateway::new(&config.gateway)
+        .map_err(|problems| anyhow::anyhow!("invalid gateway configuration: {}", problems[0]))?;
+    if let Some(authorization) = &config.auth.authorization {
+        let openfga = OpenFga::new(authorization)
+            .context("cannot build the HTTP client of auth.authorization")?;
+        gateway = gateway.with_openfga(openfga);
+    }
+    let gateway = Arc::new(gateway);
+
     let mut clusters = Vec::new();
     for cluster_config in &config.clusters {
         let settings = PoolSettings::from_config(
@@ -196,7 +205,11 @@ pub async fn serve(
         let pool = SshPool::new(settings, credentials.clone());
         tokio::spawn(pool.clone().maintain(shutdown.clone().cancelled_owned()));
         let scheduler = scheduler(&cluster_config.scheduler, &pool, &http)?;
-        clusters.push(Cluster::new(cluster_config.clone(), pool, scheduler));
+        let work = gateway.clone();
+        clusters.push(
+            Cluster::new(cluster_config.clone(), pool, scheduler)
+                .with_work_limits(move || work.work_limits()),
+        );
     }
     let clusters = Clusters::new(clusters);
     for cluster in clusters.iter() {
@@ -211,14 +224,6 @@ pub async fn serve(
         tokio::spawn(checker.run(shutdown.clone().cancelled_owned()));
     }
 
-    let mut gateway = Gateway::new(&config.gateway)
-        .map_err(|problems| anyhow::anyhow!("invalid gateway configuration: {}", problems[0]))?;
-    if let Some(authorization) = &config.auth.authorization {
-        let openfga = OpenFga::new(authorization)
-            .context("cannot build the HTTP client of auth.authorization")?;
-        gateway = gateway.with_openfga(openfga);
-    }
-    let gateway = Arc::new(gateway);
     if let Some(path) = &config_path {
         tokio::spawn(reload_on_hangup(
             gateway.clone(),

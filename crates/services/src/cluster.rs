@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use ironcrest_config::{ClusterConfig, ProbedService};
+use ironcrest_config::{ClusterConfig, ProbedService, WorkLimits};
 use ironcrest_scheduler::Scheduler;
 use ironcrest_ssh::SshPool;
 
@@ -34,6 +34,8 @@ pub struct Cluster {
     /// Per user and directory, when a transfer log directory was last made sure of.
     pub(crate) transfer_log_directories:
         Mutex<std::collections::HashMap<(String, String), Instant>>,
+    /// The caps on work a user may have started, as configured now (they are reloadable).
+    pub(crate) work_limits: Arc<dyn Fn() -> WorkLimits + Send + Sync>,
 }
 
 impl Cluster {
@@ -53,7 +55,17 @@ impl Cluster {
             utc_offset: Mutex::new(None),
             stat_batches: Default::default(),
             transfer_log_directories: Default::default(),
+            work_limits: Arc::new(WorkLimits::default),
         }
+    }
+
+    /// Takes the caps on a user's unfinished work from `limits`, asked at each submission.
+    pub fn with_work_limits(
+        mut self,
+        limits: impl Fn() -> WorkLimits + Send + Sync + 'static,
+    ) -> Self {
+        self.work_limits = Arc::new(limits);
+        self
     }
 
     /// The UTC offset learnt less than `max_age` ago, if any.

@@ -43,6 +43,9 @@ pub enum ServiceError {
     /// A file past `max_ops_file_size`.
     #[error("{0}")]
     TooLarge(&'static str),
+    /// The user already has as much unfinished work as they may (`gateway.limits.work`).
+    #[error("{0}")]
+    TooMuchWork(String),
     /// The deployment lacks something the request needs (e.g. a default work directory).
     #[error("{0}")]
     Misconfigured(String),

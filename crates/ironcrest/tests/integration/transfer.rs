@@ -558,3 +558,41 @@ fn a_transfer_method_ironcrest_cannot_serve_is_refused_at_start() {
     );
     assert!(ironcrest::unsupported_features(&s3).is_empty());
 }
+
+/// A cap on unfinished transfer jobs (`gateway.limits.work`, here 0 so no other test's jobs
+/// matter) is a 429 that pyfirecrest waits out (`Retry-After`), before any job or S3 upload.
+#[tokio::test]
+async fn past_the_cap_on_unfinished_transfer_jobs_a_submission_is_429() {
+    let server = TestServer::start_with(|config| {
+        config.gateway.limits.work.transfer_jobs = Some(0);
+    })
+    .await;
+    let token = user_token().await;
+    let dir = WorkDir::new("capped");
+    let source = dir.file("a.txt", b"capped");
+    let request = json!({"sourcePath": path_str(&source),
+        "targetPath": format!("{}/b.txt", dir.0.display())});
+    let response = server
+        .http
+        .post(format!("{}/filesystem/{SYSTEM}/transfer/mv", server.url))
+        .bearer_auth(&token)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "10");
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unfinished transfer jobs"),
+        "{body}"
+    );
+    let upload = json!({"path": format!("{}/c.txt", dir.0.display()),
+        "transferDirectives": {"transferMethod": "s3", "fileSize": 10}});
+    let (status, answer) = post(&server, &token, "upload", upload).await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(dir.entries(), ["a.txt"], "nothing was moved or staged");
+}

@@ -10,10 +10,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ironcrest_config::{ClusterConfig, DataTransferConfig, ProbedService};
+use ironcrest_config::{ClusterConfig, DataTransferConfig, ProbedService, WorkLimits};
 use ironcrest_remote::Caller;
 use ironcrest_s3::{Endpoint, Method, S3Client, S3Error, StagedObject};
-use ironcrest_scheduler::{JobDescription, JobEnv};
+use ironcrest_scheduler::{Job, JobDescription, JobEnv, JobFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -206,6 +206,60 @@ struct JobPlan<'a> {
 
 const JOB_PATH: &str = "/bin:/usr/bin/:/usr/local/bin/";
 
+/// The names Ironcrest gives its transfer jobs; a staged upload's is `IngressFileTransfer`.
+const TRANSFER_JOB_NAMES: [&str; 6] = [
+    "MoveFiles",
+    "CopyFiles",
+    "DeleteFiles",
+    "CompressFiles",
+    "IngressFileTransfer",
+    "OutgressFileTransfer",
+];
+const STAGED_UPLOAD_JOB_NAME: &str = "IngressFileTransfer";
+
+/// Refuses another transfer job (`name`) of `user` past the caps on their unfinished ones:
+/// a fuzzing client once queued 367 staged uploads in 100 s, each waiting for its data, and
+/// filled the partition. The count is the scheduler's (cached briefly, dropped at each of the
+/// user's submits), so two submissions at the same instant may both pass.
+async fn check_work_caps(cluster: &Cluster, user: &Caller, name: &str) -> Result<(), ServiceError> {
+    let caps = (cluster.work_limits)();
+    let staged = name == STAGED_UPLOAD_JOB_NAME;
+    if caps.transfer_jobs.is_none() && !(staged && caps.staged_uploads.is_some()) {
+        return Ok(());
+    }
+    let jobs = compute::jobs(cluster, user, JobFilter::default()).await?;
+    match work_refusal(&caps, &jobs, name) {
+        Some(message) => Err(ServiceError::TooMuchWork(message)),
+        None => Ok(()),
+    }
+}
+
+/// Why another transfer job `name` would exceed `caps`, given the user's `jobs`.
+fn work_refusal(caps: &WorkLimits, jobs: &[Job], name: &str) -> Option<String> {
+    let unfinished = |names: &[&str]| {
+        jobs.iter()
+            .filter(|job| job.is_active() && names.contains(&job.name.as_str()))
+            .count()
+    };
+    if let Some(cap) = caps.transfer_jobs
+        && unfinished(&TRANSFER_JOB_NAMES) >= cap
+    {
+        return Some(format!(
+            "You already have {cap} unfinished transfer jobs, the most allowed; submit more once some have ended."
+        ));
+    }
+    if let Some(cap) = caps
+        .staged_uploads
+        .filter(|_| name == STAGED_UPLOAD_JOB_NAME)
+        && unfinished(&[STAGED_UPLOAD_JOB_NAME]) >= cap
+    {
+        return Some(format!(
+            "You already have {cap} staged uploads waiting for their data, the most allowed; finish or cancel one first."
+        ));
+    }
+    None
+}
+
 /// Submits a transfer job in the user's directory of the default work file system, with
 /// the cluster's transfer directives (`{account}` filled in) heading its script.
 async fn submit(
@@ -214,6 +268,7 @@ async fn submit(
     plan: JobPlan<'_>,
 ) -> Result<TransferJob, ServiceError> {
     cluster.require_healthy(ProbedService::Scheduler)?;
+    check_work_caps(cluster, user, plan.name).await?;
     let working_directory = work_dir(&cluster.config, &user.username)?;
     let directives = directives(
         &cluster.config.data_operation.datatransfer_jobs_directives,

@@ -664,3 +664,38 @@ fn a_new_job_removes_expired_logs_only() {
     assert!(recent.exists() && foreign.exists(), "others kept");
     assert!(!victim.exists(), "the job's own work ran");
 }
+
+fn job(name: &str, state: &str) -> Job {
+    Job {
+        name: name.into(),
+        status: ironcrest_scheduler::JobStatus {
+            state: state.into(),
+            ..Default::default()
+        },
+        ..Job::default()
+    }
+}
+
+#[test]
+fn caps_count_only_unfinished_transfer_jobs() {
+    let jobs = [
+        job("MoveFiles", "RUNNING"),
+        job("IngressFileTransfer", "PENDING"),
+        job("IngressFileTransfer", "COMPLETED"),
+        job("my-simulation", "RUNNING"),
+    ];
+    let caps = |transfer_jobs, staged_uploads| WorkLimits {
+        transfer_jobs,
+        staged_uploads,
+    };
+    // Two unfinished transfer jobs (the simulation and the finished upload do not count).
+    assert!(work_refusal(&caps(Some(3), None), &jobs, "CopyFiles").is_none());
+    let refused = work_refusal(&caps(Some(2), None), &jobs, "CopyFiles").unwrap();
+    assert!(refused.contains("2 unfinished transfer jobs"), "{refused}");
+    // One staged upload waiting: the cap on those applies to staged uploads only.
+    let staged = caps(None, Some(1));
+    assert!(work_refusal(&staged, &jobs, "IngressFileTransfer").is_some());
+    assert!(work_refusal(&staged, &jobs, "MoveFiles").is_none());
+    assert!(work_refusal(&caps(None, Some(2)), &jobs, "IngressFileTransfer").is_none());
+    assert!(work_refusal(&WorkLimits::default(), &jobs, "MoveFiles").is_none());
+}
