@@ -21,7 +21,7 @@ mod policy;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use ironcrest_auth::Grants;
@@ -204,6 +204,9 @@ pub struct Gateway {
     /// The scope the admin routes need (`gateway.admin_scope`), of the current rules.
     admin_scope: RwLock<Option<String>>,
     openfga: Option<OpenFga>,
+    /// Decisions since start, per route family and outcome (`allowed` or the refusing
+    /// layer); the metrics endpoint will export them.
+    decisions: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Gateway {
@@ -214,6 +217,7 @@ impl Gateway {
             overrides: RwLock::default(),
             admin_scope: RwLock::new(config.admin_scope.clone()),
             openfga: None,
+            decisions: Mutex::default(),
         })
     }
 
@@ -255,6 +259,22 @@ impl Gateway {
             .find(|(f, _)| *f == family)
             .map(|(_, scopes)| scopes.clone())
             .unwrap_or_default()
+    }
+
+    /// How many requests each route family had admitted, and refused per layer, since start.
+    pub fn decisions(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let counts = self
+            .decisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut families: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((family, outcome), count) in counts.iter() {
+            families
+                .entry((*family).to_string())
+                .or_default()
+                .insert((*outcome).to_string(), *count);
+        }
+        families
     }
 
     /// The caps on work a user may have started (`gateway.limits.work`), as now configured.
@@ -331,6 +351,16 @@ impl Gateway {
             Ok(()) => rules.limits.enter(request).await,
             Err(denial) => Err(denial),
         };
+        let outcome = match &decided {
+            Ok(_) => "allowed",
+            Err(denial) => denial.layer().as_str(),
+        };
+        *self
+            .decisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((request.family.as_str(), outcome))
+            .or_default() += 1;
         match &decided {
             Ok(_) => tracing::debug!(
                 gateway.user = request.user,
@@ -497,6 +527,11 @@ terminate: [{path: "/filesystem/*/ops/upload", status: 403, message: no uploads}
             }
         );
         assert!(gateway.maintenance("daint").is_none());
+        let counted = &gateway.decisions()["filesystem-write"];
+        assert_eq!(counted["ip_filter"], 2);
+        assert_eq!(counted["maintenance"], 1);
+        assert_eq!(counted["termination"], 1);
+        assert!(!counted.contains_key("allowed"));
     }
 
     #[tokio::test]

@@ -471,6 +471,18 @@ async fn an_admin_starts_and_ends_maintenance_at_run_time() {
     assert_eq!(ended.status(), 200);
     assert_eq!(server.get(&ls_home(), Some(&user)).await.status(), 200);
 
+    // The refusals and admissions above, counted per family and layer.
+    let counted: Value = call(reqwest::Method::GET, "/admin/decisions", &admin, None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        serde_json::json!({"filesystem-read": {"allowed": 3, "maintenance": 2}})
+    );
+
     // This server was started without a file: nothing to reload.
     let reload = call(reqwest::Method::POST, "/admin/reload", &admin, None)
         .await
