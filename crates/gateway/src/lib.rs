@@ -390,7 +390,16 @@ impl Gateway {
                 reason,
             });
         }
-        if let Some(window) = self.maintenance(request.system) {
+        // From the same snapshot of the rules as every other layer (a reload in between
+        // must not mix old and new).
+        let window = {
+            let overrides = self
+                .overrides
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            rules.maintenance.of(&overrides, request.system)
+        };
+        if let Some(window) = window {
             return Err(maintenance::refusal(&window, chrono::Utc::now()));
         }
         for rule in &rules.terminate {

@@ -354,33 +354,16 @@ reason := sprintf("%s may not %s on %s from %s", [input.user, input.family, inpu
         }
         assert_eq!(policy.logged.lock().unwrap().len(), 1);
 
-        // A rule that is not a boolean is a policy bug: refused too.
+        // A rule that is not a boolean is a policy bug, and so is one that does not exist:
+        // both refused too.
         let mut odd = config(vec![write(dir.path(), "p.rego", RULES)], vec![]);
-        odd.allow = "data.ironcrest.reason".into();
-        let policy = Policy::load(&odd).unwrap();
-        assert_eq!(
-            reason(check(
-                &policy,
-                "x",
-                RouteFamily::StatusRead,
-                &Grants::default(),
-                &none
-            )),
-            FAILED
-        );
-        // So is a rule that does not exist.
-        odd.allow = "data.nowhere.allow".into();
-        let policy = Policy::load(&odd).unwrap();
-        assert_eq!(
-            reason(check(
-                &policy,
-                "x",
-                RouteFamily::StatusRead,
-                &Grants::default(),
-                &none
-            )),
-            FAILED
-        );
+        for allow in ["data.ironcrest.reason", "data.nowhere.allow"] {
+            odd.allow = allow.into();
+            let policy = Policy::load(&odd).unwrap();
+            let grants = Grants::default();
+            let denied = check(&policy, "x", RouteFamily::StatusRead, &grants, &none);
+            assert_eq!(reason(denied), FAILED, "{allow}");
+        }
     }
 
     #[test]
