@@ -1,6 +1,6 @@
 //! The call context every handler on a system starts from: who calls ([`AuthenticatedUser`]),
 //! on which cluster, under which request and correlation ids, in which [`RouteFamily`].
-//! [`Call::admit`] is the one place where cross-cutting policy meets a request.
+//! `admit`, run while [`Call`] is extracted, is the one place where cross-cutting policy meets a request.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,7 +24,7 @@ const NULL_PATH: &str = "All filesystem requests require a path or source_path p
 
 /// A request on one system, as every such handler receives it. Extracting it checks, in
 /// this order: the token (401), the path's parameters (400), the system (404 `System not
-/// found`), then [`Call::admit`]. Take it before any query or body extractor.
+/// found`), then `admit` (the gateway). Take it before any query or body extractor.
 pub struct Call {
     pub cluster: Arc<Cluster>,
     pub user: AuthenticatedUser,

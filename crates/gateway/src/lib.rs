@@ -1,6 +1,6 @@
 //! The gateway in the binary: everything FirecREST v1's Kong gateway decided before a
 //! request reached a service, decided in process for every request on a system, at the
-//! one hook the API has for it (`Call::admit`).
+//! one hook the API has for it (`admit` in the API's `call.rs`).
 //!
 //! [`Gateway::admit`] checks, in this order, each layer only when configured: the client's
 //! address ([`ip`]), maintenance and termination rules ([`maintenance`]), the token's scopes
