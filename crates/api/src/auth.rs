@@ -12,6 +12,7 @@ use ironcrest_gateway::KeyRefusal;
 use ironcrest_remote::Caller;
 
 use crate::AppState;
+use crate::audit::AuditRecord;
 use crate::call::client_address;
 use crate::error::ApiError;
 
@@ -25,32 +26,41 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty());
-        let token = match (token, parts.headers.get(API_KEY)) {
-            (Some(token), _) => token,
-            (None, Some(key)) => return api_key_holder(parts, state, key),
-            (None, None) => return Err(ApiError::NotAuthenticated),
-        };
-        let verified = state.verifier.verify(token).await?;
-        if !is_posix_username(&verified.username) {
-            return Err(ApiError::InvalidUsername);
+        let user = authenticate(parts, state).await?;
+        if let Some(record) = AuditRecord::of(&parts.extensions) {
+            record.caller(&user.caller.username, user.grants.client_id.as_deref());
         }
-        Ok(AuthenticatedUser {
-            caller: Caller {
-                username: verified.username,
-                access_token: verified.access_token,
-            },
-            grants: verified.grants,
-        })
+        Ok(user)
     }
+}
+
+/// The caller of a request: a bearer token's subject or an API key's holder.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedUser, ApiError> {
+    let token = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty());
+    let token = match (token, parts.headers.get(API_KEY)) {
+        (Some(token), _) => token,
+        (None, Some(key)) => return api_key_holder(parts, state, key),
+        (None, None) => return Err(ApiError::NotAuthenticated),
+    };
+    let verified = state.verifier.verify(token).await?;
+    if !is_posix_username(&verified.username) {
+        return Err(ApiError::InvalidUsername);
+    }
+    Ok(AuthenticatedUser {
+        caller: Caller {
+            username: verified.username,
+            access_token: verified.access_token,
+        },
+        grants: verified.grants,
+    })
 }
 
 /// The header pyfirecrest's `ApiKeyAuth` sends.

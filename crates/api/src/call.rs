@@ -13,6 +13,7 @@ use ironcrest_gateway::{Permit, Request, RouteFamily, ip};
 use ironcrest_services::{Cluster, ServiceError};
 
 use crate::AppState;
+use crate::audit::AuditRecord;
 use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
 use crate::middleware::RequestIds;
@@ -30,6 +31,8 @@ pub struct Call {
     pub user: AuthenticatedUser,
     pub ids: RequestIds,
     pub family: RouteFamily,
+    /// The request's audit record, when the audit log is on.
+    audit: Option<AuditRecord>,
     /// Held until the handler ends (a concurrency slot, when limits hold one).
     _permit: Permit,
 }
@@ -68,12 +71,22 @@ impl FromRequestParts<AppState> for Call {
                 error,
                 user: user.caller.username.clone(),
             })?;
+        let audit = AuditRecord::of(&parts.extensions);
+        if let Some(record) = &audit {
+            record.system(cluster.name(), family.as_str());
+            for (name, value) in &params {
+                if let Some(name) = audited_param(name) {
+                    record.arg(name, value);
+                }
+            }
+        }
         let permit = admit(parts, state, &user, &cluster, family, &params).await?;
         Ok(Call {
             cluster,
             user,
             ids,
             family,
+            audit,
             _permit: permit,
         })
     }
@@ -127,7 +140,16 @@ impl Call {
 
     /// The query's `path`, which every GET/DELETE filesystem op requires.
     pub(crate) fn query_path(&self, path: QueryPath) -> Result<Vec<u8>, ApiError> {
-        path.0.ok_or_else(|| self.invalid(NO_PATH))
+        let path = path.0.ok_or_else(|| self.invalid(NO_PATH))?;
+        self.audit("path", &path);
+        Ok(path)
+    }
+
+    /// Records an argument or a result (a new job's id) in the request's audit line.
+    pub(crate) fn audit(&self, name: &'static str, value: impl AsRef<[u8]>) {
+        if let Some(record) = &self.audit {
+            record.arg(name, value);
+        }
     }
 
     /// A body's `path`/`sourcePath`/`source_path`: absent and `null` are refused apart.
@@ -138,6 +160,12 @@ impl Call {
             Some(Some(path)) => Ok(path.into_bytes()),
         }
     }
+}
+
+/// The audit name of a route's path parameter other than the system, if it names what
+/// the request touches (only `job_id` today); names are `'static` so lines stay cheap.
+fn audited_param(name: &str) -> Option<&'static str> {
+    (name == "job_id").then_some("job_id")
 }
 
 /// The client's address: the peer's, or behind a trusted proxy the forwarded one.

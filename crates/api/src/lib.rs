@@ -1,6 +1,7 @@
 //! The HTTP API, wire-compatible with FirecREST v2: routes, wire models, the OpenAPI
 //! document, and [`error::ApiError`], the one place where errors become HTTP responses.
 
+mod audit;
 mod auth;
 mod call;
 mod drain;
@@ -20,6 +21,7 @@ use ironcrest_auth::TokenVerifier;
 use ironcrest_gateway::Gateway;
 use ironcrest_services::Clusters;
 
+pub use audit::AuditLog;
 pub use auth::AuthenticatedUser;
 pub use call::Call;
 pub use ironcrest_gateway::RouteFamily;
@@ -43,11 +45,18 @@ pub struct AppState {
     /// The configuration file, which `POST /admin/reload` reads again; `None` when the
     /// server was not started from one.
     pub config_path: Option<Arc<Path>>,
+    /// Where each request's audit line goes; `None` when `audit.enabled` is off.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
     let docs = openapi::router(&state.gateway);
-    let api = routes::router().with_state(state);
+    let api = routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit_requests,
+        ))
+        .with_state(state);
     middleware::wrap(api.merge(docs))
 }

@@ -2,6 +2,7 @@
 //! describes every field). [`Config::load`] reads, resolves secrets, normalises and validates;
 //! [`Config::problems`] lists every semantic problem at once, each naming its field.
 
+mod audit;
 mod gateway;
 mod model;
 mod secret;
@@ -12,6 +13,7 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
+pub use audit::AuditConfig;
 pub use gateway::*;
 pub use model::*;
 pub use secret::Secret;

@@ -23,6 +23,8 @@ pub struct Config {
     pub logger: LoggerConfig,
     #[serde(default)]
     pub gateway: crate::GatewayConfig,
+    #[serde(default)]
+    pub audit: crate::AuditConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

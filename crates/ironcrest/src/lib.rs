@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ironcrest_api::AppState;
+use ironcrest_api::{AppState, AuditLog};
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_config::{
     Config, ConnectionMode, DataTransferConfig, LogFormat, LoggerConfig, Problem, SchedulerConfig,
@@ -116,10 +116,15 @@ pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     serve(listener, config, Some(path), shutdown).await
 }
 
-/// On every SIGHUP, reads `path` again and applies its `gateway` section (the rest of the
-/// configuration needs a restart). A file with problems changes nothing; each problem is
-/// logged.
-async fn reload_on_hangup(gateway: Arc<Gateway>, path: PathBuf, shutdown: CancellationToken) {
+/// On every SIGHUP, reopens the audit log and reads `path` again to apply its `gateway`
+/// section (the rest of the configuration needs a restart). A file with problems changes
+/// nothing; each problem is logged.
+async fn reload_on_hangup(
+    gateway: Arc<Gateway>,
+    audit: Option<Arc<AuditLog>>,
+    path: PathBuf,
+    shutdown: CancellationToken,
+) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         tracing::warn!("cannot watch SIGHUP; the gateway's rules reload only on restart");
@@ -130,6 +135,9 @@ async fn reload_on_hangup(gateway: Arc<Gateway>, path: PathBuf, shutdown: Cancel
             () = shutdown.cancelled() => return,
             received = hangups.recv() => if received.is_none() { return },
         }
+        if let Some(audit) = &audit {
+            audit.reopen();
+        }
         match gateway.reload_file(&path) {
             Ok(()) => tracing::info!(config = %path.display(), "gateway rules reloaded"),
             Err(problems) => {
@@ -138,6 +146,24 @@ async fn reload_on_hangup(gateway: Arc<Gateway>, path: PathBuf, shutdown: Cancel
                 }
             }
         }
+    }
+}
+
+/// On every SIGUSR1, reopens the audit log (logrotate's `postrotate`), nothing else.
+async fn reopen_on_usr1(audit: Arc<AuditLog>, shutdown: CancellationToken) {
+    let Ok(mut signals) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    else {
+        tracing::warn!("cannot watch SIGUSR1; the audit log reopens on SIGHUP only");
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = signals.recv() => if received.is_none() { return },
+        }
+        audit.reopen();
+        tracing::info!("audit log reopened");
     }
 }
 
@@ -195,6 +221,10 @@ pub async fn serve(
         gateway = gateway.with_openfga(openfga);
     }
     let gateway = Arc::new(gateway);
+    let audit = AuditLog::open(&config.audit).with_context(|| {
+        let path = config.audit.path.as_deref().unwrap_or("stdout".as_ref());
+        format!("cannot open the audit log {}", path.display())
+    })?;
 
     let mut clusters = Vec::new();
     for cluster_config in &config.clusters {
@@ -227,9 +257,13 @@ pub async fn serve(
     if let Some(path) = &config_path {
         tokio::spawn(reload_on_hangup(
             gateway.clone(),
+            audit.clone(),
             path.clone(),
             shutdown.clone(),
         ));
+    }
+    if let Some(audit) = &audit {
+        tokio::spawn(reopen_on_usr1(audit.clone(), shutdown.clone()));
     }
     let app = ironcrest_api::router(AppState {
         clusters,
@@ -237,6 +271,7 @@ pub async fn serve(
         gateway,
         trusted_proxies: config.server.connections.trusted_networks().into(),
         config_path: config_path.map(Arc::from),
+        audit,
     });
     let address = listener.local_addr()?;
     let limits = listener::Limits::from_config(&config.server.connections);

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::ValidJson;
 use crate::AppState;
+use crate::audit::{AuditArgs, AuditRecord};
 use crate::auth::AuthenticatedUser;
 use crate::error::ApiError;
 
@@ -265,5 +266,14 @@ async fn reload(
                 .collect::<Vec<_>>()
                 .join("; "),
         }),
+    }
+}
+
+impl AuditArgs for Window {
+    fn audit_args(&self, record: &AuditRecord) {
+        record.arg("message", &self.message);
+        if let Some(until) = &self.until {
+            record.arg("until", until);
+        }
     }
 }

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ValidJson, ValidQuery, lenient_bool};
 use crate::AppState;
+use crate::audit::{AuditArgs, AuditRecord};
 use crate::call::Call;
 use crate::error::ApiError;
 
@@ -242,6 +243,7 @@ async fn submit(
     let job_id = compute::submit(&call.cluster, &call.user.caller, &request.job)
         .await
         .map_err(|e| call.error(e))?;
+    call.audit("job_id", &job_id);
     Ok((StatusCode::CREATED, Json(SubmitResponse { job_id })))
 }
 
@@ -327,6 +329,25 @@ async fn attach(
         .await
         .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where the job runs and what it runs, never the script's text.
+impl AuditArgs for SubmitRequest {
+    fn audit_args(&self, record: &AuditRecord) {
+        record.arg("working_directory", &self.job.working_directory);
+        if let Some(script_path) = &self.job.script_path {
+            record.arg("script_path", script_path);
+        }
+        if let Some(name) = &self.job.name {
+            record.arg("job_name", name);
+        }
+    }
+}
+
+impl AuditArgs for AttachRequest {
+    fn audit_args(&self, record: &AuditRecord) {
+        record.arg("command", &self.command);
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ValidJson, ValidQuery, lenient_bool};
 use crate::AppState;
+use crate::audit::{AuditArgs, AuditRecord};
 use crate::call::Call;
 use crate::error::ApiError;
 use crate::multipart::{FilePart, MultipartError};
@@ -769,6 +770,55 @@ async fn extract(
     .await
     .map_err(|e| call.error(e))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A body's `path` (or `sourcePath`), when it has one.
+pub(super) fn audit_path(record: &AuditRecord, path: &Option<Option<String>>) {
+    if let Some(Some(path)) = path {
+        record.arg("path", path);
+    }
+}
+
+impl AuditArgs for MkdirBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        audit_path(record, &self.path);
+    }
+}
+
+impl AuditArgs for SymlinkBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        audit_path(record, &self.path);
+        record.arg("link_path", &self.link_path);
+    }
+}
+
+impl AuditArgs for ChmodBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        audit_path(record, &self.path);
+        record.arg("mode", &self.mode);
+    }
+}
+
+impl AuditArgs for ChownBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        audit_path(record, &self.path);
+        record.arg("owner", &self.owner);
+        record.arg("group", &self.group);
+    }
+}
+
+impl AuditArgs for CompressBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        audit_path(record, &self.path);
+        record.arg("target_path", &self.target_path);
+    }
+}
+
+impl AuditArgs for ExtractBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        audit_path(record, &self.path);
+        record.arg("target_path", &self.target_path);
+    }
 }
 
 #[cfg(test)]

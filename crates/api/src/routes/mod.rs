@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::AppState;
+use crate::audit::{AuditArgs, AuditRecord};
 use crate::error::ApiError;
 
 /// The `system_name` path parameter's description.
@@ -60,18 +61,22 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ValidQu
 /// A JSON body, with failures answered as FirecREST validation errors (400).
 pub struct ValidJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
+impl<T: DeserializeOwned + AuditArgs, S: Send + Sync> FromRequest<S> for ValidJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        Json::<T>::from_request(request, state)
+        let audit = AuditRecord::of(request.extensions());
+        let Json(value) = Json::<T>::from_request(request, state)
             .await
-            .map(|Json(value)| ValidJson(value))
             .map_err(|rejection| ApiError::Validation {
                 location: "body",
                 name: String::new(),
                 message: rejection.body_text(),
-            })
+            })?;
+        if let Some(record) = audit {
+            value.audit_args(&record);
+        }
+        Ok(ValidJson(value))
     }
 }
 

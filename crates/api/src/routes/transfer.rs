@@ -9,9 +9,10 @@ use ironcrest_services::transfer::{self, TransferDirectives, TransferJob, Transf
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::filesystem::{AbsolutePath, CompressBody, ExtractBody, QueryPath, present};
+use super::filesystem::{AbsolutePath, CompressBody, ExtractBody, QueryPath, audit_path, present};
 use super::{ValidJson, ValidQuery};
 use crate::AppState;
+use crate::audit::{AuditArgs, AuditRecord};
 use crate::call::Call;
 use crate::error::ApiError;
 
@@ -214,16 +215,21 @@ pub struct AccountQuery {
 
 type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
 
-fn created(transfer_job: TransferJob) -> (StatusCode, Json<TransferJobResponse>) {
-    (
-        StatusCode::CREATED,
-        Json(TransferJobResponse { transfer_job }),
-    )
+/// The transfer job, whose id the audit line records.
+fn answer(call: &Call, transfer_job: TransferJob) -> Json<TransferJobResponse> {
+    call.audit("transfer_job_id", &transfer_job.job_id);
+    Json(TransferJobResponse { transfer_job })
+}
+
+fn created(call: &Call, transfer_job: TransferJob) -> (StatusCode, Json<TransferJobResponse>) {
+    (StatusCode::CREATED, answer(call, transfer_job))
 }
 
 fn staged(
+    call: &Call,
     (transfer_job, transfer_directives): (TransferJob, TransferDirectives),
 ) -> (StatusCode, Json<StagedTransferResponse>) {
+    call.audit("transfer_job_id", &transfer_job.job_id);
     (
         StatusCode::CREATED,
         Json(StagedTransferResponse {
@@ -253,7 +259,7 @@ async fn upload(
         body.account.as_deref(),
     )
     .await
-    .map(staged)
+    .map(|job| staged(&call, job))
     .map_err(|e| call.error(e))
 }
 
@@ -276,7 +282,7 @@ async fn download(
         body.account.as_deref(),
     )
     .await
-    .map(staged)
+    .map(|job| staged(&call, job))
     .map_err(|e| call.error(e))
 }
 
@@ -295,7 +301,7 @@ async fn mv(call: Call, ValidJson(body): ValidJson<MoveBody>) -> Created<Transfe
         body.account.as_deref(),
     )
     .await
-    .map(created)
+    .map(|job| created(&call, job))
     .map_err(|e| call.error(e))
 }
 
@@ -315,7 +321,7 @@ async fn cp(call: Call, ValidJson(body): ValidJson<CopyBody>) -> Created<Transfe
         body.account.as_deref(),
     )
     .await
-    .map(created)
+    .map(|job| created(&call, job))
     .map_err(|e| call.error(e))
 }
 
@@ -339,7 +345,7 @@ async fn rm(
         query.account.as_deref(),
     )
     .await
-    .map(|transfer_job| Json(TransferJobResponse { transfer_job }))
+    .map(|job| answer(&call, job))
     .map_err(|e| call.error(e))
 }
 
@@ -366,7 +372,7 @@ async fn compress(
         account.as_deref(),
     )
     .await
-    .map(created)
+    .map(|job| created(&call, job))
     .map_err(|e| call.error(e))
 }
 
@@ -391,8 +397,46 @@ async fn extract(
         account.as_deref(),
     )
     .await
-    .map(created)
+    .map(|job| created(&call, job))
     .map_err(|e| call.error(e))
+}
+
+impl AuditArgs for UploadBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        audit_path(record, &self.path);
+    }
+}
+
+impl AuditArgs for DownloadBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        audit_path(record, &self.path);
+    }
+}
+
+impl AuditArgs for MoveBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        record.arg("source_path", &self.source_path);
+        record.arg("target_path", &self.target_path);
+    }
+}
+
+impl AuditArgs for CopyBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        record.arg("source_path", &self.source_path);
+        record.arg("target_path", &self.target_path);
+    }
+}
+
+impl AuditArgs for CompressJobBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        self.compress.audit_args(record);
+    }
+}
+
+impl AuditArgs for ExtractJobBody {
+    fn audit_args(&self, record: &AuditRecord) {
+        self.extract.audit_args(record);
+    }
 }
 
 #[cfg(test)]

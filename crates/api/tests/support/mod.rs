@@ -80,6 +80,7 @@ clusters:
             gateway: Default::default(),
             trusted_proxies: Arc::from([]),
             config_path: None,
+            audit: None,
         }),
         _dir: dir,
     }

@@ -3,6 +3,7 @@
 //! Run them through `scripts/test`, which starts that environment and exports its
 //! `IRONCREST_DEV_*` variables.
 
+mod audit;
 mod auth;
 mod authorization;
 mod cli;
