@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -61,7 +61,7 @@ impl AuditLog {
         }
         let destination = match &config.path {
             Some(path) => Destination::File {
-                writer: BufWriter::new(open_append(path)?),
+                file: open_append(path)?,
                 path: path.clone(),
             },
             None => Destination::Stdout(io::stdout()),
@@ -110,27 +110,28 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 enum Destination {
     Stdout(io::Stdout),
-    File {
-        path: PathBuf,
-        writer: BufWriter<File>,
-    },
+    File { path: PathBuf, file: File },
 }
 
 impl Destination {
-    fn writer(&mut self) -> &mut dyn Write {
-        match self {
-            Destination::Stdout(stdout) => stdout,
-            Destination::File { writer, .. } => writer,
+    /// Writes whole lines in one call, so lines of another writer appending to the same
+    /// file (a second server, during a restart) never land inside them.
+    fn write(&mut self, lines: &[u8]) {
+        let written = match self {
+            Destination::Stdout(stdout) => stdout.lock().write_all(lines),
+            Destination::File { file, .. } => file.write_all(lines),
+        };
+        if let Err(error) = written {
+            tracing::error!(%error, "cannot write the audit log");
         }
     }
 
     fn reopen(&mut self) {
-        let Destination::File { path, writer } = self else {
+        let Destination::File { path, file } = self else {
             return;
         };
-        let _ = writer.flush();
         match open_append(path) {
-            Ok(file) => *writer = BufWriter::new(file),
+            Ok(reopened) => *file = reopened,
             Err(error) => {
                 tracing::error!(path = %path.display(), %error, "cannot reopen the audit log; writing on to the old file");
             }
@@ -138,25 +139,25 @@ impl Destination {
     }
 }
 
-/// The writer thread: writes what is queued, flushing whenever the queue is empty, so a
+/// The writer thread: writes what is queued as one batch whenever the queue is empty, so a
 /// line reaches the file within moments of its request ending.
 fn write_lines(receiver: Receiver<Message>, mut destination: Destination) {
+    let mut batch = Vec::new();
     while let Ok(first) = receiver.recv() {
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
-                Message::Line(line) => {
-                    if let Err(error) = destination.writer().write_all(&line) {
-                        tracing::error!(%error, "cannot write the audit log");
-                    }
+                Message::Line(line) => batch.extend_from_slice(&line),
+                Message::Reopen => {
+                    destination.write(&batch);
+                    batch.clear();
+                    destination.reopen();
                 }
-                Message::Reopen => destination.reopen(),
             }
             next = receiver.try_recv().ok();
         }
-        if let Err(error) = destination.writer().flush() {
-            tracing::error!(%error, "cannot write the audit log");
-        }
+        destination.write(&batch);
+        batch.clear();
     }
 }
 
