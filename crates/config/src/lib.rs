@@ -6,6 +6,7 @@ mod audit;
 mod gateway;
 mod model;
 mod secret;
+mod telemetry;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -17,6 +18,7 @@ pub use audit::AuditConfig;
 pub use gateway::*;
 pub use model::*;
 pub use secret::Secret;
+pub use telemetry::*;
 
 /// One thing wrong with a configuration, named by its dotted field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +125,12 @@ impl Config {
     }
 
     fn check_server(&self, problems: &mut Problems) {
+        if self.telemetry.metrics.listen == Some(self.server.listen) {
+            problems.push(
+                "telemetry.metrics.listen",
+                "must differ from server.listen (leave it out to serve /metrics there)",
+            );
+        }
         let limits = &self.server.connections;
         if limits.header_timeout == 0 {
             problems.push(

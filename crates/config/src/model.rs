@@ -25,6 +25,8 @@ pub struct Config {
     pub gateway: crate::GatewayConfig,
     #[serde(default)]
     pub audit: crate::AuditConfig,
+    #[serde(default)]
+    pub telemetry: crate::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -281,3 +281,25 @@ fn authorization_takes_v2s_keys_and_openfgas_and_checks_them() {
         ]
     );
 }
+
+#[test]
+fn metrics_are_on_by_default_and_a_separate_listener_must_differ_from_the_api() {
+    let known_hosts = known_hosts_file();
+    let yaml = valid_yaml(known_hosts.path());
+    let config = Config::from_yaml(&yaml).unwrap();
+    let metrics = &config.telemetry.metrics;
+    assert!(metrics.enabled && metrics.listen.is_none() && !metrics.per_user_series);
+
+    let separate = format!("{yaml}telemetry: {{metrics: {{listen: \"127.0.0.1:9464\"}}}}\n");
+    let config = Config::from_yaml(&separate).unwrap();
+    assert_eq!(config.telemetry.metrics.listen.unwrap().port(), 9464);
+
+    let clash = format!("{yaml}telemetry: {{metrics: {{listen: \"127.0.0.1:8123\"}}}}\n");
+    let fields: Vec<String> = Config::from_yaml(&clash)
+        .unwrap_err()
+        .problems()
+        .into_iter()
+        .map(|p| p.field)
+        .collect();
+    assert_eq!(fields, ["telemetry.metrics.listen"]);
+}
