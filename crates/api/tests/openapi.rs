@@ -65,7 +65,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/admin/maintenance/global"),
     ("DELETE", "/admin/maintenance/global"),
     ("POST", "/admin/reload"),
-    ("GET", "/admin/decisions"),
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];

@@ -21,7 +21,7 @@ mod policy;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ironcrest_auth::Grants;
@@ -204,9 +204,6 @@ pub struct Gateway {
     /// The scope the admin routes need (`gateway.admin_scope`), of the current rules.
     admin_scope: RwLock<Option<String>>,
     openfga: Option<OpenFga>,
-    /// Decisions since start, per route family and outcome (`allowed` or the refusing
-    /// layer); the metrics endpoint will export them.
-    decisions: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Gateway {
@@ -217,7 +214,6 @@ impl Gateway {
             overrides: RwLock::default(),
             admin_scope: RwLock::new(config.admin_scope.clone()),
             openfga: None,
-            decisions: Mutex::default(),
         })
     }
 
@@ -259,22 +255,6 @@ impl Gateway {
             .find(|(f, _)| *f == family)
             .map(|(_, scopes)| scopes.clone())
             .unwrap_or_default()
-    }
-
-    /// How many requests each route family had admitted, and refused per layer, since start.
-    pub fn decisions(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
-        let counts = self
-            .decisions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut families: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        for ((family, outcome), count) in counts.iter() {
-            families
-                .entry((*family).to_string())
-                .or_default()
-                .insert((*outcome).to_string(), *count);
-        }
-        families
     }
 
     /// The caps on work a user may have started (`gateway.limits.work`), as now configured.
@@ -355,12 +335,12 @@ impl Gateway {
             Ok(_) => "allowed",
             Err(denial) => denial.layer().as_str(),
         };
-        *self
-            .decisions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry((request.family.as_str(), outcome))
-            .or_default() += 1;
+        metrics::counter!(
+            "ironcrest_gateway_decisions_total",
+            "family" => request.family.as_str(),
+            "outcome" => outcome,
+        )
+        .increment(1);
         match &decided {
             Ok(_) => tracing::debug!(
                 gateway.user = request.user,
@@ -424,6 +404,9 @@ impl Gateway {
 
 #[cfg(test)]
 mod tests {
+    use metrics_util::MetricKind;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
     use super::*;
 
     static TOKEN: std::sync::LazyLock<SecretString> =
@@ -487,8 +470,34 @@ mod tests {
         assert!(gateway.admit(&request(&writer, &params)).await.is_ok());
     }
 
+    /// `ironcrest_gateway_decisions_total` as recorded so far, by (family, outcome).
+    fn decisions(snapshotter: &Snapshotter) -> BTreeMap<(String, String), u64> {
+        let mut counted = BTreeMap::new();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let (kind, key) = key.into_parts();
+            if kind != MetricKind::Counter || key.name() != "ironcrest_gateway_decisions_total" {
+                continue;
+            }
+            let label = |name: &str| {
+                key.labels()
+                    .find(|label| label.key() == name)
+                    .map(|label| label.value().to_string())
+                    .unwrap_or_default()
+            };
+            let DebugValue::Counter(count) = value else {
+                panic!("{value:?}")
+            };
+            counted.insert((label("family"), label("outcome")), count);
+        }
+        counted
+    }
+
     #[tokio::test]
     async fn layers_refuse_in_order_and_a_reload_swaps_every_rule() {
+        // This test's own recorder (the runtime polls on this thread): counts start at zero.
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _recording = metrics::set_default_local_recorder(&recorder);
         let gateway = Gateway::new(&config(
             r#"
 ip_filter: {deny: [127.0.0.0/8]}
@@ -536,11 +545,16 @@ terminate: [{path: "/filesystem/*/ops/upload", status: 403, message: no uploads}
             }
         );
         assert!(gateway.maintenance("daint").is_none());
-        let counted = &gateway.decisions()["filesystem-write"];
-        assert_eq!(counted["ip_filter"], 2);
-        assert_eq!(counted["maintenance"], 1);
-        assert_eq!(counted["termination"], 1);
-        assert!(!counted.contains_key("allowed"));
+        let counted = decisions(&snapshotter);
+        let family = |outcome: &str| ("filesystem-write".to_string(), outcome.to_string());
+        assert_eq!(
+            counted,
+            BTreeMap::from([
+                (family("ip_filter"), 2),
+                (family("maintenance"), 1),
+                (family("termination"), 1),
+            ])
+        );
     }
 
     #[tokio::test]

@@ -22,7 +22,6 @@ use crate::error::ApiError;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
-    decisions,
     maintenance,
     set_system_maintenance,
     end_system_maintenance,
@@ -44,7 +43,6 @@ pub fn router() -> Router<AppState> {
             put(set_global_maintenance).delete(end_global_maintenance),
         )
         .route("/admin/reload", post(reload))
-        .route("/admin/decisions", axum::routing::get(decisions))
 }
 
 /// A caller holding the admin scope.
@@ -214,19 +212,6 @@ async fn end_global_maintenance(
     );
     state.gateway.set_maintenance(None, None);
     view(&state)
-}
-
-/// Per route family, how many requests the gateway admitted (`allowed`) and refused, per
-/// refusing layer, since the server started.
-#[utoipa::path(get, path = "/admin/decisions", tag = "admin",
-    responses((status = 200, body = BTreeMap<String, BTreeMap<String, u64>>),
-        (status = "4XX", description = ADMIN_RESPONSES, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
-async fn decisions(
-    _admin: Admin,
-    State(state): State<AppState>,
-) -> Json<BTreeMap<String, BTreeMap<String, u64>>> {
-    Json(state.gateway.decisions())
 }
 
 #[derive(Serialize, ToSchema)]

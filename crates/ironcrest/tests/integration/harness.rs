@@ -113,6 +113,35 @@ impl TestServer {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// The value of the series `name{labels}` in the server's `/metrics` (0 while it has
+    /// not been recorded). Labels are compared as a set, so their order does not matter.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let response = self.get("/metrics", None).await;
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        wanted.sort();
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((series_name, rest)) => (series_name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let mut found: Vec<String> = series_labels
+                .split(',')
+                .filter(|label| !label.is_empty())
+                .map(str::to_string)
+                .collect();
+            found.sort();
+            if series_name == name && found == wanted {
+                return value.parse().unwrap();
+            }
+        }
+        0.0
+    }
+
     /// Waits until a health-check run has recorded results that satisfy `done`.
     pub async fn wait_for_health(
         &self,
