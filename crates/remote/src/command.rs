@@ -73,6 +73,21 @@ pub trait RemoteCommand {
     fn parse(&self, output: Output) -> Result<Self::Parsed, Self::Error>;
 }
 
+/// A bare command line is a command whose output is its result (what the SSH pool's
+/// `execute` runs, e.g. the health checker's probes).
+impl RemoteCommand for CommandLine {
+    type Parsed = Output;
+    type Error = std::convert::Infallible;
+
+    fn command_line(&self) -> CommandLine {
+        self.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<Output, Self::Error> {
+        Ok(output)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

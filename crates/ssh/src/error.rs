@@ -52,6 +52,25 @@ pub enum SshError {
 }
 
 impl SshError {
+    /// The variant as a metric label value (bounded, no detail).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SshError::ConnectTimeout => "connect_timeout",
+            SshError::LoginTimeout => "login_timeout",
+            SshError::CommandTimeout => "command_timeout",
+            SshError::OutputTooLarge { .. } => "output_too_large",
+            SshError::ConnectionFailed(_) => "connection_failed",
+            SshError::ConnectionLost(_) => "connection_lost",
+            SshError::AuthenticationFailed { .. } => "authentication_failed",
+            SshError::HostKeyRejected { .. } => "host_key_rejected",
+            SshError::ChannelOpenFailed(_) => "channel_open_failed",
+            SshError::Protocol(_) => "protocol",
+            SshError::PoolFull => "pool_full",
+            SshError::Credentials(_) => "credentials",
+            SshError::KeyServiceTimeout => "key_service_timeout",
+        }
+    }
+
     /// A longer, log-oriented explanation (never contains secrets).
     pub fn detail(&self) -> String {
         match self {
@@ -160,6 +179,11 @@ mod tests {
         for (err, message) in cases {
             assert_eq!(err.to_string(), message, "{err:?}");
             assert!(!err.detail().is_empty());
+            assert!(
+                err.kind()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct PoolStats {
     pub exec_channels_total: u64,
     /// SFTP sessions opened since the pool was created.
     pub sftp_opened_total: u64,
+    /// Channels the established connections could still open (their capacity less the
+    /// channels in use); 0 with every connection full.
+    pub free_channel_slots: usize,
 }
 
 struct Inner {
@@ -246,9 +249,22 @@ impl SshPool {
         self.execute_with_input(user, command, input).await
     }
 
-    /// Like [`SshPool::execute`], with stdin given as an [`Input`], e.g. a stream of chunks
-    /// that is never held in memory as a whole.
-    pub async fn execute_with_input(
+    /// Like [`SshPool::execute`] for a [`RemoteCommand`] (its output unparsed), with stdin
+    /// given as an [`Input`], e.g. a stream of chunks that is never held in memory as a
+    /// whole.
+    pub async fn execute_with_input<C: RemoteCommand>(
+        &self,
+        user: &Caller,
+        command: &C,
+        input: Input<'_>,
+    ) -> Result<Output, SshError> {
+        let measured = self.measure::<C>();
+        let output = self.exec(user, &command.command_line(), input).await;
+        measured.finish(exit_outcome(&output));
+        output
+    }
+
+    async fn exec(
         &self,
         user: &Caller,
         command: &CommandLine,
@@ -266,28 +282,47 @@ impl SshPool {
     /// Runs `command` with its stdout streamed: resolves once output begins
     /// ([`Streamed::Stdout`]) or the command ends without any ([`Streamed::Finished`]).
     /// The command is bounded by the command timeout and the output limit, and stopped if
-    /// the stream is dropped.
-    pub async fn execute_streaming(
+    /// the stream is dropped. Its metrics count until output begins.
+    pub async fn execute_streaming<C: RemoteCommand>(
         &self,
         user: &Caller,
-        command: &CommandLine,
+        command: &C,
     ) -> Result<Streamed, SshError> {
+        let measured = self.measure::<C>();
         let span = self.span(user);
-        let (channel, slot) = self.open_channel(user).instrument(span.clone()).await?;
-        let (first, started) = tokio::sync::oneshot::channel();
-        tokio::spawn(
-            exec::stream(
-                channel,
-                command.as_bytes().to_vec(),
-                self.limits(),
-                slot,
-                first,
-            )
-            .instrument(span),
-        );
+        let started = async {
+            let (channel, slot) = self.open_channel(user).instrument(span.clone()).await?;
+            let (first, started) = tokio::sync::oneshot::channel();
+            tokio::spawn(
+                exec::stream(
+                    channel,
+                    command.command_line().as_bytes().to_vec(),
+                    self.limits(),
+                    slot,
+                    first,
+                )
+                .instrument(span),
+            );
+            started
+                .await
+                .unwrap_or_else(|_| Err(SshError::Protocol("streaming task ended".into())))
+        }
+        .await;
+        measured.finish(match &started {
+            Ok(Streamed::Finished(output)) if output.exit_status != 0 => "failed",
+            Ok(_) => "ok",
+            Err(err) => err.kind(),
+        });
         started
-            .await
-            .unwrap_or_else(|_| Err(SshError::Protocol("streaming task ended".into())))
+    }
+
+    /// Times one command of type `C` for `ironcrest_remote_command*`.
+    fn measure<C>(&self) -> MeasuredCommand {
+        MeasuredCommand {
+            cluster: self.inner.settings.cluster.clone(),
+            command: short_type_name::<C>(),
+            started: Instant::now(),
+        }
     }
 
     fn span(&self, user: &Caller) -> tracing::Span {
@@ -334,15 +369,18 @@ impl SshPool {
                         ?reason,
                         "sshd refused a channel; lowering this connection's channel limit"
                     );
+                    self.inner.count_channel_open_failure("refused");
                     SshError::ChannelOpenFailed(format!("refused by sshd: {reason:?}"))
                 }
                 Ok(Err(err)) => {
                     self.inner.discard(&slot.connection, "channel open failed");
+                    self.inner.count_channel_open_failure("unusable");
                     SshError::ChannelOpenFailed(format!("connection unusable: {err}"))
                 }
                 Err(_) => {
                     self.inner
                         .discard(&slot.connection, "channel open timed out");
+                    self.inner.count_channel_open_failure("timeout");
                     SshError::ChannelOpenFailed("channel open timed out".into())
                 }
             };
@@ -467,6 +505,7 @@ impl SshPool {
             session: session.clone(),
             _use: Arc::new(SftpUse::new(&self.inner, connection, session)),
             on_dead: Arc::new(dead),
+            cluster: Arc::from(self.inner.settings.cluster.as_str()),
         }
     }
 
@@ -501,10 +540,19 @@ impl SshPool {
         user: &Caller,
         command: &C,
     ) -> Result<C::Parsed, RunError<C::Error>> {
-        let output = self
-            .execute(user, &command.command_line(), command.stdin())
-            .await?;
-        command.parse(output).map_err(RunError::Command)
+        let measured = self.measure::<C>();
+        let input = command.stdin().map_or(Input::None, Input::Bytes);
+        let parsed = self
+            .exec(user, &command.command_line(), input)
+            .await
+            .map_err(RunError::Ssh)
+            .and_then(|output| command.parse(output).map_err(RunError::Command));
+        measured.finish(match &parsed {
+            Ok(_) => "ok",
+            Err(RunError::Command(_)) => "failed",
+            Err(RunError::Ssh(err)) => err.kind(),
+        });
+        parsed
     }
 
     /// Closes idle and dead connections every few seconds until `shutdown` completes,
@@ -593,6 +641,16 @@ impl SshPool {
                 .sum(),
             exec_channels_total: self.inner.exec_channels_total.load(Ordering::SeqCst),
             sftp_opened_total: self.inner.sftp_opened_total.load(Ordering::SeqCst),
+            free_channel_slots: state
+                .users
+                .values()
+                .flat_map(|u| &u.connections)
+                .map(|c| {
+                    c.capacity
+                        .load(Ordering::SeqCst)
+                        .saturating_sub(c.channels_in_use())
+                })
+                .sum(),
         }
     }
 }
@@ -657,8 +715,20 @@ impl Inner {
         })
     }
 
-    /// A channel slot on a connection of `user`, opening a connection if needed.
+    /// A channel slot on a connection of `user`, opening a connection if needed; how long
+    /// that took is `ironcrest_ssh_slot_wait_seconds`.
     async fn acquire(self: &Arc<Self>, user: &Caller) -> Result<Slot, SshError> {
+        let started = Instant::now();
+        let slot = self.wait_for_slot(user).await;
+        metrics::histogram!(
+            "ironcrest_ssh_slot_wait_seconds",
+            "cluster" => self.settings.cluster.clone(),
+        )
+        .record(started.elapsed());
+        slot
+    }
+
+    async fn wait_for_slot(self: &Arc<Self>, user: &Caller) -> Result<Slot, SshError> {
         let deadline = tokio::time::Instant::now() + self.settings.connection_timeout();
         loop {
             // Registered before the lock is released, so a slot freed in between still
@@ -755,6 +825,12 @@ impl Inner {
         }
         .await;
         let duration_ms = started.elapsed().as_millis() as u64;
+        metrics::counter!(
+            "ironcrest_ssh_connection_opens_total",
+            "cluster" => self.settings.cluster.clone(),
+            "outcome" => result.as_ref().map_or_else(SshError::kind, |_| "ok"),
+        )
+        .increment(1);
         let outcome = {
             let mut state = self.lock();
             state.connecting -= 1;
@@ -807,6 +883,15 @@ impl Inner {
         let _ = done.send(Some(outcome));
     }
 
+    fn count_channel_open_failure(&self, reason: &'static str) {
+        metrics::counter!(
+            "ironcrest_ssh_channel_open_failures_total",
+            "cluster" => self.settings.cluster.clone(),
+            "reason" => reason,
+        )
+        .increment(1);
+    }
+
     /// Takes a connection out of the pool because it failed; running commands keep it
     /// alive until they finish, the last one to finish drops it.
     fn discard(&self, connection: &Arc<Connection>, reason: &'static str) {
@@ -844,4 +929,57 @@ fn log_closed(settings: &PoolSettings, connection: &Connection, reason: &str) {
         reason,
         "SSH connection closed"
     );
+}
+
+/// One remote command being timed; [`MeasuredCommand::finish`] records it.
+struct MeasuredCommand {
+    cluster: String,
+    command: &'static str,
+    started: Instant,
+}
+
+impl MeasuredCommand {
+    /// Counts the command in `ironcrest_remote_commands_total` and its duration in
+    /// `ironcrest_remote_command_duration_seconds`, by cluster, command type and `outcome`
+    /// (`ok`, `failed`: the tool refused or printed what its parser cannot read, or the
+    /// [`SshError::kind`] that stopped it).
+    fn finish(self, outcome: &'static str) {
+        let labels = [
+            ("cluster", self.cluster),
+            ("command", self.command.to_string()),
+            ("outcome", outcome.to_string()),
+        ];
+        metrics::counter!("ironcrest_remote_commands_total", &labels).increment(1);
+        metrics::histogram!("ironcrest_remote_command_duration_seconds", &labels)
+            .record(self.started.elapsed());
+    }
+}
+
+/// A raw command's outcome: `ok` for exit status 0, else `failed` or the [`SshError::kind`].
+fn exit_outcome(output: &Result<Output, SshError>) -> &'static str {
+    match output {
+        Ok(output) if output.exit_status == 0 => "ok",
+        Ok(_) => "failed",
+        Err(err) => err.kind(),
+    }
+}
+
+/// The last path segment of `T`'s name (`Squeue` for `ironcrest_scheduler::slurm::Squeue`),
+/// generics cut off: a bounded label naming the command's type.
+fn short_type_name<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    let name = name.split('<').next().unwrap_or(name);
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_type_is_labelled_by_its_last_path_segment() {
+        assert_eq!(short_type_name::<CommandLine>(), "CommandLine");
+        assert_eq!(short_type_name::<Vec<CommandLine>>(), "Vec");
+        assert_eq!(short_type_name::<u32>(), "u32");
+    }
 }

@@ -8,6 +8,8 @@ use ironcrest_config::{SshConfig, SshTimeouts};
 /// How a [`crate::SshPool`] reaches one cluster and how it bounds its work.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
+    /// The cluster's name, which labels the pool's metrics.
+    pub cluster: String,
     pub host: String,
     pub port: u16,
     /// OpenSSH `known_hosts` file the server's host key must appear in.
@@ -26,8 +28,9 @@ pub struct PoolSettings {
 impl PoolSettings {
     /// Settings for a cluster. A missing `known_hosts` (which config validation rejects)
     /// becomes an empty path, so every host key is refused rather than accepted.
-    pub fn from_config(ssh: &SshConfig, output_limit: u64) -> Self {
+    pub fn from_config(cluster: &str, ssh: &SshConfig, output_limit: u64) -> Self {
         Self {
+            cluster: cluster.to_string(),
             host: ssh.host.clone(),
             port: ssh.port,
             known_hosts: ssh.known_hosts.clone().unwrap_or_default(),
@@ -74,7 +77,7 @@ mod tests {
             "timeout": {"command_execution": 9}
         }))
         .unwrap();
-        let settings = PoolSettings::from_config(&ssh, 5 << 20);
+        let settings = PoolSettings::from_config("c", &ssh, 5 << 20);
         assert_eq!(settings.host, "cluster.example");
         assert_eq!(settings.port, 2222);
         assert_eq!(

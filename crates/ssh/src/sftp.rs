@@ -50,6 +50,19 @@ pub enum SftpError {
     Unexpected(&'static str),
 }
 
+impl SftpError {
+    /// The variant as a metric label value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SftpError::Status { .. } => "status",
+            SftpError::NotUtf8 => "not_utf8",
+            SftpError::Session(_) => "session",
+            SftpError::Unsupported(_) => "unsupported",
+            SftpError::Unexpected(_) => "unexpected",
+        }
+    }
+}
+
 impl From<RawError> for SftpError {
     fn from(err: RawError) -> Self {
         match err {
@@ -135,6 +148,8 @@ pub struct Sftp {
     pub(crate) _use: Arc<dyn Send + Sync>,
     /// Called when the session turns out to be dead, so the next request reopens it.
     pub(crate) on_dead: Arc<dyn Fn() + Send + Sync>,
+    /// The cluster's name, which labels the operations' metrics.
+    pub(crate) cluster: Arc<str>,
 }
 
 /// How much one READ asks for: sftp-server answers up to 256 KiB, 64 KiB keeps each
@@ -180,6 +195,33 @@ fn names(list: &[u8], count: usize) -> Option<Vec<String>> {
 }
 
 impl Sftp {
+    /// Runs one operation, counted in `ironcrest_sftp_operations_total` and timed in
+    /// `ironcrest_sftp_operation_duration_seconds` by cluster, `operation` and `outcome`
+    /// (`ok` or [`SftpError::kind`]).
+    async fn measured<T>(
+        &self,
+        operation: &'static str,
+        run: impl Future<Output = Result<T, SftpError>>,
+    ) -> Result<T, SftpError> {
+        let started = std::time::Instant::now();
+        let result = run.await;
+        let labels = [
+            ("cluster", self.cluster.to_string()),
+            ("operation", operation.to_string()),
+            (
+                "outcome",
+                result
+                    .as_ref()
+                    .map_or_else(SftpError::kind, |_| "ok")
+                    .to_string(),
+            ),
+        ];
+        metrics::counter!("ironcrest_sftp_operations_total", &labels).increment(1);
+        metrics::histogram!("ironcrest_sftp_operation_duration_seconds", &labels)
+            .record(started.elapsed());
+        result
+    }
+
     /// The error, after marking the session dead if it is not a mere status.
     fn fail(&self, err: RawError) -> SftpError {
         let err = SftpError::from(err);
@@ -195,125 +237,157 @@ impl Sftp {
 
     /// Attributes of `path` itself (a link is not followed).
     pub async fn lstat(&self, target: &[u8]) -> Result<SftpAttrs, SftpError> {
-        let result = self.session.raw.lstat(path(target)?).await;
-        Ok(SftpAttrs::from(&self.check(result)?.attrs))
+        self.measured("lstat", async {
+            let result = self.session.raw.lstat(path(target)?).await;
+            Ok(SftpAttrs::from(&self.check(result)?.attrs))
+        })
+        .await
     }
 
     /// Every entry of the directory `dir`, `.` and `..` included, in no particular order.
     pub async fn read_dir(&self, dir: &[u8]) -> Result<Vec<SftpEntry>, SftpError> {
-        let result = self.session.raw.opendir(path(dir)?).await;
-        let handle = self.check(result)?.handle;
-        let raw = &self.session.raw;
-        let mut batches: FuturesUnordered<_> = (0..READDIR_AHEAD)
-            .map(|_| raw.readdir(handle.as_str()))
-            .collect();
-        let mut entries = Vec::new();
-        let mut exhausted = false;
-        let listed = loop {
-            match batches.next().await {
-                None => break Ok(()),
-                Some(Ok(name)) => {
-                    entries.extend(name.files.into_iter().map(|f| SftpEntry {
-                        attrs: SftpAttrs::from(&f.attrs),
-                        name: f.filename,
-                        longname: f.longname,
-                    }));
-                    if !exhausted {
-                        batches.push(raw.readdir(handle.as_str()));
+        self.measured("readdir", async {
+            let result = self.session.raw.opendir(path(dir)?).await;
+            let handle = self.check(result)?.handle;
+            let raw = &self.session.raw;
+            let mut batches: FuturesUnordered<_> = (0..READDIR_AHEAD)
+                .map(|_| raw.readdir(handle.as_str()))
+                .collect();
+            let mut entries = Vec::new();
+            let mut exhausted = false;
+            let listed = loop {
+                match batches.next().await {
+                    None => break Ok(()),
+                    Some(Ok(name)) => {
+                        entries.extend(name.files.into_iter().map(|f| SftpEntry {
+                            attrs: SftpAttrs::from(&f.attrs),
+                            name: f.filename,
+                            longname: f.longname,
+                        }));
+                        if !exhausted {
+                            batches.push(raw.readdir(handle.as_str()));
+                        }
                     }
+                    Some(Err(RawError::Status(status)))
+                        if status.status_code == StatusCode::Eof =>
+                    {
+                        exhausted = true;
+                    }
+                    Some(Err(err)) => break Err(err),
                 }
-                Some(Err(RawError::Status(status))) if status.status_code == StatusCode::Eof => {
-                    exhausted = true;
-                }
-                Some(Err(err)) => break Err(err),
-            }
-        };
-        // Unanswered READDIRs are dropped; russh-sftp ignores their late replies.
-        drop(batches);
-        let closed = self.session.raw.close(handle).await;
-        self.check(listed)?;
-        self.check(closed)?;
-        Ok(entries)
+            };
+            // Unanswered READDIRs are dropped; russh-sftp ignores their late replies.
+            drop(batches);
+            let closed = self.session.raw.close(handle).await;
+            self.check(listed)?;
+            self.check(closed)?;
+            Ok(entries)
+        })
+        .await
     }
 
     /// Removes the file (not directory) `file`.
     pub async fn remove(&self, file: &[u8]) -> Result<(), SftpError> {
-        let result = self.session.raw.remove(path(file)?).await;
-        self.check(result).map(drop)
+        self.measured("remove", async {
+            let result = self.session.raw.remove(path(file)?).await;
+            self.check(result).map(drop)
+        })
+        .await
     }
 
     /// The target of the link `link`.
     pub async fn read_link(&self, link: &[u8]) -> Result<String, SftpError> {
-        let result = self.session.raw.readlink(path(link)?).await;
-        let name = self.check(result)?;
-        name.files
-            .into_iter()
-            .next()
-            .map(|f| f.filename)
-            .ok_or_else(|| SftpError::Session("READLINK answered no name".into()))
+        self.measured("readlink", async {
+            let result = self.session.raw.readlink(path(link)?).await;
+            let name = self.check(result)?;
+            name.files
+                .into_iter()
+                .next()
+                .map(|f| f.filename)
+                .ok_or_else(|| SftpError::Session("READLINK answered no name".into()))
+        })
+        .await
     }
 
     /// Opens `file` for reading (a link is followed), with its attributes (`fstat`).
     pub async fn open_read(&self, file: &[u8]) -> Result<(SftpHandle, SftpAttrs), SftpError> {
-        let result = self
-            .session
-            .raw
-            .open(path(file)?, OpenFlags::READ, FileAttributes::empty())
-            .await;
-        let handle = SftpHandle {
-            sftp: self.clone(),
-            handle: self.check(result)?.handle,
-        };
-        let result = self.session.raw.fstat(handle.handle.as_str()).await;
-        let attrs = SftpAttrs::from(&self.check(result)?.attrs);
-        Ok((handle, attrs))
+        self.measured("open", async {
+            let result = self
+                .session
+                .raw
+                .open(path(file)?, OpenFlags::READ, FileAttributes::empty())
+                .await;
+            let handle = SftpHandle {
+                sftp: self.clone(),
+                handle: self.check(result)?.handle,
+            };
+            let result = self.session.raw.fstat(handle.handle.as_str()).await;
+            let attrs = SftpAttrs::from(&self.check(result)?.attrs);
+            Ok((handle, attrs))
+        })
+        .await
     }
     /// Attributes of what `target` leads to (a link is followed).
     pub async fn stat(&self, target: &[u8]) -> Result<SftpAttrs, SftpError> {
-        let result = self.session.raw.stat(path(target)?).await;
-        Ok(SftpAttrs::from(&self.check(result)?.attrs))
+        self.measured("stat", async {
+            let result = self.session.raw.stat(path(target)?).await;
+            Ok(SftpAttrs::from(&self.check(result)?.attrs))
+        })
+        .await
     }
 
     /// Creates the directory `dir` with mode 0777 less the umask, as `mkdir` does.
     pub async fn mkdir(&self, dir: &[u8]) -> Result<(), SftpError> {
-        let result = self
-            .session
-            .raw
-            .mkdir(path(dir)?, FileAttributes::empty())
-            .await;
-        self.check(result).map(drop)
+        self.measured("mkdir", async {
+            let result = self
+                .session
+                .raw
+                .mkdir(path(dir)?, FileAttributes::empty())
+                .await;
+            self.check(result).map(drop)
+        })
+        .await
     }
 
     /// Creates the symbolic link `link` pointing to `target`. OpenSSH's sftp-server takes
     /// SSH_FXP_SYMLINK's paths in the reverse of the draft's order (target first), and
     /// russh-sftp sends them in the draft's order, so they are swapped here.
     pub async fn symlink(&self, target: &[u8], link: &[u8]) -> Result<(), SftpError> {
-        let result = self.session.raw.symlink(path(target)?, path(link)?).await;
-        self.check(result).map(drop)
+        self.measured("symlink", async {
+            let result = self.session.raw.symlink(path(target)?, path(link)?).await;
+            self.check(result).map(drop)
+        })
+        .await
     }
 
     /// Sets the permission bits (`chmod`, following a link).
     pub async fn set_mode(&self, target: &[u8], mode: u32) -> Result<(), SftpError> {
-        let attrs = FileAttributes {
-            permissions: Some(mode),
-            ..FileAttributes::empty()
-        };
-        let result = self.session.raw.setstat(path(target)?, attrs).await;
-        self.check(result).map(drop)
+        self.measured("setstat", async {
+            let attrs = FileAttributes {
+                permissions: Some(mode),
+                ..FileAttributes::empty()
+            };
+            let result = self.session.raw.setstat(path(target)?, attrs).await;
+            self.check(result).map(drop)
+        })
+        .await
     }
 
     /// Creates `file` (never an existing one) for writing, mode 0666 less the umask.
     pub async fn create_new(&self, file: &[u8]) -> Result<SftpHandle, SftpError> {
-        let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
-        let result = self
-            .session
-            .raw
-            .open(path(file)?, flags, FileAttributes::empty())
-            .await;
-        Ok(SftpHandle {
-            sftp: self.clone(),
-            handle: self.check(result)?.handle,
+        self.measured("create", async {
+            let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
+            let result = self
+                .session
+                .raw
+                .open(path(file)?, flags, FileAttributes::empty())
+                .await;
+            Ok(SftpHandle {
+                sftp: self.clone(),
+                handle: self.check(result)?.handle,
+            })
         })
+        .await
     }
 
     /// Whether [`Sftp::replace`] is available.
@@ -324,18 +398,21 @@ impl Sftp {
     /// Renames `from` to `to`, atomically replacing `to` if it exists
     /// (`posix-rename@openssh.com`).
     pub async fn replace(&self, from: &[u8], to: &[u8]) -> Result<(), SftpError> {
-        if !self.can_replace() {
-            return Err(SftpError::Unsupported(POSIX_RENAME));
-        }
-        let mut data = Vec::new();
-        put_string(&mut data, path(from)?.as_bytes());
-        put_string(&mut data, path(to)?.as_bytes());
-        let result = self.session.raw.extended(POSIX_RENAME, data).await;
-        match self.check(result)? {
-            Packet::Status(status) if status.status_code == StatusCode::Ok => Ok(()),
-            Packet::Status(status) => Err(SftpError::from(RawError::Status(status))),
-            _ => Err(SftpError::Unexpected("no status for a rename")),
-        }
+        self.measured("rename", async {
+            if !self.can_replace() {
+                return Err(SftpError::Unsupported(POSIX_RENAME));
+            }
+            let mut data = Vec::new();
+            put_string(&mut data, path(from)?.as_bytes());
+            put_string(&mut data, path(to)?.as_bytes());
+            let result = self.session.raw.extended(POSIX_RENAME, data).await;
+            match self.check(result)? {
+                Packet::Status(status) if status.status_code == StatusCode::Ok => Ok(()),
+                Packet::Status(status) => Err(SftpError::from(RawError::Status(status))),
+                _ => Err(SftpError::Unexpected("no status for a rename")),
+            }
+        })
+        .await
     }
 
     /// Whether [`Sftp::owner_names`] is available.
@@ -346,47 +423,50 @@ impl Sftp {
     /// The names of the user `uid` and the group `gid` as the cluster resolves them, the
     /// number for an id without a name (as `ls` shows it); cached for the session.
     pub async fn owner_names(&self, uid: u32, gid: u32) -> Result<(String, String), SftpError> {
-        let cached = |key| {
-            self.session
+        self.measured("owner_names", async {
+            let cached = |key| {
+                self.session
+                    .names
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&key)
+                    .cloned()
+            };
+            if let (Some(user), Some(group)) = (cached((false, uid)), cached((true, gid))) {
+                return Ok((user, group));
+            }
+            if !self.can_name_owners() {
+                return Err(SftpError::Unsupported(USERS_GROUPS_BY_ID));
+            }
+            let mut data = Vec::new();
+            put_string(&mut data, &uid.to_be_bytes());
+            put_string(&mut data, &gid.to_be_bytes());
+            let result = self.session.raw.extended(USERS_GROUPS_BY_ID, data).await;
+            let reply = match self.check(result)? {
+                Packet::ExtendedReply(reply) => reply.data,
+                Packet::Status(status) => return Err(SftpError::from(RawError::Status(status))),
+                _ => return Err(SftpError::Unexpected("no reply to users-groups-by-id")),
+            };
+            let (user, group) = parse_owner_names(&reply)
+                .ok_or(SftpError::Unexpected("a users-groups-by-id reply"))?;
+            let name = |name: String, id: u32| {
+                if name.is_empty() {
+                    id.to_string()
+                } else {
+                    name
+                }
+            };
+            let (user, group) = (name(user, uid), name(group, gid));
+            let mut names = self
+                .session
                 .names
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&key)
-                .cloned()
-        };
-        if let (Some(user), Some(group)) = (cached((false, uid)), cached((true, gid))) {
-            return Ok((user, group));
-        }
-        if !self.can_name_owners() {
-            return Err(SftpError::Unsupported(USERS_GROUPS_BY_ID));
-        }
-        let mut data = Vec::new();
-        put_string(&mut data, &uid.to_be_bytes());
-        put_string(&mut data, &gid.to_be_bytes());
-        let result = self.session.raw.extended(USERS_GROUPS_BY_ID, data).await;
-        let reply = match self.check(result)? {
-            Packet::ExtendedReply(reply) => reply.data,
-            Packet::Status(status) => return Err(SftpError::from(RawError::Status(status))),
-            _ => return Err(SftpError::Unexpected("no reply to users-groups-by-id")),
-        };
-        let (user, group) =
-            parse_owner_names(&reply).ok_or(SftpError::Unexpected("a users-groups-by-id reply"))?;
-        let name = |name: String, id: u32| {
-            if name.is_empty() {
-                id.to_string()
-            } else {
-                name
-            }
-        };
-        let (user, group) = (name(user, uid), name(group, gid));
-        let mut names = self
-            .session
-            .names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        names.insert((false, uid), user.clone());
-        names.insert((true, gid), group.clone());
-        Ok((user, group))
+                .unwrap_or_else(PoisonError::into_inner);
+            names.insert((false, uid), user.clone());
+            names.insert((true, gid), group.clone());
+            Ok((user, group))
+        })
+        .await
     }
 }
 
@@ -411,39 +491,51 @@ pub struct SftpHandle {
 impl SftpHandle {
     /// Up to `len` bytes at `offset`; empty at end of file.
     pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, SftpError> {
-        match self
-            .sftp
-            .session
-            .raw
-            .read(self.handle.as_str(), offset, len)
+        self.sftp
+            .measured("read", async {
+                match self
+                    .sftp
+                    .session
+                    .raw
+                    .read(self.handle.as_str(), offset, len)
+                    .await
+                {
+                    Ok(data) => Ok(Bytes::from(data.data)),
+                    Err(RawError::Status(status)) if status.status_code == StatusCode::Eof => {
+                        Ok(Bytes::new())
+                    }
+                    Err(err) => Err(self.sftp.fail(err)),
+                }
+            })
             .await
-        {
-            Ok(data) => Ok(Bytes::from(data.data)),
-            Err(RawError::Status(status)) if status.status_code == StatusCode::Eof => {
-                Ok(Bytes::new())
-            }
-            Err(err) => Err(self.sftp.fail(err)),
-        }
     }
 }
 
 impl SftpHandle {
     /// Writes `data` at `offset`.
     pub async fn write(&self, offset: u64, data: &[u8]) -> Result<(), SftpError> {
-        let result = self
-            .sftp
-            .session
-            .raw
-            .write(self.handle.as_str(), offset, data.to_vec())
-            .await;
-        self.sftp.check(result).map(drop)
+        self.sftp
+            .measured("write", async {
+                let result = self
+                    .sftp
+                    .session
+                    .raw
+                    .write(self.handle.as_str(), offset, data.to_vec())
+                    .await;
+                self.sftp.check(result).map(drop)
+            })
+            .await
     }
 
     /// Closes the file, waiting for the server's answer (for a written file: it is complete).
     pub async fn close(mut self) -> Result<(), SftpError> {
-        let handle = std::mem::take(&mut self.handle);
-        let result = self.sftp.session.raw.close(handle).await;
-        self.sftp.check(result).map(drop)
+        let sftp = self.sftp.clone();
+        sftp.measured("close", async move {
+            let handle = std::mem::take(&mut self.handle);
+            let result = self.sftp.session.raw.close(handle).await;
+            self.sftp.check(result).map(drop)
+        })
+        .await
     }
 }
 

@@ -632,6 +632,7 @@ async fn a_server_that_never_speaks_ssh_times_out() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).expect("key");
     let settings = PoolSettings {
+        cluster: "test".into(),
         host: "127.0.0.1".into(),
         port: listener.local_addr().expect("addr").port(),
         known_hosts: "/nonexistent".into(),

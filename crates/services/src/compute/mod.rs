@@ -166,7 +166,7 @@ mod tests {
         );
         let config: ironcrest_config::ClusterConfig = serde_yaml_ng::from_str(&yaml).unwrap();
         let pool = SshPool::new(
-            PoolSettings::from_config(&config.ssh, 1024),
+            PoolSettings::from_config(&config.name, &config.ssh, 1024),
             Arc::new(NoCredentials),
         );
         Cluster::new(config, pool, fake)

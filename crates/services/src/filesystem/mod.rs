@@ -45,6 +45,7 @@ pub struct ListingQuery {
 
 impl Query for ListingQuery {
     type Answer = Vec<File>;
+    const CACHE: &'static str = "listings";
 }
 
 /// Held by an operation that changes files for as long as it runs: when it ends, the user's
@@ -411,11 +412,7 @@ pub async fn download(
         return Err(ServiceError::TooLarge("File to download is too large."));
     }
     let cat = commands::Cat::new(timeout(cluster), path.as_bytes())?;
-    match cluster
-        .ssh
-        .execute_streaming(user, &cat.command_line())
-        .await?
-    {
+    match cluster.ssh.execute_streaming(user, &cat).await? {
         Streamed::Finished(output) => {
             cat.parse(output)?;
             Ok(Box::pin(futures::stream::empty()))
@@ -459,7 +456,7 @@ where
         }
         let output = cluster
             .ssh
-            .execute_with_input(user, &command.command_line(), Input::Stream(input))
+            .execute_with_input(user, &command, Input::Stream(input))
             .await?;
         Ok(command.parse(output)?)
     };

@@ -212,6 +212,7 @@ impl Sshd {
 
     pub fn settings(&self) -> PoolSettings {
         PoolSettings {
+            cluster: "test".into(),
             host: "127.0.0.1".into(),
             port: self.port,
             known_hosts: self.known_hosts.clone(),
