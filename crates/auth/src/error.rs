@@ -39,6 +39,17 @@ impl AuthError {
         }
     }
 
+    /// The variant as a metric label value (bounded: the reason's text is not).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthError::Expired => "expired",
+            AuthError::ExpiresTooSoon { .. } => "expires_too_soon",
+            AuthError::UnknownKey { .. } => "unknown_key",
+            AuthError::Invalid { .. } => "invalid",
+            AuthError::MissingClaim { .. } => "missing_claim",
+        }
+    }
+
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         AuthError::Invalid {
             reason: reason.into(),

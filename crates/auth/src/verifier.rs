@@ -229,6 +229,8 @@ impl TokenVerifier {
         let result = self.inner.verify(token).await;
         if let Err(err) = &result {
             tracing::debug!(auth.error = %err, auth.reason = err.reason(), "token rejected");
+            metrics::counter!("ironcrest_auth_token_failures_total", "reason" => err.kind())
+                .increment(1);
         }
         result
     }

@@ -332,8 +332,33 @@ impl S3Client {
     }
 
     /// Sends a header-signed request to the private endpoint; any non-2xx is `Refused`
-    /// with S3's error code.
+    /// with S3's error code. Counted in `ironcrest_s3_requests_total` and timed in
+    /// `ironcrest_s3_request_duration_seconds` by operation and outcome.
     async fn send(
+        &self,
+        operation: &'static str,
+        method: &'static str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, S3Error> {
+        let started = std::time::Instant::now();
+        let result = self.exchange(operation, method, url, headers, body).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(S3Error::Unreachable { .. }) => "unreachable",
+            Err(S3Error::Refused { .. }) => "refused",
+            Err(S3Error::InvalidBucket(_)) => "invalid_bucket",
+            Err(S3Error::Signing(_)) => "signing",
+        };
+        let labels = [("operation", operation), ("outcome", outcome)];
+        metrics::counter!("ironcrest_s3_requests_total", &labels).increment(1);
+        metrics::histogram!("ironcrest_s3_request_duration_seconds", &labels)
+            .record(started.elapsed());
+        result
+    }
+
+    async fn exchange(
         &self,
         operation: &'static str,
         method: &'static str,

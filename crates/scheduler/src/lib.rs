@@ -4,6 +4,7 @@
 //! ([`slurmrest::SlurmRest`], `rest` and `hybrid` connection modes).
 
 pub mod job;
+mod measured;
 pub mod model;
 pub mod pbs;
 pub mod slurm;
@@ -18,6 +19,7 @@ pub use job::{
     Job, JobDescription, JobEnv, JobFilter, JobId, JobMetadata, JobStatus, JobTask, JobTime,
     TimeWindow,
 };
+pub use measured::Measured;
 pub use model::{Account, Node, NodeState, Partition, PingStatus, Reservation};
 
 /// Everything the API asks of a workload manager. Every call runs as `user`.
@@ -137,6 +139,25 @@ impl From<ironcrest_remote::QuoteError> for SchedulerError {
 }
 
 impl SchedulerError {
+    /// The variant as a metric label value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SchedulerError::Ssh(_) => "ssh",
+            SchedulerError::Command { .. } => "command",
+            SchedulerError::JobNotFound => "job_not_found",
+            SchedulerError::JobNotActive { .. } => "job_not_active",
+            SchedulerError::InvalidArgument(_) => "invalid_argument",
+            SchedulerError::Rejected { .. } => "rejected",
+            SchedulerError::Unavailable { .. } => "unavailable",
+            SchedulerError::PolicyLimit { .. } => "policy_limit",
+            SchedulerError::AccessDenied { .. } => "access_denied",
+            SchedulerError::RestApi { .. } => "rest_api",
+            SchedulerError::RestUnavailable(_) => "rest_unavailable",
+            SchedulerError::RestTokenRefused { .. } => "rest_token_refused",
+            SchedulerError::NotSupported(_) => "not_supported",
+        }
+    }
+
     /// A scheduler command that failed to run, or whose output its parser refused.
     fn from_run<E: ParseError>(scheduler: &'static str, err: RunError<E>) -> Self {
         match err {

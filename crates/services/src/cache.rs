@@ -22,6 +22,8 @@ use tokio::time::Instant;
 /// One user's query to a [`Coalescing`] cache.
 pub trait Query: Clone + Eq + Hash {
     type Answer;
+    /// The cache's name in `ironcrest_cache_lookups_total{cache}`.
+    const CACHE: &'static str;
 
     /// Whether a finished answer may serve later calls.
     fn reusable(&self, _answer: &Self::Answer) -> bool {
@@ -58,9 +60,23 @@ impl<Q: Query> Coalescing<Q> {
         Fut: Future<Output = Result<Q::Answer, E>>,
     {
         let cell = self.cell(user, query);
-        let (_, answer) = cell
-            .get_or_try_init(|| async { Ok((Instant::now(), Arc::new(fetch().await?))) })
-            .await?;
+        let answered = cell.initialized();
+        let mut fetched = false;
+        let result = cell
+            .get_or_try_init(|| async {
+                fetched = true;
+                Ok((Instant::now(), Arc::new(fetch().await?)))
+            })
+            .await;
+        // A waiter whose call in flight failed fetches itself: a miss.
+        let lookup = match (answered, fetched) {
+            (true, _) => "hit",
+            (false, true) => "miss",
+            (false, false) => "coalesced",
+        };
+        metrics::counter!("ironcrest_cache_lookups_total", "cache" => Q::CACHE, "result" => lookup)
+            .increment(1);
+        let (_, answer) = result?;
         Ok(answer.clone())
     }
 
@@ -97,6 +113,7 @@ pub enum JobQuery {
 
 impl Query for JobQuery {
     type Answer = Vec<Job>;
+    const CACHE: &'static str = "jobs";
 
     /// A listing may be reused, a lookup only once the job has ended (its answer no longer
     /// changes).

@@ -98,7 +98,43 @@ impl HealthChecker {
                 "service unhealthy"
             );
         }
+        self.export(&report);
         self.cluster.record_health(report);
+    }
+
+    /// The run's results as `ironcrest_health_up` (1 healthy, 0 not) and
+    /// `ironcrest_health_check_duration_seconds`, per service (and path for file systems).
+    /// A run that could not probe at all (no service account token) is the service
+    /// `health_checker`, down.
+    fn export(&self, report: &HealthReport) {
+        for check in &report.checks {
+            let service = match check.service {
+                None => "health_checker",
+                Some(ProbedService::Scheduler) => "scheduler",
+                Some(ProbedService::Ssh) => "ssh",
+                Some(ProbedService::Filesystem) => "filesystem",
+                Some(ProbedService::S3) => "s3",
+            };
+            let labels = [
+                ("cluster", self.cluster.name().to_string()),
+                ("service", service.to_string()),
+                ("path", check.path.clone().unwrap_or_default()),
+            ];
+            metrics::gauge!("ironcrest_health_up", &labels).set(f64::from(u8::from(check.healthy)));
+            if check.service.is_some() {
+                metrics::histogram!("ironcrest_health_check_duration_seconds", &labels)
+                    .record(check.latency);
+            }
+        }
+        if report.checks.iter().any(|check| check.service.is_some()) {
+            metrics::gauge!(
+                "ironcrest_health_up",
+                "cluster" => self.cluster.name().to_string(),
+                "service" => "health_checker",
+                "path" => "",
+            )
+            .set(1.0);
+        }
     }
 
     async fn service_user(&self) -> Result<Caller, String> {

@@ -60,6 +60,7 @@ pub struct UserInfoQuery;
 
 impl Query for UserInfoQuery {
     type Answer = UserInfo;
+    const CACHE: &'static str = "userinfo";
 }
 
 /// Identity from `id` and accounts from the scheduler, fetched concurrently; concurrent
