@@ -105,6 +105,14 @@ async fn admit(
     family: RouteFamily,
     params: &BTreeMap<String, String>,
 ) -> Result<Permit, ApiError> {
+    if state.per_user_series {
+        metrics::counter!(
+            "ironcrest_user_requests_total",
+            "user" => user.caller.username.clone(),
+            "family" => family.as_str(),
+        )
+        .increment(1);
+    }
     let client_address = client_address(parts, state);
     let request = Request {
         user: &user.caller.username,

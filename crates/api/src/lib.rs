@@ -6,6 +6,7 @@ mod auth;
 mod call;
 mod drain;
 pub mod error;
+pub mod metrics;
 mod middleware;
 mod models;
 mod multipart;
@@ -47,16 +48,25 @@ pub struct AppState {
     pub config_path: Option<Arc<Path>>,
     /// Where each request's audit line goes; `None` when `audit.enabled` is off.
     pub audit: Option<Arc<AuditLog>>,
+    /// The metrics page, when `/metrics` is served on this router (not on its own listener).
+    pub metrics: Option<metrics::RenderMetrics>,
+    /// Whether requests are also counted per user (`telemetry.metrics.per_user_series`).
+    pub per_user_series: bool,
 }
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
     let docs = openapi::router(&state.gateway);
+    let page = state.metrics.clone();
     let api = routes::router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::audit_requests,
         ))
         .with_state(state);
-    middleware::wrap(api.merge(docs))
+    let mut app = api.merge(docs);
+    if let Some(render) = page {
+        app = app.merge(metrics::router(render));
+    }
+    middleware::wrap(app)
 }

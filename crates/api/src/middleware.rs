@@ -37,6 +37,8 @@ pub fn wrap(app: Router) -> Router {
     // (Both `SetRequestIdLayer`s write tower-http's single `RequestId` extension, so it is
     // not what to read: `RequestIds` is.)
     let layers = ServiceBuilder::new()
+        // Outermost, so that every answer is counted, a refused id's included.
+        .layer(middleware::from_fn(crate::metrics::record))
         .map_response(version_headers)
         .layer(middleware::from_fn(refuse_bad_ids))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewId))

@@ -24,6 +24,7 @@ use ironcrest_ssh::{PoolSettings, SshPool};
 use tokio::net::TcpListener;
 
 mod listener;
+mod telemetry;
 use tokio_util::sync::CancellationToken;
 
 pub fn init_logging(logger: &LoggerConfig) {
@@ -229,12 +230,16 @@ pub async fn serve(
     let mut clusters = Vec::new();
     for cluster_config in &config.clusters {
         let settings = PoolSettings::from_config(
+            &cluster_config.name,
             &cluster_config.ssh,
             cluster_config.data_operation.max_ops_file_size,
         );
         let pool = SshPool::new(settings, credentials.clone());
         tokio::spawn(pool.clone().maintain(shutdown.clone().cancelled_owned()));
-        let scheduler = scheduler(&cluster_config.scheduler, &pool, &http)?;
+        let scheduler = Arc::new(ironcrest_scheduler::Measured::new(
+            &cluster_config.name,
+            scheduler(&cluster_config.scheduler, &pool, &http)?,
+        ));
         let work = gateway.clone();
         clusters.push(
             Cluster::new(cluster_config.clone(), pool, scheduler)
@@ -265,7 +270,18 @@ pub async fn serve(
     if let Some(audit) = &audit {
         tokio::spawn(reopen_on_usr1(audit.clone(), shutdown.clone()));
     }
+    let metrics = &config.telemetry.metrics;
+    let page = metrics.enabled.then(|| telemetry::page(clusters.clone()));
+    let page_here = match (&page, metrics.listen) {
+        (Some(page), Some(address)) => {
+            telemetry::serve_separately(address, page.clone(), shutdown.clone()).await?;
+            None
+        }
+        (page, _) => page.clone(),
+    };
     let app = ironcrest_api::router(AppState {
+        metrics: page_here,
+        per_user_series: metrics.per_user_series,
         clusters,
         verifier,
         gateway,

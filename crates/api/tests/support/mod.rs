@@ -35,6 +35,11 @@ pub struct App {
 }
 
 pub async fn app() -> App {
+    app_with(|_| {}).await
+}
+
+/// The app with its state changed by `edit` first.
+pub async fn app_with(edit: impl FnOnce(&mut AppState)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let mut jwk: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/rsa-a.jwk.json")).unwrap())
@@ -69,19 +74,23 @@ clusters:
         .unwrap();
     let cluster_config = config.clusters[0].clone();
     let pool = SshPool::new(
-        PoolSettings::from_config(&cluster_config.ssh, 1024),
+        PoolSettings::from_config(&cluster_config.name, &cluster_config.ssh, 1024),
         Arc::new(NoCredentials),
     );
     let cluster = Cluster::new(cluster_config, pool.clone(), Arc::new(SlurmCli::new(pool)));
+    let mut state = AppState {
+        clusters: Clusters::new(vec![cluster]),
+        verifier,
+        gateway: Default::default(),
+        trusted_proxies: Arc::from([]),
+        config_path: None,
+        metrics: None,
+        per_user_series: false,
+        audit: None,
+    };
+    edit(&mut state);
     App {
-        router: router(AppState {
-            clusters: Clusters::new(vec![cluster]),
-            verifier,
-            gateway: Default::default(),
-            trusted_proxies: Arc::from([]),
-            config_path: None,
-            audit: None,
-        }),
+        router: router(state),
         _dir: dir,
     }
 }
