@@ -14,6 +14,7 @@ mod filesystem;
 mod gateway;
 mod harness;
 mod limits;
+mod metrics;
 mod ssh_recovery;
 mod status;
 mod transfer;
