@@ -4,13 +4,24 @@ use std::fmt;
 
 use secrecy::SecretString;
 
-/// The authenticated caller of a request: the cluster account its commands run as, and the
-/// access token it came with. The token is only ever sent to an external key service, and
-/// `Debug` leaves it out.
+/// The authenticated caller of a request: the cluster account its commands run as, the
+/// access token it came with, and the request's ids. The token is only ever sent to an
+/// external key service, and `Debug` leaves it out.
 #[derive(Clone)]
 pub struct Caller {
     pub username: String,
     pub access_token: SecretString,
+    /// The HTTP request's ids, which every command run for it carries to the cluster; none
+    /// for background work (health checks), which has no request.
+    pub request_ids: Option<RequestIds>,
+}
+
+/// The ids of the HTTP request a command runs for: already checked by the API to be
+/// printable ASCII without spaces (any value would be quoted all the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestIds {
+    pub request_id: String,
+    pub correlation_id: Option<String>,
 }
 
 impl Caller {
@@ -18,7 +29,14 @@ impl Caller {
         Self {
             username: username.into(),
             access_token: SecretString::from(access_token.into()),
+            request_ids: None,
         }
+    }
+
+    /// The same caller, acting for the request with these ids.
+    pub fn for_request(mut self, ids: RequestIds) -> Self {
+        self.request_ids = Some(ids);
+        self
     }
 }
 
@@ -26,6 +44,7 @@ impl fmt::Debug for Caller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Caller")
             .field("username", &self.username)
+            .field("request_ids", &self.request_ids)
             .finish_non_exhaustive()
     }
 }
@@ -38,6 +57,9 @@ mod tests {
     fn debug_leaves_the_token_out() {
         let caller = Caller::new("fireuser", "secret-token");
         let shown = format!("{caller:?}");
-        assert_eq!(shown, r#"Caller { username: "fireuser", .. }"#);
+        assert_eq!(
+            shown,
+            r#"Caller { username: "fireuser", request_ids: None, .. }"#
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The [`RemoteCommand`] trait and what a command returns.
 
-use crate::CommandLine;
+use crate::{CommandLine, Shape};
 
 /// What a remote command produced. Bytes, because names and contents need not be UTF-8.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,6 +71,35 @@ pub trait RemoteCommand {
     }
 
     fn parse(&self, output: Output) -> Result<Self::Parsed, Self::Error>;
+
+    /// Instances whose command lines show every shape of line this type builds (each
+    /// option present and absent, with and without `timeout`, …): the cluster-side guard
+    /// lets only these shapes run (see [`CommandExamples`]).
+    fn examples() -> Vec<Self>
+    where
+        Self: Sized;
+}
+
+/// One [`RemoteCommand`] type's example lines, whose shapes the guard's allowlist lists.
+#[derive(Debug, Clone)]
+pub struct CommandExamples {
+    /// The type's path (`ironcrest_services::filesystem::commands::ls::Ls`), or what else
+    /// builds the lines.
+    pub name: &'static str,
+    pub lines: Vec<CommandLine>,
+}
+
+impl CommandExamples {
+    pub fn of<C: RemoteCommand>() -> Self {
+        CommandExamples {
+            name: std::any::type_name::<C>(),
+            lines: C::examples().iter().map(C::command_line).collect(),
+        }
+    }
+
+    pub fn shapes(&self) -> impl Iterator<Item = Shape> + '_ {
+        self.lines.iter().map(CommandLine::shape)
+    }
 }
 
 /// A bare command line is a command whose output is its result (what the SSH pool's

@@ -9,9 +9,12 @@
 mod caller;
 mod command;
 mod quote;
+mod shape;
 
-pub use caller::Caller;
-pub use command::{CommandError, Output, RemoteCommand};
+pub use caller::{Caller, RequestIds};
+pub use command::{CommandError, CommandExamples, Output, RemoteCommand};
 pub use quote::{
-    Checked, CommandLine, CommandLineBuilder, QuoteError, quote, quote_for_bash_script,
+    CORRELATION_ID_VARIABLE, Checked, CommandLine, CommandLineBuilder, QuoteError,
+    REQUEST_ID_VARIABLE, quote, quote_for_bash_script,
 };
+pub use shape::{Allowlist, LineIds, Refusal, Shape};

@@ -2,6 +2,13 @@
 
 use std::borrow::Cow;
 
+use crate::caller::RequestIds;
+use crate::shape::{SegmentShape, Shape, WordShape};
+
+/// The variables that carry a request's ids to the cluster (see [`CommandLine::with_request_ids`]).
+pub const REQUEST_ID_VARIABLE: &str = "IRONCREST_REQUEST_ID";
+pub const CORRELATION_ID_VARIABLE: &str = "IRONCREST_CORRELATION_ID";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuoteError {
     #[error("argument contains a NUL byte, which no shell argument can carry")]
@@ -66,7 +73,7 @@ fn quote_value(word: &[u8]) -> Vec<u8> {
 
 /// Quotes a word known to hold no NUL (a literal, or a [`Checked`] value); words of bytes no
 /// shell treats specially (`--time-style=+%Y`) stay as they are, for readable command lines.
-fn quote_fixed(word: &[u8]) -> Vec<u8> {
+pub(crate) fn quote_fixed(word: &[u8]) -> Vec<u8> {
     let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_=+%/.:,@".contains(b);
     if !word.is_empty() && word.iter().all(plain) {
         return word.to_vec();
@@ -124,21 +131,48 @@ fn checked_for_nul(bytes: &[u8]) -> Result<Vec<u8>, QuoteError> {
 ///
 /// Every command runs with `LC_ALL=C`, so that messages (which the API matches, e.g.
 /// `No such file or directory`) and formats do not depend on the cluster's locale.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct CommandLine {
+    /// The commands joined by ` && `, kept so the line can be rendered again with a
+    /// request's ids and its [`Shape`] told.
+    segments: Vec<Segment>,
     /// For any POSIX shell.
     posix: Vec<u8>,
     /// For bash scripts: the same words, without a raw control byte.
     printable: Vec<u8>,
 }
 
+/// One simple command of a line: its environment assignments and words, and what kind of
+/// word each one is.
+#[derive(Debug, Clone)]
+struct Segment {
+    env: Vec<Word>,
+    words: Vec<Word>,
+    shape: SegmentShape,
+}
+
+impl Segment {
+    fn render(&self, ids: &[Word], printable: bool, line: &mut Vec<u8>) {
+        line.extend_from_slice(b"LC_ALL=C");
+        for word in ids.iter().chain(&self.env).chain(&self.words) {
+            line.push(b' ');
+            word.render(printable, line);
+        }
+    }
+}
+
+impl PartialEq for CommandLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.posix == other.posix
+    }
+}
+
+impl Eq for CommandLine {}
+
 impl CommandLine {
     /// Starts a command running `program`, a literal chosen by Ironcrest (never user input).
     pub fn builder(program: &'static str) -> CommandLineBuilder {
-        CommandLineBuilder {
-            env: Vec::new(),
-            words: vec![Word::fixed(program.as_bytes())],
-        }
+        CommandLineBuilder::default().word(program)
     }
 
     /// `sh -c <script> sh <parameters…>` on its own (see [`CommandLineBuilder::shell_script`]).
@@ -150,11 +184,9 @@ impl CommandLine {
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
-        let builder = CommandLineBuilder {
-            env: Vec::new(),
-            words: Vec::new(),
-        };
-        Ok(builder.shell_script(script, parameters)?.build())
+        Ok(CommandLineBuilder::default()
+            .shell_script(script, parameters)?
+            .build())
     }
 
     /// The line for the remote login shell.
@@ -170,11 +202,49 @@ impl CommandLine {
 
     /// Runs `next` only if this command succeeds (`a && b`).
     pub fn and_then(mut self, next: CommandLine) -> CommandLine {
-        self.posix.extend_from_slice(b" && ");
-        self.posix.extend_from_slice(&next.posix);
-        self.printable.extend_from_slice(b" && ");
-        self.printable.extend_from_slice(&next.printable);
-        self
+        self.segments.extend(next.segments);
+        Self::rendered(self.segments, &[])
+    }
+
+    /// The same line with the request's ids in the environment of each of its commands
+    /// (`LC_ALL=C IRONCREST_REQUEST_ID=<id> [IRONCREST_CORRELATION_ID=<id>] program …`), so
+    /// the cluster's logs and processes can be joined with Ironcrest's. sshd's `SetEnv` is
+    /// not used: sshd drops it unless configured to accept it.
+    pub fn with_request_ids(&self, ids: &RequestIds) -> Result<CommandLine, QuoteError> {
+        let mut assignments = vec![Word::assignment(
+            REQUEST_ID_VARIABLE,
+            ids.request_id.as_bytes(),
+        )?];
+        if let Some(correlation_id) = &ids.correlation_id {
+            assignments.push(Word::assignment(
+                CORRELATION_ID_VARIABLE,
+                correlation_id.as_bytes(),
+            )?);
+        }
+        Ok(Self::rendered(self.segments.clone(), &assignments))
+    }
+
+    /// What kind of word stands where: the line with its values left out.
+    pub fn shape(&self) -> Shape {
+        Shape::new(self.segments.iter().map(|s| s.shape.clone()).collect())
+    }
+
+    fn rendered(segments: Vec<Segment>, ids: &[Word]) -> CommandLine {
+        let render = |printable: bool| {
+            let mut line = Vec::new();
+            for (i, segment) in segments.iter().enumerate() {
+                if i > 0 {
+                    line.extend_from_slice(b" && ");
+                }
+                segment.render(ids, printable, &mut line);
+            }
+            line
+        };
+        CommandLine {
+            posix: render(false),
+            printable: render(true),
+            segments,
+        }
     }
 }
 
@@ -190,10 +260,11 @@ impl std::fmt::Display for CommandLine {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CommandLineBuilder {
     env: Vec<Word>,
     words: Vec<Word>,
+    shape: SegmentShape,
 }
 
 impl CommandLineBuilder {
@@ -201,13 +272,57 @@ impl CommandLineBuilder {
     /// subcommand, a format or a script. Quoted like any other word.
     pub fn word(mut self, literal: &'static str) -> Self {
         self.words.push(Word::fixed(literal.as_bytes()));
+        self.shape
+            .words
+            .push(WordShape::Fixed(literal.as_bytes().to_vec()));
         self
+    }
+
+    /// [`word`](Self::word) if `present`. The line's [`Shape`] has the word as optional
+    /// either way, so lines with and without it are one shape.
+    pub fn word_if(mut self, present: bool, literal: &'static str) -> Self {
+        if present {
+            self.words.push(Word::fixed(literal.as_bytes()));
+        }
+        let word = WordShape::Fixed(literal.as_bytes().to_vec());
+        self.shape.words.push(WordShape::Optional(vec![word]));
+        self
+    }
+
+    /// [`option`](Self::option) if there is a value; optional in the shape either way.
+    pub fn option_if(
+        mut self,
+        name: &'static str,
+        value: Option<impl AsRef<[u8]>>,
+    ) -> Result<Self, QuoteError> {
+        if let Some(value) = value {
+            self.words.push(Word::assignment(name, value.as_ref())?);
+        }
+        let word = WordShape::Prefixed(format!("{name}=").into_bytes());
+        self.shape.words.push(WordShape::Optional(vec![word]));
+        Ok(self)
+    }
+
+    /// [`option_arg`](Self::option_arg) if there is a value; optional in the shape either way.
+    pub fn option_arg_if(
+        mut self,
+        flag: &'static str,
+        value: Option<impl AsRef<[u8]>>,
+    ) -> Result<Self, QuoteError> {
+        if let Some(value) = value {
+            self.words.push(Word::fixed(flag.as_bytes()));
+            self.words.push(Word::value(value.as_ref())?);
+        }
+        let words = vec![WordShape::Fixed(flag.as_bytes().to_vec()), WordShape::Value];
+        self.shape.words.push(WordShape::Optional(words));
+        Ok(self)
     }
 
     /// A value whose type checked it against its own grammar, so it may stand where a tool
     /// parses options (a chmod mode, a job id, a number).
     pub fn checked(mut self, value: &impl Checked) -> Self {
         self.words.push(Word::fixed(&value.checked_word()));
+        self.shape.words.push(WordShape::Checked);
         self
     }
 
@@ -219,6 +334,9 @@ impl CommandLineBuilder {
         value: impl AsRef<[u8]>,
     ) -> Result<Self, QuoteError> {
         self.words.push(Word::assignment(name, value.as_ref())?);
+        self.shape
+            .words
+            .push(WordShape::Prefixed(format!("{name}=").into_bytes()));
         Ok(self)
     }
 
@@ -231,6 +349,8 @@ impl CommandLineBuilder {
     ) -> Result<Self, QuoteError> {
         self.words.push(Word::fixed(flag.as_bytes()));
         self.words.push(Word::value(value.as_ref())?);
+        let shapes = [WordShape::Fixed(flag.as_bytes().to_vec()), WordShape::Value];
+        self.shape.words.extend(shapes);
         Ok(self)
     }
 
@@ -240,10 +360,31 @@ impl CommandLineBuilder {
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
-        self.words.push(Word::fixed(b"--"));
+        self = self.word("--");
         for value in values {
             self.words.push(Word::value(value.as_ref())?);
         }
+        self.shape.words.push(WordShape::Values);
+        Ok(self)
+    }
+
+    /// `-- NAME=<value> …` for `env`: each assignment one quoted word after `--`, so `env`
+    /// takes none of them for an option or for the program to run. `name` is a variable
+    /// name (`[A-Za-z_][A-Za-z0-9_]*`), checked by the caller.
+    pub fn assignments<I, N, V>(mut self, assignments: I) -> Result<Self, QuoteError>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        self = self.word("--");
+        for (name, value) in assignments {
+            let mut word = name.as_ref().as_bytes().to_vec();
+            word.push(b'=');
+            word.extend_from_slice(value.as_ref());
+            self.words.push(Word::value(&word)?);
+        }
+        self.shape.words.push(WordShape::Assignments);
         Ok(self)
     }
 
@@ -259,33 +400,29 @@ impl CommandLineBuilder {
         V: AsRef<[u8]>,
     {
         for fixed in ["sh", "-c", script, "sh"] {
-            self.words.push(Word::fixed(fixed.as_bytes()));
+            self = self.word(fixed);
         }
         for value in parameters {
             self.words.push(Word::value(value.as_ref())?);
         }
+        self.shape.words.push(WordShape::Values);
         Ok(self)
     }
 
     /// An environment variable for this command only: `NAME=<quoted value> program …`.
     pub fn env(mut self, name: &'static str, value: impl AsRef<[u8]>) -> Result<Self, QuoteError> {
         self.env.push(Word::assignment(name, value.as_ref())?);
+        self.shape.env.push(name.to_string());
         Ok(self)
     }
 
     pub fn build(self) -> CommandLine {
-        let render = |printable: bool| {
-            let mut line = b"LC_ALL=C".to_vec();
-            for word in self.env.iter().chain(&self.words) {
-                line.push(b' ');
-                word.render(printable, &mut line);
-            }
-            line
+        let segment = Segment {
+            env: self.env,
+            words: self.words,
+            shape: self.shape,
         };
-        CommandLine {
-            posix: render(false),
-            printable: render(true),
-        }
+        CommandLine::rendered(vec![segment], &[])
     }
 }
 
