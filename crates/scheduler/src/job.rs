@@ -50,6 +50,32 @@ pub enum JobEnv {
     List(Vec<String>),
 }
 
+/// Jobs with every optional field set and unset, inline and at a path: what the submit
+/// commands' [`examples`](ironcrest_remote::RemoteCommand::examples) are built from.
+pub(crate) fn job_examples() -> Vec<JobDescription> {
+    let set = |value: &str| Some(value.to_string());
+    let full = JobDescription {
+        working_directory: "/home/fireuser".into(),
+        script: None,
+        script_path: set("/home/fireuser/job.sh"),
+        name: set("job"),
+        account: set("project"),
+        partition: set("normal"),
+        reservation: set("resv"),
+        standard_input: set("/dev/null"),
+        standard_output: set("/home/fireuser/out"),
+        standard_error: set("/home/fireuser/err"),
+        constraints: set("x86"),
+        env: Some(JobEnv::Map([("A".to_string(), "1".to_string())].into())),
+    };
+    let inline = JobDescription {
+        working_directory: "/home/fireuser".into(),
+        script: set("#!/bin/bash\nhostname\n"),
+        ..JobDescription::default()
+    };
+    vec![full, inline]
+}
+
 impl JobDescription {
     /// What every backend refuses: not exactly one of script and scriptPath, an empty
     /// working directory, and a job name slurmdbd would store differently (it turns `"`

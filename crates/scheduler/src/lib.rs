@@ -11,8 +11,7 @@ pub mod slurm;
 pub mod slurmrest;
 
 use async_trait::async_trait;
-use ironcrest_remote::Caller;
-use ironcrest_remote::CommandError;
+use ironcrest_remote::{Caller, CommandError, CommandExamples};
 use ironcrest_ssh::{RunError, SshError};
 
 pub use job::{
@@ -21,6 +20,32 @@ pub use job::{
 };
 pub use measured::Measured;
 pub use model::{Account, Node, NodeState, Partition, PingStatus, Reservation};
+
+/// Every command this crate runs over SSH, for the cluster-side guard's allowlist (see
+/// `ironcrest-services`' `allowlist` test, which checks that none is missing).
+pub fn remote_commands() -> Vec<CommandExamples> {
+    vec![
+        CommandExamples::of::<slurm::UserAccounts>(),
+        CommandExamples::of::<slurm::Attach>(),
+        CommandExamples::of::<slurm::Scancel>(),
+        CommandExamples::of::<slurm::Sacct>(),
+        CommandExamples::of::<slurm::Squeue>(),
+        CommandExamples::of::<slurm::Sbatch>(),
+        CommandExamples::of::<slurm::Partitions>(),
+        CommandExamples::of::<slurm::Reservations>(),
+        CommandExamples::of::<slurm::Ping>(),
+        CommandExamples::of::<slurm::JobStreams>(),
+        CommandExamples::of::<slurm::BatchScript>(),
+        CommandExamples::of::<slurm::Nodes>(),
+        CommandExamples::of::<pbs::Qsub>(),
+        CommandExamples::of::<pbs::Jobs>(),
+        CommandExamples::of::<pbs::Qdel>(),
+        CommandExamples::of::<pbs::Nodes>(),
+        CommandExamples::of::<pbs::Queues>(),
+        CommandExamples::of::<pbs::Server>(),
+        CommandExamples::of::<pbs::Reservations>(),
+    ]
+}
 
 /// Everything the API asks of a workload manager. Every call runs as `user`.
 #[async_trait]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_config::ProbedService;
-use ironcrest_remote::{Caller, CommandLine};
+use ironcrest_remote::{Caller, CommandExamples, CommandLine, QuoteError};
 
 use crate::Cluster;
 
@@ -151,6 +151,8 @@ impl HealthChecker {
         Ok(Caller {
             username: verified.username,
             access_token: verified.access_token,
+            // Health checks answer no request: their commands carry no request id.
+            request_ids: None,
         })
     }
 
@@ -217,18 +219,13 @@ impl HealthChecker {
             }
             ProbedService::Ssh => {
                 let output = ssh
-                    .execute(user, &CommandLine::builder("true").build(), None)
+                    .execute(user, &ssh_probe(), None)
                     .await
                     .map_err(|e| e.to_string())?;
                 exit_ok(output.exit_status, &output.stderr_text())
             }
             ProbedService::Filesystem => {
-                let command = CommandLine::builder("ls")
-                    .word("-l")
-                    .word("-d")
-                    .operands([path.unwrap_or("/")])
-                    .map_err(|e| e.to_string())?
-                    .build();
+                let command = filesystem_probe(path.unwrap_or("/")).map_err(|e| e.to_string())?;
                 let output = ssh
                     .execute(user, &command, None)
                     .await
@@ -240,6 +237,28 @@ impl HealthChecker {
                 None => Err("no S3 data transfer is configured".into()),
             },
         }
+    }
+}
+
+/// The SSH probe: a command that only succeeds.
+fn ssh_probe() -> CommandLine {
+    CommandLine::builder("true").build()
+}
+
+/// The file system probe: `ls -l -d` of its mount point.
+fn filesystem_probe(path: &str) -> Result<CommandLine, QuoteError> {
+    Ok(CommandLine::builder("ls")
+        .word("-l")
+        .word("-d")
+        .operands([path])?
+        .build())
+}
+
+/// The probes' lines, for the cluster-side guard's allowlist.
+pub(crate) fn probe_shapes() -> CommandExamples {
+    CommandExamples {
+        name: "health probes",
+        lines: vec![ssh_probe(), filesystem_probe("/").expect("no NUL")],
     }
 }
 

@@ -10,12 +10,40 @@ pub mod health;
 pub mod status;
 pub mod transfer;
 
-use ironcrest_remote::{CommandError, QuoteError};
+use ironcrest_remote::{CommandError, CommandExamples, QuoteError};
 use ironcrest_s3::S3Error;
 use ironcrest_scheduler::SchedulerError;
 use ironcrest_ssh::{RunError, SshError};
 
 pub use cluster::{Cluster, Clusters};
+
+/// Every command Ironcrest runs over SSH, the scheduler's included: the source of the
+/// cluster-side guard's allowlist (`tests/allowlist.rs` writes it and checks that every
+/// [`RemoteCommand`](ironcrest_remote::RemoteCommand) type is here).
+pub fn remote_commands() -> Vec<CommandExamples> {
+    use filesystem::commands::*;
+    let mut commands = ironcrest_scheduler::remote_commands();
+    commands.extend([
+        CommandExamples::of::<Sha256Sum>(),
+        CommandExamples::of::<Compress>(),
+        CommandExamples::of::<UtcOffsets>(),
+        CommandExamples::of::<Cat>(),
+        CommandExamples::of::<Extract>(),
+        CommandExamples::of::<FileType>(),
+        CommandExamples::of::<Head>(),
+        CommandExamples::of::<Ls>(),
+        CommandExamples::of::<ChangedEntry>(),
+        CommandExamples::of::<Rm>(),
+        CommandExamples::of::<Stat>(),
+        CommandExamples::of::<StatBatch>(),
+        CommandExamples::of::<Tail>(),
+        CommandExamples::of::<Upload>(),
+        CommandExamples::of::<View>(),
+        CommandExamples::of::<status::Id>(),
+        health::probe_shapes(),
+    ]);
+    commands
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

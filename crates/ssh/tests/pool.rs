@@ -75,6 +75,10 @@ impl RemoteCommand for WhoAmI {
         }
         Ok(output.stdout_text().trim().to_string())
     }
+
+    fn examples() -> Vec<Self> {
+        vec![WhoAmI]
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,6 +107,9 @@ async fn runs_commands_as_the_user_with_a_ca_certificate() {
         }
         fn parse(&self, output: Output) -> Result<(), CommandError> {
             Err(CommandError::failed(&output))
+        }
+        fn examples() -> Vec<Self> {
+            vec![Fails]
         }
     }
     let err = pool.run(&user(USER), &Fails).await.unwrap_err();

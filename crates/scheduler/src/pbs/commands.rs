@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::parse;
 use super::{PBS, PbsJob};
+use crate::job::job_examples;
 use crate::slurm::sbatch::is_policy_limit;
 use crate::{JobDescription, Node, ParseError, Partition, PingStatus, Reservation, SchedulerError};
 
@@ -35,6 +36,8 @@ pub struct Qsub {
 }
 
 impl Qsub {
+    /// The submitting request's ids reach the job's environment as every command's
+    /// `IRONCREST_*` variables do, through `-V`.
     pub fn new(job: &JobDescription) -> Result<Self, SchedulerError> {
         job.check().map_err(SchedulerError::InvalidArgument)?;
         let refuse =
@@ -50,7 +53,7 @@ impl Qsub {
             .operands([&job.working_directory])?
             .build();
         let mut qsub = CommandLine::builder("env")
-            .operands(environment.iter().map(|(k, v)| format!("{k}={v}")))?
+            .assignments(environment)?
             .word("qsub")
             .word("-V");
         // A reservation is a queue in PBS, and takes the partition's place.
@@ -62,14 +65,12 @@ impl Qsub {
             ("-o", job.standard_output.as_ref()),
             ("-e", job.standard_error.as_ref()),
         ] {
-            if let Some(value) = value {
-                if value.starts_with('-') {
-                    return Err(SchedulerError::InvalidArgument(format!(
-                        "The value of qsub {flag} must not start with '-'."
-                    )));
-                }
-                qsub = qsub.option_arg(flag, value)?;
+            if value.is_some_and(|value| value.starts_with('-')) {
+                return Err(SchedulerError::InvalidArgument(format!(
+                    "The value of qsub {flag} must not start with '-'."
+                )));
             }
+            qsub = qsub.option_arg_if(flag, value)?;
         }
         if let Some(path) = &job.script_path {
             // qsub reads `--` as "an executable follows", so the script path is checked
@@ -127,6 +128,20 @@ impl RemoteCommand for Qsub {
         }
         Ok(id)
     }
+
+    fn examples() -> Vec<Self> {
+        job_examples()
+            .into_iter()
+            .map(|job| {
+                Self::new(&JobDescription {
+                    standard_input: None,
+                    constraints: None,
+                    ..job
+                })
+            })
+            .collect::<Result<_, _>>()
+            .expect("valid jobs")
+    }
 }
 
 /// `qstat -F json -f -x`: every job the server still knows, finished ones included.
@@ -147,6 +162,10 @@ impl RemoteCommand for Jobs {
 
     fn parse(&self, output: Output) -> Result<Vec<PbsJob>, CommandError> {
         parse::jobs(&json(&output, "qstat")?).map_err(unexpected("qstat"))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
     }
 }
 
@@ -242,6 +261,10 @@ impl RemoteCommand for Qdel {
         }
         Err(CommandError::failed(&output).into_scheduler_error(PBS))
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new("42.server", "42").expect("a job id")]
+    }
 }
 
 /// `pbsnodes -a -F json`.
@@ -261,6 +284,10 @@ impl RemoteCommand for Nodes {
 
     fn parse(&self, output: Output) -> Result<Vec<Node>, CommandError> {
         parse::nodes(&json(&output, "pbsnodes")?).map_err(unexpected("pbsnodes"))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
     }
 }
 
@@ -283,6 +310,10 @@ impl RemoteCommand for Queues {
     fn parse(&self, output: Output) -> Result<Vec<Partition>, CommandError> {
         parse::queues(&json(&output, "qstat")?).map_err(unexpected("qstat"))
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
+    }
 }
 
 /// `qstat -F json -f -B`: the server's state is the ping.
@@ -304,6 +335,10 @@ impl RemoteCommand for Server {
     fn parse(&self, output: Output) -> Result<Vec<PingStatus>, CommandError> {
         parse::servers(&json(&output, "qstat")?).map_err(unexpected("qstat"))
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
+    }
 }
 
 /// `pbs_rstat -f` (no JSON form exists).
@@ -323,5 +358,9 @@ impl RemoteCommand for Reservations {
         }
         parse::reservations(&output.stdout_text(), crate::job::now())
             .map_err(unexpected("pbs_rstat"))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
     }
 }

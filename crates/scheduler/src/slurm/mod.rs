@@ -84,7 +84,8 @@ impl Scheduler for SlurmCli {
     }
 
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
-        self.run(user, &Sbatch::new(job)?).await
+        self.run(user, &Sbatch::new(job, user.request_ids.as_ref())?)
+            .await
     }
 
     /// sacct's finished jobs back to the time window, squeue's of the controller; both

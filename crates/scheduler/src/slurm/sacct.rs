@@ -69,6 +69,23 @@ impl RemoteCommand for Sacct {
         }
         parse_rows(&output.stdout_text(), Source::Sacct, "sacct")
     }
+
+    fn examples() -> Vec<Self> {
+        let windows = [
+            TimeWindow::OneHour,
+            TimeWindow::EightHours,
+            TimeWindow::OneDay,
+            TimeWindow::ThreeDays,
+            TimeWindow::SevenDays,
+        ];
+        let lists = windows
+            .into_iter()
+            .flat_map(|window| [false, true].map(|all| Self::list(all, window)));
+        lists
+            .chain([Self::job("42")])
+            .collect::<Result<_, _>>()
+            .expect("no NUL")
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,10 @@ impl RemoteCommand for UserAccounts {
         }
         Ok(accounts)
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new("fireuser").expect("no NUL")]
+    }
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 //! through `env -- 'K=V' … sbatch --export=ALL`, every assignment one quoted word, so
 //! quotes, `$(..)`, commas and newlines reach the job literally.
 
-use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand};
+use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand, RequestIds};
 
 use super::SLURM;
+use crate::job::job_examples;
 use crate::{JobDescription, ParseError, SchedulerError};
 
 pub struct Sbatch {
@@ -16,15 +17,15 @@ pub struct Sbatch {
 }
 
 impl Sbatch {
-    pub fn new(job: &JobDescription) -> Result<Self, SchedulerError> {
+    /// `ids`, the submitting request's, become the job's comment (`sacct -o comment`); they
+    /// reach the job's environment as every command's `IRONCREST_*` variables do, through
+    /// `--export=ALL`.
+    pub fn new(job: &JobDescription, ids: Option<&RequestIds>) -> Result<Self, SchedulerError> {
         job.check().map_err(SchedulerError::InvalidArgument)?;
         let script = job.script.as_ref().map(|s| s.as_bytes().to_vec());
         let environment = job.environment().map_err(SchedulerError::InvalidArgument)?;
-        let assignments = environment
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"));
         let mut builder = CommandLine::builder("env")
-            .operands(assignments)?
+            .assignments(environment)?
             .word("sbatch")
             .word("--export=ALL")
             .option("--chdir", &job.working_directory)?;
@@ -39,10 +40,9 @@ impl Sbatch {
             ("--constraint", &job.constraints),
         ];
         for (option, value) in options {
-            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-                builder = builder.option(option, value)?;
-            }
+            builder = builder.option_if(option, value.as_deref().filter(|v| !v.is_empty()))?;
         }
+        builder = builder.option_if("--comment", ids.map(job_comment))?;
         if let Some(path) = &job.script_path {
             builder = builder.operands([path])?;
         }
@@ -50,6 +50,18 @@ impl Sbatch {
             line: builder.build(),
             script,
         })
+    }
+}
+
+/// The comment a job submitted for a request carries: the request's ids, to join the
+/// scheduler's records with Ironcrest's logs.
+pub(crate) fn job_comment(ids: &RequestIds) -> String {
+    match &ids.correlation_id {
+        Some(correlation) => format!(
+            "ironcrest request {} correlation {correlation}",
+            ids.request_id
+        ),
+        None => format!("ironcrest request {}", ids.request_id),
     }
 }
 
@@ -85,6 +97,18 @@ impl RemoteCommand for Sbatch {
                 }
                 .into_scheduler_error(SLURM)
             })
+    }
+
+    fn examples() -> Vec<Self> {
+        let ids = RequestIds {
+            request_id: "r".into(),
+            correlation_id: None,
+        };
+        job_examples()
+            .iter()
+            .flat_map(|job| [Self::new(job, None), Self::new(job, Some(&ids))])
+            .collect::<Result<_, _>>()
+            .expect("valid jobs")
     }
 }
 
@@ -166,7 +190,7 @@ mod tests {
             )),
             ..inline("#!/bin/bash\necho $MYVAR\n")
         };
-        let sbatch = Sbatch::new(&job).unwrap();
+        let sbatch = Sbatch::new(&job, None).unwrap();
         assert_eq!(sbatch.command_line().to_string(), fixture.command);
         assert_eq!(
             sbatch.stdin(),
@@ -195,7 +219,7 @@ mod tests {
             constraints: Some(hostile.into()),
             env: Some(JobEnv::List(vec![format!("V={value}")])),
         };
-        let line = Sbatch::new(&job).unwrap().command_line();
+        let line = Sbatch::new(&job, None).unwrap().command_line();
         // Run the line with printf in place of env to see the words the shell makes.
         let text = line.to_string().replacen(" env ", " printf %s\\\\0 ", 1);
         let output = std::process::Command::new("/bin/sh")
@@ -223,14 +247,14 @@ mod tests {
             ..inline("x")
         };
         assert!(matches!(
-            Sbatch::new(&nul),
+            Sbatch::new(&nul, None),
             Err(SchedulerError::InvalidArgument(_))
         ));
         let nul_env = JobDescription {
             env: Some(JobEnv::List(vec!["V=a\0b".into()])),
             ..inline("x")
         };
-        let Err(SchedulerError::InvalidArgument(message)) = Sbatch::new(&nul_env) else {
+        let Err(SchedulerError::InvalidArgument(message)) = Sbatch::new(&nul_env, None) else {
             panic!("a NUL in an env value was accepted");
         };
         assert!(
@@ -243,7 +267,7 @@ mod tests {
                 ..inline("x")
             };
             assert!(matches!(
-                Sbatch::new(&job),
+                Sbatch::new(&job, None),
                 Err(SchedulerError::InvalidArgument(_))
             ));
         }
@@ -252,7 +276,7 @@ mod tests {
                 working_directory: directory.into(),
                 ..inline("x")
             };
-            let Err(SchedulerError::InvalidArgument(message)) = Sbatch::new(&job) else {
+            let Err(SchedulerError::InvalidArgument(message)) = Sbatch::new(&job, None) else {
                 panic!("{directory:?} accepted");
             };
             assert!(message.contains("workingDirectory"), "{message}");
@@ -262,7 +286,7 @@ mod tests {
             ..inline("x")
         };
         assert!(matches!(
-            Sbatch::new(&neither),
+            Sbatch::new(&neither, None),
             Err(SchedulerError::InvalidArgument(_))
         ));
         let both = JobDescription {
@@ -270,7 +294,7 @@ mod tests {
             ..inline("x")
         };
         assert!(matches!(
-            Sbatch::new(&both),
+            Sbatch::new(&both, None),
             Err(SchedulerError::InvalidArgument(_))
         ));
     }
@@ -278,7 +302,9 @@ mod tests {
     #[test]
     fn an_invalid_partition_is_rejected_with_slurms_message() {
         let fixture = fixtures::slurm("sbatch_bad_partition");
-        let result = Sbatch::new(&inline("x")).unwrap().parse(fixture.output);
+        let result = Sbatch::new(&inline("x"), None)
+            .unwrap()
+            .parse(fixture.output);
         match result {
             Err(SchedulerError::Rejected { message, .. }) => {
                 assert!(

@@ -61,6 +61,10 @@ impl RemoteCommand for Scancel {
         }
         Err(CommandError::failed(&output).into_scheduler_error(SLURM))
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new("42").expect("no NUL")]
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,10 @@ impl RemoteCommand for Partitions {
         }
         Ok(partitions)
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self { show_hidden: false }]
+    }
 }
 
 /// Reservations, with their state in lower case.
@@ -122,6 +126,10 @@ impl RemoteCommand for Reservations {
             })
             .collect()
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
+    }
 }
 
 /// `scontrol ping`: one line per controller, `Slurmctld(primary) at host is UP`.
@@ -164,6 +172,10 @@ impl RemoteCommand for Ping {
             });
         }
         Ok(statuses)
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
     }
 }
 
@@ -222,6 +234,11 @@ impl RemoteCommand for JobStreams {
             stdout: get("StdOut"),
             stderr: get("StdErr"),
         }))
+    }
+
+    fn examples() -> Vec<Self> {
+        let id = JobId::parse("42").expect("a job id");
+        vec![Self::new(&id).expect("no NUL")]
     }
 }
 
@@ -283,6 +300,10 @@ impl RemoteCommand for BatchScript {
             return Err(CommandError::failed(&output));
         }
         Ok(Some(output.stdout_text().into_owned()))
+    }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new(&JobId::parse("42").expect("a job id"))]
     }
 }
 

@@ -49,6 +49,10 @@ impl RemoteCommand for Nodes {
         }
         Ok(nodes)
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
+    }
 }
 
 fn parse_row(line: &str) -> Result<Node, CommandError> {

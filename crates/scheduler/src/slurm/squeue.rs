@@ -61,6 +61,17 @@ impl RemoteCommand for Squeue {
         }
         parse_rows(&output.stdout_text(), Source::Squeue, "squeue")
     }
+
+    fn examples() -> Vec<Self> {
+        [
+            Self::list(None),
+            Self::list(Some("fireuser")),
+            Self::job("42"),
+        ]
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("no NUL")
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,10 @@ impl RemoteCommand for Attach {
         }
         Err(CommandError::failed(&output).into_scheduler_error(SLURM))
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new("42", "hostname; id").expect("no NUL")]
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,10 @@ impl RemoteCommand for Id {
             groups,
         })
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self]
+    }
 }
 
 /// `1000(name)`; a number without a name (no passwd entry) keeps the number as the name.

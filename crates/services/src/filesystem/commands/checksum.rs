@@ -54,6 +54,10 @@ impl RemoteCommand for Sha256Sum {
             }),
         }
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new(10, b"/home/fireuser/file").expect("no NUL")]
+    }
 }
 
 #[cfg(test)]

@@ -91,6 +91,35 @@ impl RemoteCommand for Compress {
     fn parse(&self, output: Output) -> Result<(), CommandError> {
         succeeded(output).map(drop)
     }
+
+    fn examples() -> Vec<Self> {
+        let compressions = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Bzip2,
+            Compression::Xz,
+        ];
+        let mut examples = Vec::new();
+        for compression in compressions {
+            for dereference in [false, true] {
+                for pattern in [None, Some(".*")] {
+                    examples.push(Self::new(
+                        Some(10),
+                        b"/home/fireuser",
+                        b"dir",
+                        b"/home/fireuser/dir.tar",
+                        pattern,
+                        compression,
+                        dereference,
+                    ));
+                }
+            }
+        }
+        examples
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("no NUL")
+    }
 }
 
 #[cfg(test)]

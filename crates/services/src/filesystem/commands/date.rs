@@ -51,6 +51,10 @@ impl RemoteCommand for UtcOffsets {
             }),
         }
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new(10, &[0, 1]).expect("no NUL")]
+    }
 }
 
 /// `+0130` → 5400, `-0800` → -28800.

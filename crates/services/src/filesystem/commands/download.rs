@@ -27,4 +27,8 @@ impl RemoteCommand for Cat {
     fn parse(&self, output: Output) -> Result<(), CommandError> {
         succeeded(output).map(drop)
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new(10, b"/home/fireuser/file").expect("no NUL")]
+    }
 }

@@ -35,6 +35,19 @@ impl RemoteCommand for Extract {
     fn parse(&self, output: Output) -> Result<(), CommandError> {
         succeeded(output).map(drop)
     }
+
+    fn examples() -> Vec<Self> {
+        [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Bzip2,
+            Compression::Xz,
+        ]
+        .into_iter()
+        .map(|compression| Self::new(Some(10), b"/a.tar", b"/b", compression))
+        .collect::<Result<_, _>>()
+        .expect("no NUL")
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ impl RemoteCommand for FileType {
         let output = succeeded(output)?;
         Ok(output.stdout_text().trim().to_string())
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new(10, b"/home/fireuser/file").expect("no NUL")]
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteComm
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{name_to_string, succeeded, timed};
+use super::{
+    AccountName, FileMode, chmod, chown, mkdir, name_to_string, succeeded, symlink, timed,
+};
 
 /// One directory entry (wire reference §1, File).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -55,26 +57,17 @@ impl Ls {
 
 /// The command line, also used by [`ChangedEntry`] (with `-d`).
 fn line(timeout: u64, path: &[u8], options: LsOptions) -> Result<CommandLine, QuoteError> {
-    let mut builder = timed(timeout, "ls")
+    Ok(timed(timeout, "ls")
         .word("-l")
         .word("--quoting-style=c")
-        .word("--time-style=+%Y-%m-%dT%H:%M:%S");
-    if options.show_hidden {
-        builder = builder.word("-A");
-    }
-    if options.numeric_uid {
-        builder = builder.word("--numeric-uid-gid");
-    }
-    if options.recursive {
-        builder = builder.word("-R");
-    }
-    if options.dereference {
-        builder = builder.word("-L");
-    }
-    if options.directory {
-        builder = builder.word("-d");
-    }
-    Ok(builder.operands([path])?.build())
+        .word("--time-style=+%Y-%m-%dT%H:%M:%S")
+        .word_if(options.show_hidden, "-A")
+        .word_if(options.numeric_uid, "--numeric-uid-gid")
+        .word_if(options.recursive, "-R")
+        .word_if(options.dereference, "-L")
+        .word_if(options.directory, "-d")
+        .operands([path])?
+        .build())
 }
 
 impl RemoteCommand for Ls {
@@ -88,6 +81,17 @@ impl RemoteCommand for Ls {
     fn parse(&self, output: Output) -> Result<Vec<File>, CommandError> {
         let output = succeeded(output)?;
         parse_ls(&output.stdout, self.recursive)
+    }
+
+    fn examples() -> Vec<Self> {
+        let every_flag = LsOptions {
+            show_hidden: true,
+            numeric_uid: true,
+            recursive: true,
+            dereference: true,
+            directory: true,
+        };
+        vec![Self::new(10, b"/home/fireuser", every_flag).expect("no NUL")]
     }
 }
 
@@ -168,6 +172,24 @@ impl RemoteCommand for ChangedEntry {
             .into_iter()
             .next()
             .ok_or_else(|| unexpected(&output.stdout))
+    }
+
+    fn examples() -> Vec<Self> {
+        let mode = FileMode::parse("755").expect("a mode");
+        let owner = |name: &str| AccountName::parse("owner", name).expect("a name");
+        let none = AccountName::default();
+        [
+            mkdir(10, b"/d", true),
+            chmod(10, b"/f", &mode),
+            chown(10, b"/f", &owner("fireuser"), &none),
+            // A dotted owner alone is checked to be a user first (`id -u … && chown …`).
+            chown(10, b"/f", &owner("fire.user"), &none),
+            symlink(10, b"/f", b"/l"),
+            Self::show(10, b"/f"),
+        ]
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("no NUL")
     }
 }
 

@@ -6,10 +6,7 @@ use super::ls::ChangedEntry;
 use super::timed;
 
 pub fn mkdir(timeout: u64, path: &[u8], parents: bool) -> Result<ChangedEntry, QuoteError> {
-    let mut builder = timed(timeout, "mkdir");
-    if parents {
-        builder = builder.word("-p");
-    }
+    let builder = timed(timeout, "mkdir").word_if(parents, "-p");
     ChangedEntry::new(builder.operands([path])?.build(), timeout, path)
 }
 

@@ -30,6 +30,10 @@ impl RemoteCommand for Rm {
     fn parse(&self, output: Output) -> Result<(), CommandError> {
         succeeded(output).map(drop)
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new(10, b"/home/fireuser/file").expect("no NUL")]
+    }
 }
 
 #[cfg(test)]

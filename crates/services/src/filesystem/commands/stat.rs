@@ -33,10 +33,7 @@ pub struct Stat {
 
 impl Stat {
     pub fn new(timeout: u64, path: &[u8], dereference: bool) -> Result<Self, QuoteError> {
-        let mut builder = timed(timeout, "stat");
-        if dereference {
-            builder = builder.word("--dereference");
-        }
+        let builder = timed(timeout, "stat").word_if(dereference, "--dereference");
         let line = builder.option_arg("-c", FORMAT)?.operands([path])?.build();
         Ok(Self { line })
     }
@@ -57,6 +54,12 @@ impl RemoteCommand for Stat {
             command: "stat",
             detail: format!("cannot read {:?}", text.trim()),
         })
+    }
+
+    fn examples() -> Vec<Self> {
+        [false, true]
+            .map(|dereference| Self::new(10, b"/f", dereference).expect("no NUL"))
+            .into()
     }
 }
 
@@ -95,10 +98,7 @@ impl StatBatch {
         paths: &[P],
         dereference: bool,
     ) -> Result<Self, QuoteError> {
-        let mut builder = timed(timeout, "stat");
-        if dereference {
-            builder = builder.word("--dereference");
-        }
+        let builder = timed(timeout, "stat").word_if(dereference, "--dereference");
         let line = builder
             .word("--printf")
             .word(BATCH_FORMAT)
@@ -140,6 +140,12 @@ impl RemoteCommand for StatBatch {
             records.push((name, stat));
         }
         Ok(records)
+    }
+
+    fn examples() -> Vec<Self> {
+        [false, true]
+            .map(|dereference| Self::new(10, &[b"/f", b"/g"], dereference).expect("no NUL"))
+            .into()
     }
 }
 

@@ -53,6 +53,15 @@ impl RemoteCommand for Tail {
             end_position: -1,
         })
     }
+
+    fn examples() -> Vec<Self> {
+        let amounts = [Amount::Bytes(5), Amount::Lines(5)];
+        amounts
+            .into_iter()
+            .flat_map(|amount| [false, true].map(|skip| Self::new(10, b"/f", amount, skip)))
+            .collect::<Result<_, _>>()
+            .expect("no NUL")
+    }
 }
 
 #[cfg(test)]

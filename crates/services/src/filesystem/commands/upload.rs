@@ -36,4 +36,8 @@ impl RemoteCommand for Upload {
     fn parse(&self, output: Output) -> Result<(), CommandError> {
         succeeded(output).map(drop)
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new(10, b"/home/fireuser", b"file").expect("no NUL")]
+    }
 }

@@ -39,6 +39,10 @@ impl RemoteCommand for View {
         let output = succeeded(output)?;
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
+
+    fn examples() -> Vec<Self> {
+        vec![Self::new(10, b"/home/fireuser/file", 5, 100).expect("no NUL")]
+    }
 }
 
 #[cfg(test)]
