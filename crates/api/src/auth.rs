@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::audit::AuditRecord;
 use crate::call::client_address;
 use crate::error::ApiError;
+use crate::middleware::RequestIds;
 
 /// The caller a valid token names, and what the token grants (for the gateway).
 pub struct AuthenticatedUser {
@@ -26,11 +27,24 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user = authenticate(parts, state).await?;
+        let user = authenticate(parts, state).await?.acting_for(parts);
         if let Some(record) = AuditRecord::of(&parts.extensions) {
             record.caller(&user.caller.username, user.grants.client_id.as_deref());
         }
         Ok(user)
+    }
+}
+
+impl AuthenticatedUser {
+    /// The caller with the request's ids, which its commands carry to the cluster.
+    fn acting_for(mut self, parts: &Parts) -> Self {
+        if let Some(ids) = parts.extensions.get::<RequestIds>() {
+            self.caller = self.caller.for_request(ironcrest_remote::RequestIds {
+                request_id: ids.request_id.clone(),
+                correlation_id: Some(ids.correlation_id.clone()),
+            });
+        }
+        self
     }
 }
 
@@ -58,6 +72,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedUs
         caller: Caller {
             username: verified.username,
             access_token: verified.access_token,
+            request_ids: None,
         },
         grants: verified.grants,
     })

@@ -3,6 +3,7 @@
 //! [`Config::problems`] lists every semantic problem at once, each naming its field.
 
 mod audit;
+mod certificate;
 mod gateway;
 mod model;
 mod secret;
@@ -15,6 +16,7 @@ use std::path::Path;
 use ipnet::IpNet;
 
 pub use audit::AuditConfig;
+pub use certificate::CertificateRestrictions;
 pub use gateway::*;
 pub use model::*;
 pub use secret::Secret;
@@ -249,7 +251,11 @@ impl Config {
             SshCredentialsConfig::CertificateAuthority {
                 ca_private_key,
                 certificate_lifetime,
+                restrictions,
             } => {
+                for (field, message) in restrictions.problems() {
+                    problems.push(format!("ssh_credentials.restrictions.{field}"), message);
+                }
                 if ca_private_key.is_empty() {
                     problems.push("ssh_credentials.ca_private_key", "must not be empty");
                 }

@@ -222,6 +222,12 @@ pub enum SshCredentialsConfig {
         ca_private_key: Secret,
         #[serde(default = "defaults::certificate_lifetime")]
         certificate_lifetime: u64,
+        /// The certificates' `force-command` and `source-address`; none by default.
+        #[serde(
+            default,
+            skip_serializing_if = "crate::CertificateRestrictions::is_none"
+        )]
+        restrictions: crate::CertificateRestrictions,
     },
     /// One configured key (and optional certificate) per user.
     #[serde(rename = "SSHStaticKeys")]

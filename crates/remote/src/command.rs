@@ -115,6 +115,12 @@ impl RemoteCommand for CommandLine {
     fn parse(&self, output: Output) -> Result<Output, Self::Error> {
         Ok(output)
     }
+
+    /// None of its own: a bare line is any builder's, and whoever builds one lists its
+    /// shapes (the health probes theirs, in services' `remote_commands`).
+    fn examples() -> Vec<Self> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

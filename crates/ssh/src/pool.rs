@@ -15,13 +15,17 @@
 //! shares, so N concurrent first requests cause one handshake, and a cancelled request
 //! does not abort a handshake others wait for.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use ironcrest_remote::{Caller, CommandLine, Output, RemoteCommand};
+use ironcrest_remote::{Allowlist, Caller, CommandLine, Output, RemoteCommand};
+
+/// The guard's allowlist, parsed once, for the debug check of every line sent.
+static ALLOWLIST: std::sync::OnceLock<Allowlist> = std::sync::OnceLock::new();
 use russh::Channel;
 use russh::client::{self, Msg};
 use russh_sftp::client::RawSftpSession;
@@ -271,9 +275,10 @@ impl SshPool {
         input: Input<'_>,
     ) -> Result<Output, SshError> {
         let span = self.span(user);
+        let line = self.line_for(user, command)?;
         async {
             let (channel, slot) = self.open_channel(user).await?;
-            exec::run(channel, command.as_bytes(), input, self.limits(), slot).await
+            exec::run(channel, line.as_bytes(), input, self.limits(), slot).await
         }
         .instrument(span)
         .await
@@ -290,13 +295,15 @@ impl SshPool {
     ) -> Result<Streamed, SshError> {
         let measured = self.measure::<C>();
         let span = self.span(user);
+        let command_line = command.command_line();
         let started = async {
+            let line = self.line_for(user, &command_line)?;
             let (channel, slot) = self.open_channel(user).instrument(span.clone()).await?;
             let (first, started) = tokio::sync::oneshot::channel();
             tokio::spawn(
                 exec::stream(
                     channel,
-                    command.command_line().as_bytes().to_vec(),
+                    line.as_bytes().to_vec(),
                     self.limits(),
                     slot,
                     first,
@@ -323,6 +330,31 @@ impl SshPool {
             command: short_type_name::<C>(),
             started: Instant::now(),
         }
+    }
+
+    /// The line as sent for `user`: with the request's ids, if it runs for a request. In
+    /// debug builds, a line that the cluster-side guard would refuse panics here, so a test
+    /// running a command missing from the allowlist fails with the line and the reason.
+    fn line_for<'a>(
+        &self,
+        user: &Caller,
+        command: &'a CommandLine,
+    ) -> Result<Cow<'a, CommandLine>, SshError> {
+        let line = match &user.request_ids {
+            Some(ids) => Cow::Owned(
+                command
+                    .with_request_ids(ids)
+                    .map_err(|err| SshError::Protocol(format!("request id: {err}")))?,
+            ),
+            None => Cow::Borrowed(command),
+        };
+        if cfg!(debug_assertions) && self.inner.credentials.forced_command().is_some() {
+            let allowlist = ALLOWLIST.get_or_init(Allowlist::current);
+            if let Err(refusal) = allowlist.check(line.as_bytes()) {
+                panic!("ironcrest-guard would refuse {line:?}: {refusal}");
+            }
+        }
+        Ok(line)
     }
 
     fn span(&self, user: &Caller) -> tracing::Span {

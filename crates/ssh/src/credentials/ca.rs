@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use ironcrest_config::CertificateRestrictions;
 use ironcrest_remote::Caller;
 use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::ssh_key::{Algorithm, PublicKey};
@@ -20,6 +21,7 @@ const BACKDATE_SECS: u64 = 60;
 pub struct CertificateAuthority {
     ca_key: PrivateKey,
     lifetime: u64,
+    restrictions: CertificateRestrictions,
     clock: Clock,
     issued: Mutex<HashMap<String, Credentials>>,
 }
@@ -41,9 +43,18 @@ impl CertificateAuthority {
         Ok(Self {
             ca_key,
             lifetime,
+            restrictions: CertificateRestrictions::default(),
             clock: system_clock(),
             issued: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Certificates that run only `force_command` (the cluster-side guard) and are accepted
+    /// only from `source_addresses`: critical options sshd enforces, so a stolen
+    /// certificate can do no more than Ironcrest would.
+    pub fn restricted(mut self, restrictions: CertificateRestrictions) -> Self {
+        self.restrictions = restrictions;
+        self
     }
 
     /// Replaces the wall clock (seconds since the epoch), for tests.
@@ -82,6 +93,19 @@ impl CertificateAuthority {
             .and_then(|b| b.extension("permit-pty", ""))
             .and_then(|b| b.extension("permit-user-rc", ""))
             .map_err(signing_failed)?;
+        if let Some(command) = &self.restrictions.force_command {
+            builder
+                .critical_option("force-command", command)
+                .map_err(signing_failed)?;
+        }
+        if !self.restrictions.source_addresses.is_empty() {
+            builder
+                .critical_option(
+                    "source-address",
+                    self.restrictions.source_addresses.join(","),
+                )
+                .map_err(signing_failed)?;
+        }
         let certificate = builder.sign(&self.ca_key).map_err(signing_failed)?;
         Ok(Credentials {
             key: Arc::new(key),
@@ -97,6 +121,10 @@ impl CertificateAuthority {
 
 #[async_trait]
 impl CredentialProvider for CertificateAuthority {
+    fn forced_command(&self) -> Option<&str> {
+        self.restrictions.force_command.as_deref()
+    }
+
     async fn credentials(&self, user: &Caller) -> Result<Credentials, SshError> {
         let now = (self.clock)();
         let mut issued = self
@@ -136,6 +164,7 @@ mod tests {
         Caller {
             username: name.into(),
             access_token: SecretString::from("unused"),
+            request_ids: None,
         }
     }
 
@@ -202,6 +231,34 @@ mod tests {
         assert!(text.contains("Key ID: \"ironcrest:alice\""), "{text}");
         assert!(text.contains("permit-pty"), "{text}");
         assert!(!text.contains("permit-agent-forwarding"), "{text}");
+    }
+
+    #[test]
+    fn restricted_certificates_force_the_guard_and_name_the_sources() {
+        let ca = CertificateAuthority::from_openssh(&ca_text(), 600)
+            .unwrap()
+            .restricted(CertificateRestrictions {
+                force_command: Some("/usr/local/bin/ironcrest-guard --log-file /x".into()),
+                source_addresses: vec!["10.0.0.5".into(), "192.168.0.0/24".into()],
+            });
+        assert_eq!(
+            ca.forced_command(),
+            Some("/usr/local/bin/ironcrest-guard --log-file /x")
+        );
+        let cert = ca
+            .issue("alice", 1_700_000_000)
+            .unwrap()
+            .certificate
+            .unwrap();
+        let options = cert.critical_options();
+        assert_eq!(
+            options.get("force-command").map(String::as_str),
+            Some("/usr/local/bin/ironcrest-guard --log-file /x")
+        );
+        assert_eq!(
+            options.get("source-address").map(String::as_str),
+            Some("10.0.0.5,192.168.0.0/24")
+        );
     }
 
     #[test]

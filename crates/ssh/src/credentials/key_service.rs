@@ -169,6 +169,7 @@ mod tests {
         Caller {
             username: "alice".into(),
             access_token: SecretString::from("token-123"),
+            request_ids: None,
         }
     }
 

@@ -49,6 +49,11 @@ impl fmt::Debug for Credentials {
 #[async_trait]
 pub trait CredentialProvider: Send + Sync {
     async fn credentials(&self, user: &Caller) -> Result<Credentials, SshError>;
+
+    /// The command the credentials force on the cluster (the guard), if they force one.
+    fn forced_command(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Seconds since the Unix epoch; injectable so certificate renewal can be tested.
@@ -72,10 +77,11 @@ pub fn provider_from_config(
         SshCredentialsConfig::CertificateAuthority {
             ca_private_key,
             certificate_lifetime,
-        } => Arc::new(CertificateAuthority::from_openssh(
-            ca_private_key.expose(),
-            *certificate_lifetime,
-        )?),
+            restrictions,
+        } => Arc::new(
+            CertificateAuthority::from_openssh(ca_private_key.expose(), *certificate_lifetime)?
+                .restricted(restrictions.clone()),
+        ),
         SshCredentialsConfig::StaticKeys { keys } => Arc::new(StaticKeys::from_config(keys)?),
         SshCredentialsConfig::KeyService { url, timeout } => {
             Arc::new(KeyService::new(http, url, *timeout)?)

@@ -75,6 +75,7 @@ mod tests {
         Caller {
             username: name.into(),
             access_token: SecretString::from("unused"),
+            request_ids: None,
         }
     }
 
