@@ -32,12 +32,39 @@ pub fn dev_config_yaml() -> String {
 }
 
 /// The dev configuration as the model, for a test to change fields of (a renamed field
-/// breaks the build, not the test).
-/// Without the dev server's audit log: a test that audits names its own file.
+/// breaks the build, not the test); without the dev server's audit log (a test that
+/// audits names its own file).
 pub fn dev_config() -> Config {
+    static GUARD_CHECKED: std::sync::Once = std::sync::Once::new();
+    GUARD_CHECKED.call_once(check_installed_guard);
     let mut config = Config::from_yaml(&dev_config_yaml()).unwrap_or_else(|err| panic!("{err}"));
     config.audit = Default::default();
     config
+}
+
+/// The installed guard, which the dev certificates force, must allow exactly what this
+/// tree's commands send; one built from older sources would refuse new commands.
+fn check_installed_guard() {
+    let guard = guard_path();
+    let output = Command::new(&guard)
+        .arg("--print-allowlist")
+        .output()
+        .unwrap_or_else(|err| panic!("{}: {err}: run `scripts/dev-env guard`", guard.display()));
+    assert!(
+        output.stdout == ironcrest_remote::Allowlist::current_text().as_bytes(),
+        "{} was built from other sources than these (its allowlist differs): run          `scripts/dev-env guard`",
+        guard.display()
+    );
+}
+
+/// The cluster-side guard `scripts/dev-env` installs.
+pub fn guard_path() -> PathBuf {
+    PathBuf::from(env("IRONCREST_DEV_PREFIX")).join("bin/ironcrest-guard")
+}
+
+/// The log the dev configuration's guard writes.
+pub fn guard_log() -> PathBuf {
+    PathBuf::from(env("IRONCREST_DEV_PREFIX")).join("guard/guard.log")
 }
 
 /// `config` as a configuration file holds it (secrets as given: references as references).

@@ -12,6 +12,7 @@ mod compute_rest;
 mod delegation;
 mod filesystem;
 mod gateway;
+mod guard;
 mod harness;
 mod limits;
 mod metrics;
