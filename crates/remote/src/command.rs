@@ -102,27 +102,6 @@ impl CommandExamples {
     }
 }
 
-/// A bare command line is a command whose output is its result (what the SSH pool's
-/// `execute` runs, e.g. the health checker's probes).
-impl RemoteCommand for CommandLine {
-    type Parsed = Output;
-    type Error = std::convert::Infallible;
-
-    fn command_line(&self) -> CommandLine {
-        self.clone()
-    }
-
-    fn parse(&self, output: Output) -> Result<Output, Self::Error> {
-        Ok(output)
-    }
-
-    /// None of its own: a bare line is any builder's, and whoever builds one lists its
-    /// shapes (the health probes theirs, in services' `remote_commands`).
-    fn examples() -> Vec<Self> {
-        Vec::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -426,6 +426,27 @@ impl CommandLineBuilder {
     }
 }
 
+/// A bare command line is a command whose output is its result (what the SSH pool's
+/// `execute` runs, e.g. the health checker's probes).
+impl crate::RemoteCommand for CommandLine {
+    type Parsed = crate::Output;
+    type Error = std::convert::Infallible;
+
+    fn command_line(&self) -> CommandLine {
+        self.clone()
+    }
+
+    fn parse(&self, output: crate::Output) -> Result<crate::Output, Self::Error> {
+        Ok(output)
+    }
+
+    /// None of its own: a bare line is any builder's, and whoever builds one lists its
+    /// shapes (the health probes theirs, in services' `remote_commands`).
+    fn examples() -> Vec<Self> {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -257,7 +257,8 @@ fn filesystem_probe(path: &str) -> Result<CommandLine, QuoteError> {
 /// The probes' lines, for the cluster-side guard's allowlist.
 pub(crate) fn probe_shapes() -> CommandExamples {
     CommandExamples {
-        name: "health probes",
+        // The probes are the bare lines the pool runs (`impl RemoteCommand for CommandLine`).
+        name: std::any::type_name::<ironcrest_remote::CommandLine>(),
         lines: vec![ssh_probe(), filesystem_probe("/").expect("no NUL")],
     }
 }
