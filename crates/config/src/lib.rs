@@ -8,6 +8,7 @@ mod gateway;
 mod model;
 mod secret;
 mod telemetry;
+mod tracing_config;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ pub use gateway::*;
 pub use model::*;
 pub use secret::Secret;
 pub use telemetry::*;
+pub use tracing_config::*;
 
 /// One thing wrong with a configuration, named by its dotted field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,7 @@ impl Config {
         self.check_server(&mut problems);
         self.check_auth(&mut problems);
         check_gateway(&self.gateway, &mut problems);
+        problems.0.extend(self.tracing.problems("tracing"));
         self.check_credentials(&mut problems);
         if self.clusters.is_empty() {
             problems.push("clusters", "at least one cluster is required");
