@@ -146,6 +146,8 @@ pub struct CommandLine {
 /// word each one is.
 #[derive(Debug, Clone)]
 struct Segment {
+    /// The program it runs: what names it in traces, where its arguments must not appear.
+    program: &'static str,
     env: Vec<Word>,
     words: Vec<Word>,
     shape: SegmentShape,
@@ -172,7 +174,11 @@ impl Eq for CommandLine {}
 impl CommandLine {
     /// Starts a command running `program`, a literal chosen by Ironcrest (never user input).
     pub fn builder(program: &'static str) -> CommandLineBuilder {
-        CommandLineBuilder::default().word(program)
+        CommandLineBuilder {
+            program,
+            ..CommandLineBuilder::default()
+        }
+        .word(program)
     }
 
     /// `sh -c <script> sh <parameters…>` on its own (see [`CommandLineBuilder::shell_script`]).
@@ -184,9 +190,16 @@ impl CommandLine {
         I: IntoIterator<Item = V>,
         V: AsRef<[u8]>,
     {
-        Ok(CommandLineBuilder::default()
-            .shell_script(script, parameters)?
-            .build())
+        let builder = CommandLineBuilder {
+            program: "sh",
+            ..CommandLineBuilder::default()
+        };
+        Ok(builder.shell_script(script, parameters)?.build())
+    }
+
+    /// The program it runs, e.g. `ls` (for `a && b`, `a`'s).
+    pub fn program(&self) -> &'static str {
+        self.segments.first().map_or("", |segment| segment.program)
     }
 
     /// The line for the remote login shell.
@@ -262,6 +275,7 @@ impl std::fmt::Display for CommandLine {
 
 #[derive(Debug, Clone, Default)]
 pub struct CommandLineBuilder {
+    program: &'static str,
     env: Vec<Word>,
     words: Vec<Word>,
     shape: SegmentShape,
@@ -418,6 +432,7 @@ impl CommandLineBuilder {
 
     pub fn build(self) -> CommandLine {
         let segment = Segment {
+            program: self.program,
             env: self.env,
             words: self.words,
             shape: self.shape,
@@ -578,6 +593,18 @@ mod tests {
             words_seen_by_shell(&line),
             vec![b"$(id) 'q'".to_vec(), b"C".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_line_is_named_by_its_program_alone() {
+        let ls = CommandLine::builder("ls")
+            .operands([b"/home/secret name".as_slice()])
+            .unwrap()
+            .build();
+        assert_eq!(ls.program(), "ls");
+        let script = CommandLine::shell_script("cat -- \"$1\"", ["x"]).unwrap();
+        assert_eq!(script.program(), "sh");
+        assert_eq!(ls.and_then(script).program(), "ls");
     }
 
     #[test]
