@@ -250,41 +250,49 @@ impl SshPool {
             Some(data) => Input::Bytes(data),
             None => Input::None,
         };
-        self.execute_with_input(user, command, input).await
+        // Named by its program: a bare line has no type of its own to name it.
+        let measured = self.measure(command.program());
+        let output = self
+            .execute_named(user, command, input, command.program())
+            .await;
+        measured.finish(exit_outcome(&output));
+        output
     }
 
-    /// Like [`SshPool::execute`] for a [`RemoteCommand`] (its output unparsed), with stdin
-    /// given as an [`Input`], e.g. a stream of chunks that is never held in memory as a
-    /// whole.
+    /// Runs a [`RemoteCommand`] with stdin given as an [`Input`], e.g. a stream of chunks
+    /// that is never held in memory as a whole; its output is the caller's to parse.
     pub async fn execute_with_input<C: RemoteCommand>(
         &self,
         user: &Caller,
         command: &C,
         input: Input<'_>,
     ) -> Result<Output, SshError> {
-        let measured = self.measure::<C>();
-        let output = self.exec(user, &command.command_line(), input).await;
+        let name = command_name::<C>();
+        let measured = self.measure(name);
+        let output = self
+            .execute_named(user, &command.command_line(), input, name)
+            .await;
         measured.finish(exit_outcome(&output));
         output
     }
 
-    async fn exec(
+    async fn execute_named(
         &self,
         user: &Caller,
         command: &CommandLine,
         input: Input<'_>,
+        name: &'static str,
     ) -> Result<Output, SshError> {
-        let span = self.span(user);
         let line = self.line_for(user, command)?;
         async {
             let (channel, slot) = self.open_channel(user).await?;
             exec::run(channel, line.as_bytes(), input, self.limits(), slot).await
         }
-        .instrument(span)
+        .instrument(self.command_span(user, name))
         .await
     }
 
-    /// Runs `command` with its stdout streamed: resolves once output begins
+    /// Runs a [`RemoteCommand`] with its stdout streamed: resolves once output begins
     /// ([`Streamed::Stdout`]) or the command ends without any ([`Streamed::Finished`]).
     /// The command is bounded by the command timeout and the output limit, and stopped if
     /// the stream is dropped. Its metrics count until output begins.
@@ -293,8 +301,9 @@ impl SshPool {
         user: &Caller,
         command: &C,
     ) -> Result<Streamed, SshError> {
-        let measured = self.measure::<C>();
-        let span = self.span(user);
+        let name = command_name::<C>();
+        let measured = self.measure(name);
+        let span = self.command_span(user, name);
         let command_line = command.command_line();
         let started = async {
             let line = self.line_for(user, &command_line)?;
@@ -323,11 +332,11 @@ impl SshPool {
         started
     }
 
-    /// Times one command of type `C` for `ironcrest_remote_command*`.
-    fn measure<C>(&self) -> MeasuredCommand {
+    /// Times one command named `command` for `ironcrest_remote_command*`.
+    fn measure(&self, command: &'static str) -> MeasuredCommand {
         MeasuredCommand {
             cluster: self.inner.settings.cluster.clone(),
-            command: short_type_name::<C>(),
+            command,
             started: Instant::now(),
         }
     }
@@ -357,9 +366,12 @@ impl SshPool {
         Ok(line)
     }
 
-    fn span(&self, user: &Caller) -> tracing::Span {
+    /// The span of one remote command, named by its kind: never by its arguments, which
+    /// hold users' paths and values.
+    fn command_span(&self, user: &Caller, command: &'static str) -> tracing::Span {
         tracing::debug_span!(
-            "ssh.execute",
+            "ssh.command",
+            ssh.command = command,
             ssh.user = %user.username,
             ssh.host = %self.inner.settings.host
         )
@@ -378,7 +390,11 @@ impl SshPool {
         let settings = &self.inner.settings;
         let mut retried = false;
         loop {
-            let slot = self.inner.acquire(user).await?;
+            let slot = self
+                .inner
+                .acquire(user)
+                .instrument(acquire_span("exec"))
+                .await?;
             let opening = slot.connection.handle.channel_open_session();
             let failure = match tokio::time::timeout(settings.connection_timeout(), opening).await {
                 Ok(Ok(channel)) => {
@@ -431,6 +447,12 @@ impl SshPool {
     /// on with the least busy one. A request that finds a session dead marks it so, and it
     /// is replaced when needed.
     pub async fn sftp(&self, user: &Caller) -> Result<Sftp, SftpError> {
+        self.acquire_sftp(user)
+            .instrument(acquire_span("sftp"))
+            .await
+    }
+
+    async fn acquire_sftp(&self, user: &Caller) -> Result<Sftp, SftpError> {
         if let Some((sftp, all_busy)) = self.least_busy_sftp(user) {
             if all_busy {
                 self.open_another_sftp(user);
@@ -572,10 +594,11 @@ impl SshPool {
         user: &Caller,
         command: &C,
     ) -> Result<C::Parsed, RunError<C::Error>> {
-        let measured = self.measure::<C>();
+        let name = command_name::<C>();
+        let measured = self.measure(name);
         let input = command.stdin().map_or(Input::None, Input::Bytes);
         let parsed = self
-            .exec(user, &command.command_line(), input)
+            .execute_named(user, &command.command_line(), input, name)
             .await
             .map_err(RunError::Ssh)
             .and_then(|output| command.parse(output).map_err(RunError::Command));
@@ -838,7 +861,13 @@ impl Inner {
             .entry(user.username.clone())
             .or_default()
             .attempt = Some(receiver.clone());
-        tokio::spawn(self.clone().connect(user.clone(), sender));
+        // In the span of the request that opens it (others wait for it too).
+        let span = tracing::debug_span!(
+            "ssh.connect",
+            ssh.user = %user.username,
+            ssh.host = %self.settings.host
+        );
+        tokio::spawn(self.clone().connect(user.clone(), sender).instrument(span));
         (Step::AwaitAttempt(receiver), removed)
     }
 
@@ -951,6 +980,19 @@ impl Inner {
     }
 }
 
+/// The span of waiting for a channel slot (`exec`) or an SFTP session (`sftp`), a
+/// connection opened for it included.
+fn acquire_span(channel: &'static str) -> tracing::Span {
+    tracing::debug_span!("ssh.pool.acquire", ssh.channel = channel)
+}
+
+/// A command type's own name (`Ls`, `Sbatch`), without its path or generic parameters.
+fn command_name<C>() -> &'static str {
+    let name = std::any::type_name::<C>();
+    let name = name.split('<').next().unwrap_or(name);
+    name.rsplit("::").next().unwrap_or(name)
+}
+
 fn log_closed(settings: &PoolSettings, connection: &Connection, reason: &str) {
     tracing::info!(
         ssh.user = %connection.user,
@@ -996,22 +1038,14 @@ fn exit_outcome(output: &Result<Output, SshError>) -> &'static str {
     }
 }
 
-/// The last path segment of `T`'s name (`Squeue` for `ironcrest_scheduler::slurm::Squeue`),
-/// generics cut off: a bounded label naming the command's type.
-fn short_type_name<T>() -> &'static str {
-    let name = std::any::type_name::<T>();
-    let name = name.split('<').next().unwrap_or(name);
-    name.rsplit("::").next().unwrap_or(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_command_type_is_labelled_by_its_last_path_segment() {
-        assert_eq!(short_type_name::<CommandLine>(), "CommandLine");
-        assert_eq!(short_type_name::<Vec<CommandLine>>(), "Vec");
-        assert_eq!(short_type_name::<u32>(), "u32");
+        assert_eq!(command_name::<CommandLine>(), "CommandLine");
+        assert_eq!(command_name::<Vec<CommandLine>>(), "Vec");
+        assert_eq!(command_name::<u32>(), "u32");
     }
 }

@@ -236,6 +236,7 @@ impl Sftp {
     }
 
     /// Attributes of `path` itself (a link is not followed).
+    #[tracing::instrument(name = "sftp.lstat", level = "debug", skip_all)]
     pub async fn lstat(&self, target: &[u8]) -> Result<SftpAttrs, SftpError> {
         self.measured("lstat", async {
             let result = self.session.raw.lstat(path(target)?).await;
@@ -245,6 +246,7 @@ impl Sftp {
     }
 
     /// Every entry of the directory `dir`, `.` and `..` included, in no particular order.
+    #[tracing::instrument(name = "sftp.read_dir", level = "debug", skip_all)]
     pub async fn read_dir(&self, dir: &[u8]) -> Result<Vec<SftpEntry>, SftpError> {
         self.measured("readdir", async {
             let result = self.session.raw.opendir(path(dir)?).await;
@@ -287,6 +289,7 @@ impl Sftp {
     }
 
     /// Removes the file (not directory) `file`.
+    #[tracing::instrument(name = "sftp.remove", level = "debug", skip_all)]
     pub async fn remove(&self, file: &[u8]) -> Result<(), SftpError> {
         self.measured("remove", async {
             let result = self.session.raw.remove(path(file)?).await;
@@ -296,6 +299,7 @@ impl Sftp {
     }
 
     /// The target of the link `link`.
+    #[tracing::instrument(name = "sftp.read_link", level = "debug", skip_all)]
     pub async fn read_link(&self, link: &[u8]) -> Result<String, SftpError> {
         self.measured("readlink", async {
             let result = self.session.raw.readlink(path(link)?).await;
@@ -310,6 +314,7 @@ impl Sftp {
     }
 
     /// Opens `file` for reading (a link is followed), with its attributes (`fstat`).
+    #[tracing::instrument(name = "sftp.open_read", level = "debug", skip_all)]
     pub async fn open_read(&self, file: &[u8]) -> Result<(SftpHandle, SftpAttrs), SftpError> {
         self.measured("open", async {
             let result = self
@@ -328,6 +333,7 @@ impl Sftp {
         .await
     }
     /// Attributes of what `target` leads to (a link is followed).
+    #[tracing::instrument(name = "sftp.stat", level = "debug", skip_all)]
     pub async fn stat(&self, target: &[u8]) -> Result<SftpAttrs, SftpError> {
         self.measured("stat", async {
             let result = self.session.raw.stat(path(target)?).await;
@@ -337,6 +343,7 @@ impl Sftp {
     }
 
     /// Creates the directory `dir` with mode 0777 less the umask, as `mkdir` does.
+    #[tracing::instrument(name = "sftp.mkdir", level = "debug", skip_all)]
     pub async fn mkdir(&self, dir: &[u8]) -> Result<(), SftpError> {
         self.measured("mkdir", async {
             let result = self
@@ -352,6 +359,7 @@ impl Sftp {
     /// Creates the symbolic link `link` pointing to `target`. OpenSSH's sftp-server takes
     /// SSH_FXP_SYMLINK's paths in the reverse of the draft's order (target first), and
     /// russh-sftp sends them in the draft's order, so they are swapped here.
+    #[tracing::instrument(name = "sftp.symlink", level = "debug", skip_all)]
     pub async fn symlink(&self, target: &[u8], link: &[u8]) -> Result<(), SftpError> {
         self.measured("symlink", async {
             let result = self.session.raw.symlink(path(target)?, path(link)?).await;
@@ -361,6 +369,7 @@ impl Sftp {
     }
 
     /// Sets the permission bits (`chmod`, following a link).
+    #[tracing::instrument(name = "sftp.set_mode", level = "debug", skip_all)]
     pub async fn set_mode(&self, target: &[u8], mode: u32) -> Result<(), SftpError> {
         self.measured("setstat", async {
             let attrs = FileAttributes {
@@ -374,6 +383,7 @@ impl Sftp {
     }
 
     /// Creates `file` (never an existing one) for writing, mode 0666 less the umask.
+    #[tracing::instrument(name = "sftp.create_new", level = "debug", skip_all)]
     pub async fn create_new(&self, file: &[u8]) -> Result<SftpHandle, SftpError> {
         self.measured("create", async {
             let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUDE;
@@ -397,6 +407,7 @@ impl Sftp {
 
     /// Renames `from` to `to`, atomically replacing `to` if it exists
     /// (`posix-rename@openssh.com`).
+    #[tracing::instrument(name = "sftp.replace", level = "debug", skip_all)]
     pub async fn replace(&self, from: &[u8], to: &[u8]) -> Result<(), SftpError> {
         self.measured("rename", async {
             if !self.can_replace() {
@@ -422,6 +433,7 @@ impl Sftp {
 
     /// The names of the user `uid` and the group `gid` as the cluster resolves them, the
     /// number for an id without a name (as `ls` shows it); cached for the session.
+    #[tracing::instrument(name = "sftp.owner_names", level = "debug", skip_all)]
     pub async fn owner_names(&self, uid: u32, gid: u32) -> Result<(String, String), SftpError> {
         self.measured("owner_names", async {
             let cached = |key| {
@@ -528,6 +540,7 @@ impl SftpHandle {
     }
 
     /// Closes the file, waiting for the server's answer (for a written file: it is complete).
+    #[tracing::instrument(name = "sftp.close", level = "debug", skip_all)]
     pub async fn close(mut self) -> Result<(), SftpError> {
         let sftp = self.sftp.clone();
         sftp.measured("close", async move {
