@@ -334,6 +334,12 @@ impl S3Client {
     /// Sends a header-signed request to the private endpoint; any non-2xx is `Refused`
     /// with S3's error code. Counted in `ironcrest_s3_requests_total` and timed in
     /// `ironcrest_s3_request_duration_seconds` by operation and outcome.
+    #[tracing::instrument(
+        name = "s3.request",
+        level = "debug",
+        skip_all,
+        fields(s3.operation = operation, http.request.method = method)
+    )]
     async fn send(
         &self,
         operation: &'static str,

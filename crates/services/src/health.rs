@@ -65,6 +65,8 @@ impl HealthChecker {
         }
     }
 
+    /// One run, one trace: its probes' commands and requests are in its span.
+    #[tracing::instrument(name = "health.check", level = "debug", skip_all, fields(cluster = self.cluster.name()))]
     pub async fn check_once(&self) {
         let started = Utc::now();
         let report = match self.service_user().await {

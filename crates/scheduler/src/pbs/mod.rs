@@ -67,10 +67,22 @@ impl PbsCli {
 
 #[async_trait]
 impl Scheduler for PbsCli {
+    #[tracing::instrument(
+        name = "scheduler.nodes",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError> {
         self.run(user, &Nodes).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.partitions",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn partitions(
         &self,
         user: &Caller,
@@ -80,24 +92,54 @@ impl Scheduler for PbsCli {
         self.run(user, &Queues).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.reservations",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
         self.run(user, &Reservations).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.accounts",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn accounts(&self, _user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {
         Ok(None)
     }
 
+    #[tracing::instrument(
+        name = "scheduler.ping",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn ping(&self, user: &Caller) -> Result<Vec<PingStatus>, SchedulerError> {
         self.run(user, &Server).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.submit",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
         self.run(user, &Qsub::new(job)?).await
     }
 
     /// Every job the server still holds (`qstat` has no owner or time filter worth using:
     /// `Scheduler::jobs` filters them, the time window included, which v2 ignores for PBS).
+    #[tracing::instrument(
+        name = "scheduler.fetch_jobs",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn fetch_jobs(&self, user: &Caller, _: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
         Ok(self
             .run(user, &Jobs)
@@ -107,10 +149,22 @@ impl Scheduler for PbsCli {
             .collect())
     }
 
+    #[tracing::instrument(
+        name = "scheduler.job",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
         Ok(self.find(user, job_id).await?.job)
     }
 
+    #[tracing::instrument(
+        name = "scheduler.job_metadata",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn job_metadata(
         &self,
         user: &Caller,
@@ -126,12 +180,24 @@ impl Scheduler for PbsCli {
         })
     }
 
+    #[tracing::instrument(
+        name = "scheduler.cancel",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         let job = self.find(user, job_id).await?;
         job.job.check_cancellable()?;
         self.run(user, &Qdel::new(&job.pbs_id, job_id)?).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.attach",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "pbs")
+    )]
     async fn attach(&self, _: &Caller, _: &str, _: &str) -> Result<(), SchedulerError> {
         Err(SchedulerError::NotSupported(
             "Attaching to a job is not available with PBS.".into(),

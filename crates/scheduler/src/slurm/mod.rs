@@ -57,10 +57,22 @@ impl SlurmCli {
 /// Filter values are quoted; only a NUL cannot be passed at all.
 #[async_trait]
 impl Scheduler for SlurmCli {
+    #[tracing::instrument(
+        name = "scheduler.nodes",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError> {
         self.run(user, &Nodes).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.partitions",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn partitions(
         &self,
         user: &Caller,
@@ -69,20 +81,44 @@ impl Scheduler for SlurmCli {
         self.run(user, &Partitions { show_hidden }).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.reservations",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
         self.run(user, &Reservations).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.accounts",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn accounts(&self, user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {
         self.run(user, &UserAccounts::new(&user.username)?)
             .await
             .map(Some)
     }
 
+    #[tracing::instrument(
+        name = "scheduler.ping",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn ping(&self, user: &Caller) -> Result<Vec<PingStatus>, SchedulerError> {
         self.run(user, &Ping).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.submit",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
         self.run(user, &Sbatch::new(job, user.request_ids.as_ref())?)
             .await
@@ -90,6 +126,12 @@ impl Scheduler for SlurmCli {
 
     /// sacct's finished jobs back to the time window, squeue's of the controller; both
     /// only the caller's unless `all_users`.
+    #[tracing::instrument(
+        name = "scheduler.fetch_jobs",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn fetch_jobs(
         &self,
         user: &Caller,
@@ -102,6 +144,12 @@ impl Scheduler for SlurmCli {
         Ok(job_rows::merge(sacct?, squeue?))
     }
 
+    #[tracing::instrument(
+        name = "scheduler.job",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
         let sacct = Sacct::job(job_id)?;
         let squeue = Squeue::job(job_id)?;
@@ -112,6 +160,12 @@ impl Scheduler for SlurmCli {
             .ok_or(SchedulerError::JobNotFound)
     }
 
+    #[tracing::instrument(
+        name = "scheduler.job_metadata",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn job_metadata(
         &self,
         user: &Caller,
@@ -131,12 +185,24 @@ impl Scheduler for SlurmCli {
         })
     }
 
+    #[tracing::instrument(
+        name = "scheduler.cancel",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         // scancel answers 0 for unknown and finished jobs: learn the true state first.
         self.job(user, job_id).await?.check_cancellable()?;
         self.run(user, &Scancel::new(job_id)?).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.attach",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
     async fn attach(
         &self,
         user: &Caller,

@@ -74,6 +74,12 @@ impl SlurmRest {
     }
 
     /// One request as `user`; the status and the JSON body, whatever the status.
+    #[tracing::instrument(
+        name = "slurmrestd.request",
+        level = "debug",
+        skip_all,
+        fields(http.request.method = %method, url.path = path)
+    )]
     async fn request(
         &self,
         user: &Caller,
@@ -251,6 +257,12 @@ fn submit_refusal(err: SchedulerError) -> SchedulerError {
 
 #[async_trait]
 impl Scheduler for SlurmRest {
+    #[tracing::instrument(
+        name = "scheduler.nodes",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn nodes(&self, user: &Caller) -> Result<Vec<Node>, SchedulerError> {
         let body = self
             .call(user, Method::GET, &self.slurm_path("nodes"), &[], None)
@@ -258,6 +270,12 @@ impl Scheduler for SlurmRest {
         parse::nodes(&body).map_err(unexpected)
     }
 
+    #[tracing::instrument(
+        name = "scheduler.partitions",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn partitions(
         &self,
         user: &Caller,
@@ -280,6 +298,12 @@ impl Scheduler for SlurmRest {
         parse::partitions(&body, show_hidden).map_err(unexpected)
     }
 
+    #[tracing::instrument(
+        name = "scheduler.reservations",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
         let body = self
             .call(
@@ -293,6 +317,12 @@ impl Scheduler for SlurmRest {
         parse::reservations(&body, now()).map_err(unexpected)
     }
 
+    #[tracing::instrument(
+        name = "scheduler.accounts",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn accounts(&self, user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {
         let (status, body) = self
             .request(
@@ -313,6 +343,12 @@ impl Scheduler for SlurmRest {
         Err(classify(status, &errors))
     }
 
+    #[tracing::instrument(
+        name = "scheduler.ping",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn ping(&self, user: &Caller) -> Result<Vec<PingStatus>, SchedulerError> {
         let body = self
             .call(user, Method::GET, &self.slurm_path("ping"), &[], None)
@@ -320,6 +356,12 @@ impl Scheduler for SlurmRest {
         parse::pings(&body).map_err(unexpected)
     }
 
+    #[tracing::instrument(
+        name = "scheduler.submit",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
         job.check().map_err(SchedulerError::InvalidArgument)?;
         let Some(script) = &job.script else {
@@ -350,6 +392,12 @@ impl Scheduler for SlurmRest {
 
     /// The controller's jobs and the accounting database's back to the time window (the
     /// caller's only where the API version can ask for that).
+    #[tracing::instrument(
+        name = "scheduler.fetch_jobs",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn fetch_jobs(
         &self,
         user: &Caller,
@@ -384,10 +432,22 @@ impl Scheduler for SlurmRest {
         Ok(job_rows::merge(accounting, controller))
     }
 
+    #[tracing::instrument(
+        name = "scheduler.job",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {
         self.lookup(user, job_id).await
     }
 
+    #[tracing::instrument(
+        name = "scheduler.job_metadata",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn job_metadata(
         &self,
         user: &Caller,
@@ -412,6 +472,12 @@ impl Scheduler for SlurmRest {
         })
     }
 
+    #[tracing::instrument(
+        name = "scheduler.cancel",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn cancel(&self, user: &Caller, job_id: &str) -> Result<(), SchedulerError> {
         self.lookup(user, job_id).await?.check_cancellable()?;
         self.call(
@@ -434,6 +500,12 @@ impl Scheduler for SlurmRest {
         })
     }
 
+    #[tracing::instrument(
+        name = "scheduler.attach",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
     async fn attach(
         &self,
         user: &Caller,
