@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode};
 use ironcrest_auth::Grants;
 use ironcrest_gateway::KeyRefusal;
 use ironcrest_remote::Caller;
+use tracing::Instrument;
 
 use crate::AppState;
 use crate::audit::AuditRecord;
@@ -27,7 +28,11 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user = authenticate(parts, state).await?.acting_for(parts);
+        let span = tracing::debug_span!("authenticate", auth.method = tracing::field::Empty);
+        let user = authenticate(parts, state)
+            .instrument(span)
+            .await?
+            .acting_for(parts);
         if let Some(record) = AuditRecord::of(&parts.extensions) {
             record.caller(&user.caller.username, user.grants.client_id.as_deref());
         }
@@ -48,7 +53,7 @@ impl AuthenticatedUser {
     }
 }
 
-/// The caller of a request: a bearer token's subject or an API key's holder.
+/// The caller of a bearer token or an API key (never both: a token wins).
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedUser, ApiError> {
     let token = parts
         .headers
@@ -59,11 +64,18 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedUs
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .filter(|token| !token.is_empty());
+    let method = |name: &str| {
+        tracing::Span::current().record("auth.method", name);
+    };
     let token = match (token, parts.headers.get(API_KEY)) {
         (Some(token), _) => token,
-        (None, Some(key)) => return api_key_holder(parts, state, key),
+        (None, Some(key)) => {
+            method("api_key");
+            return api_key_holder(parts, state, key);
+        }
         (None, None) => return Err(ApiError::NotAuthenticated),
     };
+    method("bearer");
     let verified = state.verifier.verify(token).await?;
     if !is_posix_username(&verified.username) {
         return Err(ApiError::InvalidUsername);

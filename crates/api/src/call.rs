@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use ironcrest_gateway::{Permit, Request, RouteFamily, ip};
 use ironcrest_services::{Cluster, ServiceError};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::AppState;
 use crate::audit::AuditRecord;
@@ -80,6 +81,7 @@ impl FromRequestParts<AppState> for Call {
                 }
             }
         }
+        tracing::Span::current().set_attribute("ironcrest.system", cluster.name().to_string());
         let permit = admit(parts, state, &user, &cluster, family, &params).await?;
         Ok(Call {
             cluster,
@@ -97,6 +99,7 @@ impl FromRequestParts<AppState> for Call {
 /// with the caller, the cluster, the client's address and the [`RouteFamily`] at hand. The
 /// gateway decides (authorization, limits, maintenance); a refusal is an [`ApiError`],
 /// answered like any other.
+#[tracing::instrument(name = "gateway.admit", level = "debug", skip_all, fields(route.family = family.as_str()))]
 async fn admit(
     parts: &Parts,
     state: &AppState,

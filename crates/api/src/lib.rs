@@ -21,12 +21,17 @@ use ipnet::IpNet;
 use ironcrest_auth::TokenVerifier;
 use ironcrest_gateway::Gateway;
 use ironcrest_services::Clusters;
+use opentelemetry::propagation::TextMapPropagator;
 
 pub use audit::AuditLog;
 pub use auth::AuthenticatedUser;
 pub use call::Call;
 pub use ironcrest_gateway::RouteFamily;
 pub use middleware::RequestIds;
+
+/// How a request's trace context is read from and written to HTTP headers (W3C
+/// `traceparent`/`tracestate`).
+pub type TraceContext = Arc<dyn TextMapPropagator + Send + Sync>;
 
 /// The FirecREST API level Ironcrest implements, sent as `F7T-AppVersion`. pyfirecrest
 /// parses it as a version and enables what that level has (job-list `name` and
@@ -52,12 +57,16 @@ pub struct AppState {
     pub metrics: Option<metrics::RenderMetrics>,
     /// Whether requests are also counted per user (`telemetry.metrics.per_user_series`).
     pub per_user_series: bool,
+    /// Set when traces are exported: an incoming trace context is the parent of the
+    /// request's span, and the response names that span. `None`: headers are left alone.
+    pub trace_context: Option<TraceContext>,
 }
 
 /// The whole application, ready to serve.
 pub fn router(state: AppState) -> Router {
     let docs = openapi::router(&state.gateway);
     let page = state.metrics.clone();
+    let trace_context = state.trace_context.clone();
     let api = routes::router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -68,5 +77,5 @@ pub fn router(state: AppState) -> Router {
     if let Some(render) = page {
         app = app.merge(metrics::router(render));
     }
-    middleware::wrap(app)
+    middleware::wrap(app, trace_context)
 }

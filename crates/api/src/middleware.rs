@@ -7,23 +7,29 @@
 //! front of them ([`refuse_bad_ids`]). The log line is tower-http's [`TraceLayer`], with
 //! Ironcrest's span ([`request_span`]) and event ([`log_request`]). The version headers,
 //! the JSON error shape and the draining of unread bodies are Ironcrest's own.
+//!
+//! When traces are exported, that span is also the request's OpenTelemetry server span: a
+//! W3C `traceparent` the client sends is its parent, and the response's `traceparent`
+//! names it ([`trace_headers`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::ApiError;
-use crate::{APP_VERSION, IRONCREST_VERSION};
+use crate::{APP_VERSION, IRONCREST_VERSION, TraceContext};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -31,7 +37,8 @@ const APP_VERSION_HEADER: HeaderName = HeaderName::from_static("f7t-appversion")
 const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("f7t-timestamp");
 const IRONCREST_VERSION_HEADER: HeaderName = HeaderName::from_static("x-ironcrest-version");
 
-pub fn wrap(app: Router) -> Router {
+pub fn wrap(app: Router, trace_context: Option<TraceContext>) -> Router {
+    let span_trace_context = trace_context.clone();
     // Outermost first. A refused id is answered before the id layers, so it is neither
     // echoed nor logged; `RequestIds` are read from the headers once both ids are set.
     // (Both `SetRequestIdLayer`s write tower-http's single `RequestId` extension, so it is
@@ -49,7 +56,9 @@ pub fn wrap(app: Router) -> Router {
         .map_request(record_ids)
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(request_span)
+                .make_span_with(move |request: &Request| {
+                    request_span(request, span_trace_context.as_ref())
+                })
                 .on_request(())
                 .on_response(log_request)
                 .on_body_chunk(())
@@ -57,6 +66,8 @@ pub fn wrap(app: Router) -> Router {
                 // A 5xx is logged once, with its detail, by `ApiError`.
                 .on_failure(()),
         )
+        // Inside the `TraceLayer`: its span is the current one while the response passes.
+        .map_response(move |response| trace_headers(response, trace_context.as_ref()))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(crate::drain::drain_unread_body));
     // Rewriting the URI must happen before routing, so the routed app sits behind the
@@ -158,30 +169,71 @@ fn record_ids(mut request: Request) -> Request {
 
 /// The span every log line of a request is in. `route.family` is recorded by `Call` on
 /// routes that have one.
-fn request_span(request: &Request) -> Span {
-    let (request_id, correlation_id) = request
+///
+/// With traces exported, its OpenTelemetry span is named and kinded as the HTTP conventions
+/// name a server span (`GET /status/{system_name}/nodes`; fields left out of the log line
+/// otherwise), the incoming trace context is its parent, and the request's ids go in that
+/// context, so every span under it carries them.
+fn request_span(request: &Request, trace_context: Option<&TraceContext>) -> Span {
+    let ids = request.extensions().get::<RequestIds>();
+    let (request_id, correlation_id) = ids.map_or(("", ""), |ids| {
+        (ids.request_id.as_str(), ids.correlation_id.as_str())
+    });
+    let route = request
         .extensions()
-        .get::<RequestIds>()
-        .map_or(("", ""), |ids| {
-            (ids.request_id.as_str(), ids.correlation_id.as_str())
-        });
-    tracing::info_span!(
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let traced = trace_context.is_some();
+    let span = tracing::info_span!(
         "request",
         request.id = %request_id,
         correlation.id = %correlation_id,
         http.method = %request.method(),
         http.path = %request.uri().path(),
-        route.family = tracing::field::Empty
-    )
+        route.family = tracing::field::Empty,
+        otel.name = traced.then(|| match route {
+            Some(route) => format!("{} {route}", request.method()),
+            None => request.method().to_string(),
+        }),
+        otel.kind = traced.then_some("server"),
+    );
+    if let Some(propagator) = trace_context {
+        // A missing or malformed `traceparent` extracts as no parent: a new trace.
+        let parent = propagator.extract(&HeaderExtractor(request.headers()));
+        let parent = match ids {
+            Some(ids) => parent.with_value(ids.clone()),
+            None => parent,
+        };
+        // Refused only without an OpenTelemetry layer, when there is nothing to trace.
+        let _ = span.set_parent(parent);
+        if let Some(route) = route {
+            span.set_attribute("http.route", route.to_string());
+        }
+    }
+    span
 }
 
-/// The request's one log line, in its span.
-fn log_request(response: &Response, latency: Duration, _: &Span) {
+/// The request's one log line, in its span; the status also goes on its trace span.
+fn log_request(response: &Response, latency: Duration, span: &Span) {
+    let status = response.status();
     tracing::info!(
-        http.status = response.status().as_u16(),
+        http.status = status.as_u16(),
         duration_ms = latency.as_secs_f64() * 1000.0,
         "request"
     );
+    span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.set_status(opentelemetry::trace::Status::error(status.to_string()));
+    }
+}
+
+/// `traceparent` (and `tracestate`) naming the request's span, when traces are exported.
+fn trace_headers(mut response: Response, trace_context: Option<&TraceContext>) -> Response {
+    if let Some(propagator) = trace_context {
+        let context = Span::current().context();
+        propagator.inject_context(&context, &mut HeaderInjector(response.headers_mut()));
+    }
+    response
 }
 
 /// Every error response has FirecREST's JSON error shape: those of axum's extractors and

@@ -11,7 +11,7 @@ use ironcrest_api::{AppState, AuditLog};
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_config::{
     Config, ConnectionMode, DataTransferConfig, LogFormat, LoggerConfig, Problem, SchedulerConfig,
-    SchedulerType,
+    SchedulerType, TracingConfig,
 };
 use ironcrest_gateway::{Gateway, OpenFga};
 use ironcrest_scheduler::Scheduler;
@@ -25,16 +25,37 @@ use tokio::net::TcpListener;
 
 mod listener;
 mod telemetry;
+pub mod traces;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-pub fn init_logging(logger: &LoggerConfig) {
+/// Installs the log (`logger`, filtered by `RUST_LOG` if set) and, when `tracing.enabled`,
+/// the export of traces, each with its own filter. Returns the tracer provider, to shut
+/// down when the server stops so the last spans are sent. With gRPC export, call it
+/// inside a Tokio runtime.
+pub fn init_logging(
+    logger: &LoggerConfig,
+    tracing: &TracingConfig,
+) -> anyhow::Result<Option<SdkTracerProvider>> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&logger.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match logger.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let log = match logger.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+    };
+    let provider = tracing
+        .enabled
+        .then(|| traces::provider(tracing))
+        .transpose()?;
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(provider.as_ref().map(traces::layer))
+        .try_init()
+        .context("cannot install the log")?;
+    Ok(provider)
 }
 
 /// Features the configuration can name that this build does not serve yet.
@@ -288,6 +309,7 @@ pub async fn serve(
         trusted_proxies: config.server.connections.trusted_networks().into(),
         config_path: config_path.map(Arc::from),
         audit,
+        trace_context: traces::trace_context(&config.tracing),
     });
     let address = listener.local_addr()?;
     let limits = listener::Limits::from_config(&config.server.connections);

@@ -95,7 +95,6 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            ironcrest::init_logging(&config.logger);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime,
                 Err(err) => {
@@ -103,12 +102,29 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(ironcrest::run(config, path)) {
-                Ok(()) => ExitCode::SUCCESS,
+            // In the runtime: a gRPC trace exporter's channel lives there.
+            let traces = match runtime
+                .block_on(async { ironcrest::init_logging(&config.logger, &config.tracing) })
+            {
+                Ok(traces) => traces,
                 Err(err) => {
-                    tracing::error!(error = format!("{err:#}"), "ironcrest stopped");
-                    ExitCode::FAILURE
+                    eprintln!("{err:#}");
+                    return ExitCode::FAILURE;
                 }
+            };
+            let served = runtime.block_on(ironcrest::run(config, path));
+            if let Err(err) = &served {
+                tracing::error!(error = format!("{err:#}"), "ironcrest stopped");
+            }
+            // Sends the spans still queued (the runtime still runs for gRPC's channel).
+            if let Some(traces) = traces
+                && let Err(err) = traces.shutdown()
+            {
+                eprintln!("traces not all sent: {err}");
+            }
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
             }
         }
     }

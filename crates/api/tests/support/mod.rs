@@ -87,6 +87,7 @@ clusters:
         metrics: None,
         per_user_series: false,
         audit: None,
+        trace_context: None,
     };
     edit(&mut state);
     App {
