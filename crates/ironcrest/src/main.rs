@@ -103,9 +103,11 @@ fn main() -> ExitCode {
                 }
             };
             // In the runtime: a gRPC trace exporter's channel lives there.
-            let traces = match runtime
-                .block_on(async { ironcrest::init_logging(&config.logger, &config.tracing) })
-            {
+            let installed = {
+                let _runtime = runtime.enter();
+                ironcrest::init_logging(&config.logger, &config.tracing)
+            };
+            let traces = match installed {
                 Ok(traces) => traces,
                 Err(err) => {
                     eprintln!("{err:#}");
