@@ -111,7 +111,9 @@ impl Config {
         self.check_server(&mut problems);
         self.check_auth(&mut problems);
         check_gateway(&self.gateway, &mut problems);
-        problems.0.extend(self.tracing.problems("tracing"));
+        problems
+            .0
+            .extend(self.telemetry.tracing.problems("telemetry.tracing"));
         self.check_credentials(&mut problems);
         if self.clusters.is_empty() {
             problems.push("clusters", "at least one cluster is required");

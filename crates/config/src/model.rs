@@ -27,8 +27,6 @@ pub struct Config {
     pub audit: crate::AuditConfig,
     #[serde(default)]
     pub telemetry: crate::TelemetryConfig,
-    #[serde(default)]
-    pub tracing: crate::TracingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

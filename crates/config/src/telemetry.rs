@@ -1,5 +1,5 @@
 //! The `telemetry` section: what Ironcrest tells operators about itself — Prometheus
-//! metrics (docs/metrics.md). Metrics are on by default, served at `/metrics` on the main
+//! metrics (docs/metrics.md) and OpenTelemetry traces (docs/tracing.md). Metrics are on by default, served at `/metrics` on the main
 //! listener unless `listen` names a separate address (so they need not be public).
 
 use std::net::SocketAddr;
@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct TelemetryConfig {
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// OpenTelemetry traces over OTLP (docs/tracing.md); off by default.
+    #[serde(default)]
+    pub tracing: crate::TracingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -1,4 +1,4 @@
-//! The `tracing` section: OpenTelemetry traces exported over OTLP (docs/tracing.md). Off
+//! The `telemetry.tracing` section: OpenTelemetry traces exported over OTLP (docs/tracing.md). Off
 //! unless `enabled`; the log output (`logger`) does not depend on it.
 
 use std::collections::BTreeMap;

@@ -32,7 +32,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the log (`logger`, filtered by `RUST_LOG` if set) and, when `tracing.enabled`,
+/// Installs the log (`logger`, filtered by `RUST_LOG` if set) and, when `telemetry.tracing.enabled`,
 /// the export of traces, each with its own filter. Returns the tracer provider, to shut
 /// down when the server stops so the last spans are sent. With gRPC export, call it
 /// inside a Tokio runtime.
@@ -309,7 +309,7 @@ pub async fn serve(
         trusted_proxies: config.server.connections.trusted_networks().into(),
         config_path: config_path.map(Arc::from),
         audit,
-        trace_context: traces::trace_context(&config.tracing),
+        trace_context: traces::trace_context(&config.telemetry.tracing),
     });
     let address = listener.local_addr()?;
     let limits = listener::Limits::from_config(&config.server.connections);

@@ -105,7 +105,7 @@ fn main() -> ExitCode {
             // In the runtime: a gRPC trace exporter's channel lives there.
             let installed = {
                 let _runtime = runtime.enter();
-                ironcrest::init_logging(&config.logger, &config.tracing)
+                ironcrest::init_logging(&config.logger, &config.telemetry.tracing)
             };
             let traces = match installed {
                 Ok(traces) => traces,

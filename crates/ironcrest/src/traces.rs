@@ -1,6 +1,6 @@
 //! Traces: Ironcrest's `tracing` spans (requests, authentication, the gateway, SSH, SFTP,
 //! schedulers, S3, health checks) exported as OpenTelemetry spans over OTLP when
-//! `tracing.enabled` (docs/tracing.md). The log output keeps its own filter: the exporter
+//! `telemetry.tracing.enabled` (docs/tracing.md). The log output keeps its own filter: the exporter
 //! sees the debug-level spans whether the log shows them or not.
 
 use std::collections::HashMap;

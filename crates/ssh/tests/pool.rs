@@ -28,23 +28,6 @@ fn sh(script: &str) -> CommandLine {
         .build()
 }
 
-/// An ad-hoc line as a command, for the pool's calls that take one (and name its span by
-/// the command's type).
-struct Line(CommandLine);
-
-impl RemoteCommand for Line {
-    type Parsed = Output;
-    type Error = std::convert::Infallible;
-
-    fn command_line(&self) -> CommandLine {
-        self.0.clone()
-    }
-
-    fn parse(&self, output: Output) -> Result<Output, Self::Error> {
-        Ok(output)
-    }
-}
-
 fn ca_pool(sshd: &Sshd, settings: PoolSettings) -> SshPool {
     let ca = CertificateAuthority::from_openssh(&sshd.ca_private_key, 300).expect("ca");
     SshPool::new(settings, Arc::new(ca))
@@ -706,7 +689,7 @@ async fn stdout_streams_and_failures_before_output_are_finished_outputs() {
     let Some(sshd) = Sshd::start() else { return };
     let pool = ca_pool(&sshd, sshd.settings());
     let Streamed::Stdout(mut chunks) = pool
-        .execute_streaming(&user(USER), &Line(sh("head -c 3145728 /dev/urandom | tee /tmp/ironcrest-stream-$$ | sha256sum >&2; cat /tmp/ironcrest-stream-$$; rm -f /tmp/ironcrest-stream-$$")))
+        .execute_streaming(&user(USER), &sh("head -c 3145728 /dev/urandom | tee /tmp/ironcrest-stream-$$ | sha256sum >&2; cat /tmp/ironcrest-stream-$$; rm -f /tmp/ironcrest-stream-$$"))
         .await
         .expect("streaming")
     else {
@@ -722,7 +705,7 @@ async fn stdout_streams_and_failures_before_output_are_finished_outputs() {
     assert!(pieces > 1);
 
     match pool
-        .execute_streaming(&user(USER), &Line(sh("echo nope >&2; exit 3")))
+        .execute_streaming(&user(USER), &sh("echo nope >&2; exit 3"))
         .await
         .expect("finished")
     {
@@ -736,7 +719,7 @@ async fn stdout_streams_and_failures_before_output_are_finished_outputs() {
     }
 
     let Streamed::Stdout(mut chunks) = pool
-        .execute_streaming(&user(USER), &Line(sh("echo partial; exit 4")))
+        .execute_streaming(&user(USER), &sh("echo partial; exit 4"))
         .await
         .expect("streaming")
     else {
@@ -757,12 +740,10 @@ async fn a_dropped_stdout_stream_stops_the_command() {
     let Streamed::Stdout(mut chunks) = pool
         .execute_streaming(
             &user(USER),
-            &Line(
-                CommandLine::builder("cat")
-                    .operands(["/dev/zero"])
-                    .expect("arg")
-                    .build(),
-            ),
+            &CommandLine::builder("cat")
+                .operands(["/dev/zero"])
+                .expect("arg")
+                .build(),
         )
         .await
         .expect("streaming")
@@ -790,7 +771,7 @@ async fn streamed_stdin_is_delivered_and_an_abandoned_one_never_reaches_eof() {
                 .expect("send");
         }
     };
-    let (who, wc) = (user(USER), Line(sh("wc -c")));
+    let (who, wc) = (user(USER), sh("wc -c"));
     let (_, output) = tokio::join!(feed, pool.execute_with_input(&who, &wc, Input::Stream(rx)));
     let output = output.expect("wc");
     assert_eq!(
@@ -804,7 +785,7 @@ async fn streamed_stdin_is_delivered_and_an_abandoned_one_never_reaches_eof() {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     drop(tx);
     let control = format!("cat > /dev/null && touch {}.control", marker.display());
-    pool.execute_with_input(&user(USER), &Line(sh(&control)), Input::Stream(rx))
+    pool.execute_with_input(&user(USER), &sh(&control), Input::Stream(rx))
         .await
         .expect("control");
     let control = std::path::PathBuf::from(format!("{}.control", marker.display()));
@@ -818,7 +799,7 @@ async fn streamed_stdin_is_delivered_and_an_abandoned_one_never_reaches_eof() {
             .expect("send");
         tx.send(Err(InputAborted)).await.expect("abort");
     };
-    let script = Line(sh(&script));
+    let script = sh(&script);
     let (_, result) = tokio::join!(
         feed,
         pool.execute_with_input(&who, &script, Input::Stream(rx))

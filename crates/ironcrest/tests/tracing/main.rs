@@ -53,7 +53,7 @@ fn tracing_config(endpoint: &str) -> TracingConfig {
 
 async fn traced_server() -> TestServer {
     let tracing = tracing_config(&exporting().receiver.url);
-    TestServer::start_with(|config| config.tracing = tracing).await
+    TestServer::start_with(|config| config.telemetry.tracing = tracing).await
 }
 
 fn hex(bytes: &[u8]) -> String {
