@@ -52,6 +52,12 @@ async fn hybrid_errors() {
     errors_flow(&start(Mode::Hybrid).await, Mode::Hybrid).await;
 }
 
+/// Through slurmrestd too, a job carries its request's id in its comment and environment.
+#[tokio::test]
+async fn rest_jobs_carry_the_request_id() {
+    crate::guard::submit_with_request_id(&start(Mode::Rest).await).await;
+}
+
 #[tokio::test]
 async fn rest_inline_job_completes() {
     inline_job_flow(&start(Mode::Rest).await).await;

@@ -25,9 +25,9 @@ fn guard_entries(needle: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_id_reaches_the_job_comment_its_environment_and_the_guard_log() {
-    let server = TestServer::start().await;
+/// Submits a job under a request id of the test's and checks that the id reached the job's
+/// environment and its comment in Slurm's accounting; returns the id.
+pub async fn submit_with_request_id(server: &TestServer) -> String {
     let token = user_token().await;
     let request_id = unique("guard-request");
     let output = format!("{HOME}/{request_id}.out");
@@ -51,7 +51,7 @@ async fn a_request_id_reaches_the_job_comment_its_environment_and_the_guard_log(
     let job_id = body["jobId"].as_str().unwrap().to_string();
 
     // The job's environment: sbatch's own, exported to the job.
-    wait_for(&server, &token, &job_id, finished).await;
+    wait_for(server, &token, &job_id, finished).await;
     let printed = read_when_present(Path::new(&output)).await;
     assert_eq!(
         String::from_utf8_lossy(&printed),
@@ -76,6 +76,13 @@ async fn a_request_id_reaches_the_job_comment_its_environment_and_the_guard_log(
         comment.starts_with(&format!("ironcrest request {request_id} correlation ")),
         "{comment:?}"
     );
+    request_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_reaches_the_job_comment_its_environment_and_the_guard_log() {
+    let server = TestServer::start().await;
+    let request_id = submit_with_request_id(&server).await;
 
     // The guard logged the submission with the request's id, as accepted.
     let entries = guard_entries(&request_id);

@@ -376,7 +376,14 @@ impl Scheduler for SlurmRest {
         self.check_user(user).await?;
         let directives =
             directives::fields(script, self.version).map_err(SchedulerError::InvalidArgument)?;
-        let body = parse::submit_body(self.version, job, script, &environment, directives);
+        let body = parse::submit_body(
+            self.version,
+            job,
+            script,
+            &environment,
+            directives,
+            user.request_ids.as_ref(),
+        );
         let answer = self
             .call(
                 user,

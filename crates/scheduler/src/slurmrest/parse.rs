@@ -3,11 +3,13 @@
 //! state strings; v0.0.40+ `{set, infinite, number}` wrappers and state arrays). Request
 //! bodies differ by version and are built from [`ApiVersion`].
 
+use ironcrest_remote::{CORRELATION_ID_VARIABLE, REQUEST_ID_VARIABLE, RequestIds};
 use serde_json::{Map, Value, json};
 
 use super::ApiVersion;
 use crate::slurm::Streams;
 use crate::slurm::job_rows::Row;
+use crate::slurm::sbatch::job_comment;
 use crate::slurm::sinfo::node_state;
 use crate::{
     Account, Job, JobDescription, JobStatus, JobTask, JobTime, Node, NodeState, Partition,
@@ -229,13 +231,16 @@ pub fn submitted_job_id(body: &Value) -> Result<String, String> {
 }
 
 /// The `job/submit` body for `version`: snake_case fields, unset ones left out, on top of
-/// the fields of the script's `#SBATCH` directives.
+/// the fields of the script's `#SBATCH` directives. A job submitted for a request carries
+/// its ids, as with sbatch: in the comment and as `IRONCREST_*` variables of its
+/// environment (after the user's, so they cannot be overridden).
 pub fn submit_body(
     version: ApiVersion,
     job: &JobDescription,
     script: &str,
     environment: &[(String, String)],
     directives: Map<String, Value>,
+    request: Option<&RequestIds>,
 ) -> Value {
     // The script's `#SBATCH` fields first; the request's own fields override them.
     let mut fields = directives;
@@ -255,6 +260,14 @@ pub fn submit_body(
     ] {
         if let Some(value) = value {
             fields.insert(key.into(), json!(value));
+        }
+    }
+    let mut environment = environment.to_vec();
+    if let Some(ids) = request {
+        fields.insert("comment".into(), json!(job_comment(ids)));
+        environment.push((REQUEST_ID_VARIABLE.into(), ids.request_id.clone()));
+        if let Some(correlation_id) = &ids.correlation_id {
+            environment.push((CORRELATION_ID_VARIABLE.into(), correlation_id.clone()));
         }
     }
     let environment = if version.environment_as_list() {

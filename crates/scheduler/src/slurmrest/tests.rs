@@ -232,16 +232,23 @@ fn submit_bodies_follow_the_api_version() {
         ..JobDescription::default()
     };
     let env = job.environment().unwrap();
-    let old = parse::submit_body(ApiVersion::V0038, &job, "#!/bin/sh\n", &env, Map::new());
+    let old = parse::submit_body(
+        ApiVersion::V0038,
+        &job,
+        "#!/bin/sh\n",
+        &env,
+        Map::new(),
+        None,
+    );
     assert_eq!(
         old,
         json!({"script": "#!/bin/sh\n", "job": {"current_working_directory": "/w",
             "name": "n '$(x)'", "environment": {"A": "1"}}})
     );
-    let v40 = parse::submit_body(ApiVersion::V0040, &job, "s", &env, Map::new());
+    let v40 = parse::submit_body(ApiVersion::V0040, &job, "s", &env, Map::new(), None);
     assert_eq!(v40["job"]["environment"], json!(["A=1"]));
     assert_eq!(v40["script"], json!("s"));
-    let v41 = parse::submit_body(ApiVersion::V0041, &job, "s", &env, Map::new());
+    let v41 = parse::submit_body(ApiVersion::V0041, &job, "s", &env, Map::new(), None);
     assert_eq!(v41["job"]["script"], json!("s"));
     assert!(v41.get("script").is_none());
     let directives: Map<String, Value> = [
@@ -250,9 +257,28 @@ fn submit_bodies_follow_the_api_version() {
     ]
     .into_iter()
     .collect();
-    let merged = parse::submit_body(ApiVersion::V0038, &job, "s", &env, directives);
+    let merged = parse::submit_body(ApiVersion::V0038, &job, "s", &env, directives, None);
     assert_eq!(merged["job"]["name"], "n '$(x)'");
     assert_eq!(merged["job"]["partition"], "debug");
+    assert!(merged["job"].get("comment").is_none());
+
+    let ids = ironcrest_remote::RequestIds {
+        request_id: "r1".into(),
+        correlation_id: Some("c1".into()),
+    };
+    let traced = parse::submit_body(ApiVersion::V0040, &job, "s", &env, Map::new(), Some(&ids));
+    assert_eq!(
+        traced["job"]["comment"],
+        "ironcrest request r1 correlation c1"
+    );
+    assert_eq!(
+        traced["job"]["environment"],
+        json!([
+            "A=1",
+            "IRONCREST_REQUEST_ID=r1",
+            "IRONCREST_CORRELATION_ID=c1"
+        ])
+    );
 }
 
 #[test]
