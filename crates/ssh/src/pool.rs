@@ -502,7 +502,9 @@ impl SshPool {
                 }
             }
             drop(opening);
-        });
+        }
+        // In the request's trace: the session is opened for it.
+        .in_current_span());
     }
 
     /// Lists `session`, opened on `slot`'s channel, as a standing session of its connection

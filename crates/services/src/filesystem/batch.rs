@@ -11,6 +11,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// How much one batch may take: at most `count` items whose weights add up to at most
 /// `weight` (a first item heavier than that still goes, alone); and how many batches of a
@@ -83,7 +84,8 @@ where
                 keys: self.keys.clone(),
                 key: Some(key),
             };
-            tokio::spawn(runner.run(cap, weight, run));
+            // In the trace of the request that started the batch.
+            tokio::spawn(runner.run(cap, weight, run).in_current_span());
         }
         rx.await.ok()
     }

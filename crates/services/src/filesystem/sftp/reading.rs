@@ -5,6 +5,7 @@ use futures::{StreamExt, TryFutureExt};
 use ironcrest_remote::Caller;
 use ironcrest_ssh::{READ_CHUNK, SftpError, SftpHandle, SshError};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::{S_IFMT, S_IFREG, fallback, session};
 use crate::filesystem::commands::{Amount, FileContent};
@@ -126,15 +127,18 @@ pub(in crate::filesystem) async fn download(
     let (limit, time) = (settings.output_limit, settings.command_timeout());
     // Bounded, so memory stays flat whatever the file size.
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(async move {
-        let sent = tokio::time::timeout(time, pump(&file, size, limit, &tx)).await;
-        let failure = match sent {
-            Ok(Ok(())) => return,
-            Ok(Err(err)) => err,
-            Err(_) => SshError::CommandTimeout,
-        };
-        let _ = tx.send(Err(failure)).await;
-    });
+    tokio::spawn(
+        async move {
+            let sent = tokio::time::timeout(time, pump(&file, size, limit, &tx)).await;
+            let failure = match sent {
+                Ok(Ok(())) => return,
+                Ok(Err(err)) => err,
+                Err(_) => SshError::CommandTimeout,
+            };
+            let _ = tx.send(Err(failure)).await;
+        }
+        .in_current_span(),
+    );
     Some(Ok(Box::pin(futures::stream::unfold(
         rx,
         |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
