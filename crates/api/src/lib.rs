@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod call;
+mod conditional;
 mod drain;
 pub mod error;
 pub mod metrics;

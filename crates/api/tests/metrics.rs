@@ -119,3 +119,28 @@ async fn without_a_metrics_page_the_route_is_not_served() {
     let (status, _) = send(&app, "GET", "/metrics", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_not_modified_answer_is_counted_as_a_304() {
+    let app = metrics_app(false).await;
+    let request = |condition: Option<&str>| {
+        let mut request = Request::get("/status/systems")
+            .header("authorization", format!("Bearer {}", token(json!({}))));
+        if let Some(tag) = condition {
+            request = request.header("if-none-match", tag);
+        }
+        app.router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+    };
+    let answer = request(None).await.unwrap();
+    let tag = answer.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(
+        request(Some(&tag)).await.unwrap().status(),
+        StatusCode::NOT_MODIFIED
+    );
+    let (_, page) = send(&app, "GET", "/metrics", None).await;
+    let series =
+        r#"ironcrest_http_requests_total{route="/status/systems",method="GET",status="304"}"#;
+    assert!(value(&page, series).unwrap_or_default() >= 1.0, "{page}");
+}

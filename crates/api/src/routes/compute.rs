@@ -3,7 +3,7 @@
 
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::put;
 use axum::{Json, Router};
 use ironcrest_scheduler::SchedulerError;
 use ironcrest_scheduler::job::{JOB_ID_PATTERN, can_exist, is_valid_job_id};
@@ -16,6 +16,7 @@ use super::{ValidJson, ValidQuery, lenient_bool};
 use crate::AppState;
 use crate::audit::{AuditArgs, AuditRecord};
 use crate::call::Call;
+use crate::conditional;
 use crate::error::ApiError;
 
 #[derive(utoipa::OpenApi)]
@@ -24,14 +25,17 @@ pub struct ComputeDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/compute/{system_name}/jobs", get(jobs).post(submit))
+        .route(
+            "/compute/{system_name}/jobs",
+            conditional::get(jobs).post(submit),
+        )
         .route(
             "/compute/{system_name}/jobs/{job_id}",
-            get(job).delete(cancel),
+            conditional::get(job).delete(cancel),
         )
         .route(
             "/compute/{system_name}/jobs/{job_id}/metadata",
-            get(metadata),
+            conditional::get(metadata),
         )
         .route("/compute/{system_name}/jobs/{job_id}/attach", put(attach))
 }

@@ -24,6 +24,7 @@ use super::{ValidJson, ValidQuery, lenient_bool};
 use crate::AppState;
 use crate::audit::{AuditArgs, AuditRecord};
 use crate::call::Call;
+use crate::conditional;
 use crate::error::ApiError;
 use crate::multipart::{FilePart, MultipartError};
 
@@ -37,13 +38,13 @@ pub struct FilesystemDoc;
 pub fn router() -> Router<AppState> {
     const OPS: &str = "/filesystem/{system_name}/ops";
     Router::new()
-        .route(&format!("{OPS}/ls"), get(ls))
+        .route(&format!("{OPS}/ls"), conditional::get(ls))
         .route(&format!("{OPS}/head"), get(head))
         .route(&format!("{OPS}/tail"), get(tail))
         .route(&format!("{OPS}/view"), get(view))
         .route(&format!("{OPS}/checksum"), get(checksum))
         .route(&format!("{OPS}/file"), get(file_type))
-        .route(&format!("{OPS}/stat"), get(stat))
+        .route(&format!("{OPS}/stat"), conditional::get(stat))
         .route(&format!("{OPS}/rm"), delete(rm))
         .route(&format!("{OPS}/mkdir"), post(mkdir))
         .route(&format!("{OPS}/symlink"), post(symlink))

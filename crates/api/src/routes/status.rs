@@ -17,6 +17,7 @@ use super::{ValidQuery, lenient_bool};
 use crate::AppState;
 use crate::auth::AuthenticatedUser;
 use crate::call::Call;
+use crate::conditional;
 use crate::error::ApiError;
 use crate::models::System;
 
@@ -34,13 +35,19 @@ pub struct StatusDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/status/systems", get(systems))
+        .route("/status/systems", conditional::get(systems))
         .route("/status/liveness/", get(liveness))
         .route("/status/liveness", get(liveness_redirect))
-        .route("/status/{system_name}/nodes", get(nodes))
-        .route("/status/{system_name}/partitions", get(partitions))
-        .route("/status/{system_name}/reservations", get(reservations))
-        .route("/status/{system_name}/userinfo", get(userinfo))
+        .route("/status/{system_name}/nodes", conditional::get(nodes))
+        .route(
+            "/status/{system_name}/partitions",
+            conditional::get(partitions),
+        )
+        .route(
+            "/status/{system_name}/reservations",
+            conditional::get(reservations),
+        )
+        .route("/status/{system_name}/userinfo", conditional::get(userinfo))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -9,6 +9,7 @@ mod authorization;
 mod cli;
 mod compute;
 mod compute_rest;
+mod conditional;
 mod delegation;
 mod filesystem;
 mod gateway;
