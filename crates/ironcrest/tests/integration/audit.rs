@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::harness::{SYSTEM, TestServer, dev_config, env, user_token, write_config};
 
 /// The audit lines of `file` carrying `correlation_id`, once there are `count` of them.
-async fn audit_lines(file: &Path, correlation_id: &str, count: usize) -> Vec<Value> {
+pub async fn audit_lines(file: &Path, correlation_id: &str, count: usize) -> Vec<Value> {
     let mut lines = Vec::new();
     for _ in 0..100 {
         let text = std::fs::read_to_string(file).unwrap_or_default();

@@ -6,6 +6,9 @@ use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use serde_json::{Value, json};
 
+use std::path::Path;
+
+use crate::audit::audit_lines;
 use crate::compute::{HOME, unique};
 use crate::harness::{TestServer, user_token};
 
@@ -13,8 +16,14 @@ use crate::harness::{TestServer, user_token};
 /// server in it, and the scheduler calls are counted by cluster.
 const SYSTEM: &str = "conditional-slurm";
 
-async fn server() -> TestServer {
+/// The correlation id of every poll, which finds their audit lines.
+const CORRELATION: &str = "conditional-poll";
+
+/// The dev server on this module's cluster, writing its audit log to `audit`.
+async fn server(audit: &Path) -> TestServer {
     TestServer::start_with(|config| {
+        config.audit.enabled = true;
+        config.audit.path = Some(audit.to_path_buf());
         let cluster = &mut config.clusters[0];
         cluster.name = SYSTEM.into();
         // The longest freshness allowed, so the test's polls fall in it.
@@ -23,7 +32,8 @@ async fn server() -> TestServer {
     .await
 }
 
-/// GET `path` with `If-None-Match: tag`: the status, the `ETag` and the body's bytes.
+/// GET `path` with `If-None-Match: tag`, correlated by [`CORRELATION`]: the status, the
+/// `ETag` and the body's bytes.
 async fn poll(
     server: &TestServer,
     token: &str,
@@ -33,7 +43,8 @@ async fn poll(
     let mut request = server
         .http
         .get(format!("{}{path}", server.url))
-        .bearer_auth(token);
+        .bearer_auth(token)
+        .header("x-correlation-id", CORRELATION);
     if let Some(tag) = tag {
         request = request.header(IF_NONE_MATCH, tag);
     }
@@ -71,7 +82,9 @@ async fn submit(server: &TestServer, token: &str, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_polled_job_list_is_304_without_a_scheduler_call_while_fresh() {
-    let server = server().await;
+    let audit = tempfile::tempdir().unwrap();
+    let audit = audit.path().join("audit.log");
+    let server = server(&audit).await;
     let token = user_token().await;
     let name = unique("ironcrest-conditional");
     let path = format!("/compute/{SYSTEM}/jobs?name={name}");
@@ -103,11 +116,21 @@ async fn a_polled_job_list_is_304_without_a_scheduler_call_while_fresh() {
     let jobs: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2, "{jobs}");
     assert_eq!(scheduler_job_listings(&server).await, before + 2.0);
+
+    // The audit log records the 304 as such, with nothing sent.
+    let lines = audit_lines(&audit, CORRELATION, 3).await;
+    let statuses: Vec<_> = lines
+        .iter()
+        .map(|line| (&line["status"], &line["bytes_out"]))
+        .collect();
+    assert_eq!(statuses[1], (&json!(304), &json!(0)), "{lines:?}");
+    assert_eq!(lines[1]["route"], "/compute/{system_name}/jobs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ls_and_stat_are_304_until_the_user_changes_something() {
-    let server = server().await;
+    let audit = tempfile::tempdir().unwrap();
+    let server = server(&audit.path().join("audit.log")).await;
     let token = user_token().await;
     let dir = format!("{HOME}/{}", unique("it-conditional"));
     let call = |method: reqwest::Method, op: &str, body: Value| {
