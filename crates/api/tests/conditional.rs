@@ -126,3 +126,51 @@ async fn errors_and_other_routes_are_untouched() {
     assert!(!headers.contains_key(header::ETAG));
     assert!(!body.is_empty());
 }
+
+/// The routes registered with `conditional::get` (docs/conditional-gets.md).
+const CONDITIONAL: &[&str] = &[
+    "/compute/{system_name}/jobs",
+    "/compute/{system_name}/jobs/{job_id}",
+    "/compute/{system_name}/jobs/{job_id}/metadata",
+    "/filesystem/{system_name}/ops/ls",
+    "/filesystem/{system_name}/ops/stat",
+    "/status/systems",
+    "/status/{system_name}/nodes",
+    "/status/{system_name}/partitions",
+    "/status/{system_name}/reservations",
+    "/status/{system_name}/userinfo",
+];
+
+#[tokio::test]
+async fn the_document_shows_the_condition_on_exactly_the_conditional_routes() {
+    let app = app().await;
+    let (status, _, body) = send(&app, Method::GET, "/openapi.json", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let document: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let not_modified = &operation["responses"]["304"];
+            if not_modified.is_null() {
+                continue;
+            }
+            assert_eq!(method, "get", "{path}");
+            assert!(not_modified["headers"]["ETag"].is_object(), "{path}");
+            assert!(
+                operation["responses"]["200"]["headers"]["ETag"].is_object(),
+                "{path}"
+            );
+            let takes_the_header = operation["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "If-None-Match" && p["in"] == "header");
+            assert!(takes_the_header, "{path}");
+            documented.push(path.clone());
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<_> = CONDITIONAL.iter().map(|path| path.to_string()).collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+}

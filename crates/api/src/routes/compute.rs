@@ -252,8 +252,8 @@ async fn submit(
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs", tag = "compute",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME), JobsQuery),
-    responses((status = 200, body = JobsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME), JobsQuery),
+    responses((status = 200, body = JobsResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn jobs(
@@ -268,8 +268,8 @@ async fn jobs(
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}", tag = "compute",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
-    responses((status = 200, body = JobsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
+    responses((status = 200, body = JobsResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn job(
@@ -284,8 +284,8 @@ async fn job(
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}/metadata", tag = "compute",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
-    responses((status = 200, body = JobMetadataResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
+    responses((status = 200, body = JobMetadataResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn metadata(

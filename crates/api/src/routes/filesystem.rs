@@ -440,8 +440,8 @@ fn count(call: &Call, name: &str, value: Option<i64>) -> Result<Option<u64>, Api
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/ls", tag = "filesystem",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), LsQuery),
-    responses((status = 200, body = FilesResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), LsQuery),
+    responses((status = 200, body = FilesResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn ls(
@@ -565,8 +565,8 @@ async fn file_type(call: Call, path: QueryPath) -> Result<Json<TextResponse>, Ap
 }
 
 #[utoipa::path(get, path = "/filesystem/{system_name}/ops/stat", tag = "filesystem",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), StatQuery),
-    responses((status = 200, body = StatResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = PATH), StatQuery),
+    responses((status = 200, body = StatResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn stat(

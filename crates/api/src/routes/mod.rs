@@ -26,6 +26,14 @@ const REFUSED: &str = "Refused: invalid input (400; `errorType` `validation` for
      job (404), not in a state that allows it (409), too large (413); or the cluster did not \
      answer in time (408) or could not be reached (424).";
 
+/// The `If-None-Match` header of a conditional route (docs/conditional-gets.md).
+const IF_NONE_MATCH: &str = "Tags of answers the client holds (a list, `*`, weak tags compared weakly); \
+     the `ETag` of a `200` is a strong tag of its body. If the answer's tag is among them, the \
+     answer is `304` without a body.";
+
+/// The description of a conditional route's `304` answer.
+const NOT_MODIFIED: &str = "Not modified: `If-None-Match` names this answer's tag. No body.";
+
 /// The description of the documented `5XX` answers, for operations that use the cluster.
 const FAILED: &str = "The cluster failed: the system, its scheduler or a file system is unhealthy or \
      unavailable (503), a tool or the scheduler answered what Ironcrest cannot read (502) or could \

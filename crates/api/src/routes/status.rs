@@ -93,7 +93,8 @@ pub struct PartitionsQuery {
 }
 
 #[utoipa::path(get, path = "/status/systems", tag = "status",
-    responses((status = 200, body = SystemsResponse),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH)),
+    responses((status = 200, body = SystemsResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))),
         (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn systems(State(state): State<AppState>, _user: AuthenticatedUser) -> Json<SystemsResponse> {
@@ -140,8 +141,8 @@ async fn liveness(State(state): State<AppState>) -> Json<LivenessResponse> {
 }
 
 #[utoipa::path(get, path = "/status/{system_name}/nodes", tag = "status",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)),
-    responses((status = 200, body = NodesResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME)),
+    responses((status = 200, body = NodesResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn nodes(call: Call) -> Result<Json<NodesResponse>, ApiError> {
@@ -152,8 +153,8 @@ async fn nodes(call: Call) -> Result<Json<NodesResponse>, ApiError> {
 }
 
 #[utoipa::path(get, path = "/status/{system_name}/partitions", tag = "status",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME), PartitionsQuery),
-    responses((status = 200, body = PartitionsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME), PartitionsQuery),
+    responses((status = 200, body = PartitionsResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn partitions(
@@ -167,8 +168,8 @@ async fn partitions(
 }
 
 #[utoipa::path(get, path = "/status/{system_name}/reservations", tag = "status",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)),
-    responses((status = 200, body = ReservationsResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME)),
+    responses((status = 200, body = ReservationsResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn reservations(call: Call) -> Result<Json<ReservationsResponse>, ApiError> {
@@ -179,8 +180,8 @@ async fn reservations(call: Call) -> Result<Json<ReservationsResponse>, ApiError
 }
 
 #[utoipa::path(get, path = "/status/{system_name}/userinfo", tag = "status",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)),
-    responses((status = 200, body = UserInfo), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME)),
+    responses((status = 200, body = UserInfo, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn userinfo(call: Call) -> Result<Json<UserInfo>, ApiError> {
