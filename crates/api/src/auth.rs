@@ -85,6 +85,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedUs
             username: verified.username,
             access_token: verified.access_token,
             request_ids: None,
+            idempotency: None,
         },
         grants: verified.grants,
     })

@@ -14,6 +14,17 @@ pub struct Caller {
     /// The HTTP request's ids, which every command run for it carries to the cluster; none
     /// for background work (health checks), which has no request.
     pub request_ids: Option<RequestIds>,
+    /// The hashes of the request's `Idempotency-Key` and of the request itself, which a job
+    /// submitted for it carries in its comment (see `docs/retries.md`).
+    pub idempotency: Option<IdempotencyMark>,
+}
+
+/// What an `Idempotency-Key` leaves on the work it started: 16 hex digits of the key's hash
+/// and of the request's fingerprint, never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyMark {
+    pub key_hash: String,
+    pub fingerprint_hash: String,
 }
 
 /// The ids of the HTTP request a command runs for: already checked by the API to be
@@ -30,12 +41,19 @@ impl Caller {
             username: username.into(),
             access_token: SecretString::from(access_token.into()),
             request_ids: None,
+            idempotency: None,
         }
     }
 
     /// The same caller, acting for the request with these ids.
     pub fn for_request(mut self, ids: RequestIds) -> Self {
         self.request_ids = Some(ids);
+        self
+    }
+
+    /// The same caller, acting for a request made with an `Idempotency-Key`.
+    pub fn with_idempotency(mut self, mark: IdempotencyMark) -> Self {
+        self.idempotency = Some(mark);
         self
     }
 }
@@ -45,6 +63,7 @@ impl fmt::Debug for Caller {
         f.debug_struct("Caller")
             .field("username", &self.username)
             .field("request_ids", &self.request_ids)
+            .field("idempotency", &self.idempotency)
             .finish_non_exhaustive()
     }
 }
@@ -59,7 +78,7 @@ mod tests {
         let shown = format!("{caller:?}");
         assert_eq!(
             shown,
-            r#"Caller { username: "fireuser", request_ids: None, .. }"#
+            r#"Caller { username: "fireuser", request_ids: None, idempotency: None, .. }"#
         );
     }
 }

@@ -11,7 +11,7 @@ mod command;
 mod quote;
 mod shape;
 
-pub use caller::{Caller, RequestIds};
+pub use caller::{Caller, IdempotencyMark, RequestIds};
 pub use command::{CommandError, CommandExamples, Output, RemoteCommand};
 pub use quote::{
     CORRELATION_ID_VARIABLE, Checked, CommandLine, CommandLineBuilder, QuoteError,

@@ -3,6 +3,7 @@
 //! [`model`]. Backends: Slurm over SSH ([`slurm::SlurmCli`]) and Slurm through slurmrestd
 //! ([`slurmrest::SlurmRest`], `rest` and `hybrid` connection modes).
 
+pub mod comment;
 pub mod job;
 mod measured;
 pub mod model;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use ironcrest_remote::{Caller, CommandError, CommandExamples};
 use ironcrest_ssh::{RunError, SshError};
 
+pub use comment::{CommentedJob, JobComment};
 pub use job::{
     Job, JobDescription, JobEnv, JobFilter, JobId, JobMetadata, JobStatus, JobTask, JobTime,
     TimeWindow,
@@ -37,6 +39,7 @@ pub fn remote_commands() -> Vec<CommandExamples> {
         CommandExamples::of::<slurm::JobStreams>(),
         CommandExamples::of::<slurm::BatchScript>(),
         CommandExamples::of::<slurm::Nodes>(),
+        CommandExamples::of::<slurm::JobComments>(),
         CommandExamples::of::<pbs::Qsub>(),
         CommandExamples::of::<pbs::Jobs>(),
         CommandExamples::of::<pbs::Qdel>(),
@@ -81,6 +84,14 @@ pub trait Scheduler: Send + Sync {
         let jobs = self.fetch_jobs(user, filter).await?;
         Ok(filter.apply(jobs, &user.username, now))
     }
+    /// The caller's jobs that carry Ironcrest's [`JobComment`], active or submitted within
+    /// the last `window_seconds`: one call, however many jobs. `NotSupported` where the
+    /// scheduler keeps no comment of Ironcrest's.
+    async fn commented_jobs(
+        &self,
+        user: &Caller,
+        window_seconds: u64,
+    ) -> Result<Vec<CommentedJob>, SchedulerError>;
     /// One job (any user's, as the scheduler's privacy settings allow); `JobNotFound` if none.
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError>;
     async fn job_metadata(

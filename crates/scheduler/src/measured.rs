@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use ironcrest_remote::Caller;
 
 use crate::{
-    Account, Job, JobDescription, JobFilter, JobMetadata, Node, Partition, PingStatus, Reservation,
-    Scheduler, SchedulerError,
+    Account, CommentedJob, Job, JobDescription, JobFilter, JobMetadata, Node, Partition,
+    PingStatus, Reservation, Scheduler, SchedulerError,
 };
 
 /// A scheduler backend whose calls are measured; otherwise the backend itself.
@@ -92,6 +92,18 @@ impl Scheduler for Measured {
     ) -> Result<Vec<Job>, SchedulerError> {
         self.measure("jobs", self.inner.fetch_jobs(user, filter))
             .await
+    }
+
+    async fn commented_jobs(
+        &self,
+        user: &Caller,
+        window_seconds: u64,
+    ) -> Result<Vec<CommentedJob>, SchedulerError> {
+        self.measure(
+            "commented_jobs",
+            self.inner.commented_jobs(user, window_seconds),
+        )
+        .await
     }
 
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {

@@ -155,6 +155,7 @@ impl HealthChecker {
             access_token: verified.access_token,
             // Health checks answer no request: their commands carry no request id.
             request_ids: None,
+            idempotency: None,
         })
     }
 

@@ -19,6 +19,7 @@ use ironcrest_ssh::SshPool;
 
 pub use commands::{Jobs, Nodes, Qdel, Qsub, Queues, Reservations, Server};
 
+use crate::comment::CommentedJob;
 use crate::{
     Account, Job, JobDescription, JobFilter, JobMetadata, Node, ParseError, Partition, PingStatus,
     Reservation, Scheduler, SchedulerError,
@@ -198,6 +199,19 @@ impl Scheduler for PbsCli {
         skip_all,
         fields(scheduler = "pbs")
     )]
+    /// qsub sets no comment (PBS's `comment` is the scheduler's own); an `Idempotency-Key`
+    /// is refused rather than honoured without a record that outlives this process.
+    async fn commented_jobs(
+        &self,
+        _: &Caller,
+        _: u64,
+    ) -> Result<Vec<CommentedJob>, SchedulerError> {
+        Err(SchedulerError::NotSupported(
+            "Idempotency-Key is not available with PBS: its jobs carry no comment of Ironcrest's."
+                .into(),
+        ))
+    }
+
     async fn attach(&self, _: &Caller, _: &str, _: &str) -> Result<(), SchedulerError> {
         Err(SchedulerError::NotSupported(
             "Attaching to a job is not available with PBS.".into(),

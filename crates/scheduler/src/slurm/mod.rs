@@ -1,6 +1,7 @@
 //! Slurm over SSH: each Slurm command is a [`RemoteCommand`](ironcrest_remote::RemoteCommand)
 //! type in its own file, run through the cluster's SSH pool as the calling user.
 
+mod comments;
 pub(crate) mod job_rows;
 mod key_value;
 mod sacct;
@@ -12,10 +13,13 @@ pub(crate) mod sinfo;
 mod squeue;
 mod srun;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use ironcrest_remote::Caller;
 use ironcrest_ssh::SshPool;
 
+pub use comments::JobComments;
 pub use sacct::Sacct;
 pub use sacctmgr::UserAccounts;
 pub use sbatch::Sbatch;
@@ -27,6 +31,7 @@ pub use srun::Attach;
 
 use ironcrest_remote::RemoteCommand;
 
+use crate::comment::{CommentedJob, JobComment};
 use crate::{
     Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, ParseError, Partition,
     PingStatus, Reservation, Scheduler, SchedulerError,
@@ -120,7 +125,7 @@ impl Scheduler for SlurmCli {
         fields(scheduler = "slurm")
     )]
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
-        self.run(user, &Sbatch::new(job, user.request_ids.as_ref())?)
+        self.run(user, &Sbatch::new(job, JobComment::of(user).as_ref())?)
             .await
     }
 
@@ -142,6 +147,31 @@ impl Scheduler for SlurmCli {
         let squeue = Squeue::list(own)?;
         let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
         Ok(job_rows::merge(sacct?, squeue?))
+    }
+
+    /// The controller's jobs (a pending job's comment is only there) and sacct's.
+    #[tracing::instrument(
+        name = "scheduler.commented_jobs",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
+    async fn commented_jobs(
+        &self,
+        user: &Caller,
+        window_seconds: u64,
+    ) -> Result<Vec<CommentedJob>, SchedulerError> {
+        let accounting = JobComments::accounting(window_seconds)?;
+        let queue = JobComments::queue();
+        let (accounting, queue) = tokio::join!(self.run(user, &accounting), self.run(user, &queue));
+        let mut jobs = queue?;
+        let queued: HashSet<String> = jobs.iter().map(|job| job.job_id.clone()).collect();
+        jobs.extend(
+            accounting?
+                .into_iter()
+                .filter(|job| !queued.contains(&job.job_id)),
+        );
+        Ok(jobs)
     }
 
     #[tracing::instrument(

@@ -7,6 +7,8 @@
 
 use ironcrest_remote::{CommandError, CommandLine, Output, RemoteCommand, RequestIds};
 
+use crate::comment::JobComment;
+
 use super::SLURM;
 use crate::job::job_examples;
 use crate::{JobDescription, ParseError, SchedulerError};
@@ -17,10 +19,10 @@ pub struct Sbatch {
 }
 
 impl Sbatch {
-    /// `ids`, the submitting request's, become the job's comment (`sacct -o comment`); they
-    /// reach the job's environment as every command's `IRONCREST_*` variables do, through
-    /// `--export=ALL`.
-    pub fn new(job: &JobDescription, ids: Option<&RequestIds>) -> Result<Self, SchedulerError> {
+    /// `comment` (the submitting request's ids and idempotency marks) becomes the job's
+    /// comment (`sacct -o comment`); the ids reach the job's environment as every command's
+    /// `IRONCREST_*` variables do, through `--export=ALL`.
+    pub fn new(job: &JobDescription, comment: Option<&JobComment>) -> Result<Self, SchedulerError> {
         job.check().map_err(SchedulerError::InvalidArgument)?;
         let script = job.script.as_ref().map(|s| s.as_bytes().to_vec());
         let environment = job.environment().map_err(SchedulerError::InvalidArgument)?;
@@ -42,7 +44,7 @@ impl Sbatch {
         for (option, value) in options {
             builder = builder.option_if(option, value.as_deref().filter(|v| !v.is_empty()))?;
         }
-        builder = builder.option_if("--comment", ids.map(job_comment))?;
+        builder = builder.option_if("--comment", comment.map(JobComment::to_string))?;
         if let Some(path) = &job.script_path {
             builder = builder.operands([path])?;
         }
@@ -50,18 +52,6 @@ impl Sbatch {
             line: builder.build(),
             script,
         })
-    }
-}
-
-/// The comment a job submitted for a request carries: the request's ids, to join the
-/// scheduler's records with Ironcrest's logs.
-pub(crate) fn job_comment(ids: &RequestIds) -> String {
-    match &ids.correlation_id {
-        Some(correlation) => format!(
-            "ironcrest request {} correlation {correlation}",
-            ids.request_id
-        ),
-        None => format!("ironcrest request {}", ids.request_id),
     }
 }
 
@@ -100,13 +90,16 @@ impl RemoteCommand for Sbatch {
     }
 
     fn examples() -> Vec<Self> {
-        let ids = RequestIds {
-            request_id: "r".into(),
-            correlation_id: None,
+        let comment = JobComment {
+            ids: RequestIds {
+                request_id: "r".into(),
+                correlation_id: None,
+            },
+            idempotency: None,
         };
         job_examples()
             .iter()
-            .flat_map(|job| [Self::new(job, None), Self::new(job, Some(&ids))])
+            .flat_map(|job| [Self::new(job, None), Self::new(job, Some(&comment))])
             .collect::<Result<_, _>>()
             .expect("valid jobs")
     }

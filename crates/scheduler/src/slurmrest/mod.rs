@@ -24,6 +24,7 @@ use serde_json::Value;
 
 pub use version::ApiVersion;
 
+use crate::comment::{CommentedJob, JobComment};
 use crate::job::now;
 use crate::slurm::SlurmCli;
 use crate::slurm::job_rows;
@@ -382,7 +383,7 @@ impl Scheduler for SlurmRest {
             script,
             &environment,
             directives,
-            user.request_ids.as_ref(),
+            JobComment::of(user).as_ref(),
         );
         let answer = self
             .call(
@@ -437,6 +438,50 @@ impl Scheduler for SlurmRest {
             return Err(classify(status, &errors));
         };
         Ok(job_rows::merge(accounting, controller))
+    }
+
+    /// The controller's jobs (a pending job's comment is only there) and the accounting
+    /// database's within the window, the caller's only.
+    #[tracing::instrument(
+        name = "scheduler.commented_jobs",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurmrest")
+    )]
+    async fn commented_jobs(
+        &self,
+        user: &Caller,
+        window_seconds: u64,
+    ) -> Result<Vec<CommentedJob>, SchedulerError> {
+        let start_time = if self.version.epoch_start_time() {
+            (now() - i64::try_from(window_seconds).unwrap_or(i64::MAX)).to_string()
+        } else {
+            format!("now-{window_seconds}")
+        };
+        let mut db_query = vec![("start_time", start_time)];
+        if self.version.accounting_user_filter() {
+            db_query.push(("users", user.username.clone()));
+        }
+        let controller_path = self.slurm_path("jobs");
+        let accounting_path = self.slurmdb_path("jobs");
+        let controller = self.call(user, Method::GET, &controller_path, &[], None);
+        let accounting = self.request(user, Method::GET, &accounting_path, &db_query, None);
+        let (controller, accounting) = tokio::join!(controller, accounting);
+        let mut jobs = parse::commented_jobs(&controller?, &user.username).map_err(unexpected)?;
+        let (status, accounting) = accounting?;
+        let errors = parse::errors(&accounting);
+        if !((200..300).contains(&status) && errors.iter().all(|e| e.starts_with("Nothing found")))
+        {
+            return Err(classify(status, &errors));
+        }
+        let queued: HashSet<String> = jobs.iter().map(|job| job.job_id.clone()).collect();
+        jobs.extend(
+            parse::commented_jobs(&accounting, &user.username)
+                .map_err(unexpected)?
+                .into_iter()
+                .filter(|job| !queued.contains(&job.job_id)),
+        );
+        Ok(jobs)
     }
 
     #[tracing::instrument(

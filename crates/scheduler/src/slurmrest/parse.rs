@@ -3,13 +3,13 @@
 //! state strings; v0.0.40+ `{set, infinite, number}` wrappers and state arrays). Request
 //! bodies differ by version and are built from [`ApiVersion`].
 
-use ironcrest_remote::{CORRELATION_ID_VARIABLE, REQUEST_ID_VARIABLE, RequestIds};
+use ironcrest_remote::{CORRELATION_ID_VARIABLE, REQUEST_ID_VARIABLE};
 use serde_json::{Map, Value, json};
 
 use super::ApiVersion;
+use crate::comment::{CommentedJob, JobComment};
 use crate::slurm::Streams;
 use crate::slurm::job_rows::Row;
-use crate::slurm::sbatch::job_comment;
 use crate::slurm::sinfo::node_state;
 use crate::{
     Account, Job, JobDescription, JobStatus, JobTask, JobTime, Node, NodeState, Partition,
@@ -240,7 +240,7 @@ pub fn submit_body(
     script: &str,
     environment: &[(String, String)],
     directives: Map<String, Value>,
-    request: Option<&RequestIds>,
+    request: Option<&JobComment>,
 ) -> Value {
     // The script's `#SBATCH` fields first; the request's own fields override them.
     let mut fields = directives;
@@ -263,8 +263,9 @@ pub fn submit_body(
         }
     }
     let mut environment = environment.to_vec();
-    if let Some(ids) = request {
-        fields.insert("comment".into(), json!(job_comment(ids)));
+    if let Some(comment) = request {
+        let ids = &comment.ids;
+        fields.insert("comment".into(), json!(comment.to_string()));
         environment.push((REQUEST_ID_VARIABLE.into(), ids.request_id.clone()));
         if let Some(correlation_id) = &ids.correlation_id {
             environment.push((CORRELATION_ID_VARIABLE.into(), correlation_id.clone()));
@@ -337,6 +338,29 @@ pub fn job_streams(body: &Value, job_id: &str) -> Result<Option<Streams>, String
             stdout: text(&job["standard_output"]),
             stderr: text(&job["standard_error"]),
         }))
+}
+
+/// `user`'s jobs with Ironcrest's comment in a controller (`GET /slurm/{v}/jobs`: `comment`
+/// a string, `user_name`) or an accounting listing (`GET /slurmdb/{v}/jobs`: `comment.job`
+/// or a string, `user`).
+pub fn commented_jobs(body: &Value, user: &str) -> Result<Vec<CommentedJob>, String> {
+    let jobs = list(body, "jobs")?;
+    let mut rows = Vec::new();
+    for job in jobs {
+        let owner = text(&job["user_name"]).or_else(|| text(&job["user"]));
+        if owner.as_deref() != Some(user) {
+            continue;
+        }
+        let job_id = num(&job["job_id"]).ok_or("a job without a job_id")?;
+        let comment = text(&job["comment"]).or_else(|| text(&job["comment"]["job"]));
+        if let Some(comment) = comment {
+            rows.push((job_id.to_string(), comment));
+        }
+    }
+    Ok(crate::comment::commented_jobs(
+        rows.iter()
+            .map(|(id, comment)| (id.as_str(), comment.as_str())),
+    ))
 }
 
 pub fn controller_jobs(body: &Value, now: i64) -> Result<Vec<Row>, String> {

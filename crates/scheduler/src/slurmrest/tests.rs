@@ -262,14 +262,27 @@ fn submit_bodies_follow_the_api_version() {
     assert_eq!(merged["job"]["partition"], "debug");
     assert!(merged["job"].get("comment").is_none());
 
-    let ids = ironcrest_remote::RequestIds {
-        request_id: "r1".into(),
-        correlation_id: Some("c1".into()),
+    let comment = crate::JobComment {
+        ids: ironcrest_remote::RequestIds {
+            request_id: "r1".into(),
+            correlation_id: Some("c1".into()),
+        },
+        idempotency: Some(ironcrest_remote::IdempotencyMark {
+            key_hash: "0123456789abcdef".into(),
+            fingerprint_hash: "fedcba9876543210".into(),
+        }),
     };
-    let traced = parse::submit_body(ApiVersion::V0040, &job, "s", &env, Map::new(), Some(&ids));
+    let traced = parse::submit_body(
+        ApiVersion::V0040,
+        &job,
+        "s",
+        &env,
+        Map::new(),
+        Some(&comment),
+    );
     assert_eq!(
         traced["job"]["comment"],
-        "ironcrest request r1 correlation c1"
+        "ironcrest request r1 correlation c1 idempotency 0123456789abcdef fedcba9876543210"
     );
     assert_eq!(
         traced["job"]["environment"],

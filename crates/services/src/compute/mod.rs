@@ -134,6 +134,13 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             Ok(Vec::new())
         }
+        async fn commented_jobs(
+            &self,
+            _: &Caller,
+            _: u64,
+        ) -> Result<Vec<ironcrest_scheduler::CommentedJob>, SchedulerError> {
+            Err(unused())
+        }
         async fn job(&self, _: &Caller, _: &str) -> Result<Job, SchedulerError> {
             self.lookups.fetch_add(1, Ordering::SeqCst);
             Err(SchedulerError::JobNotFound)

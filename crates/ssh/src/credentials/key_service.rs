@@ -170,6 +170,7 @@ mod tests {
             username: "alice".into(),
             access_token: SecretString::from("token-123"),
             request_ids: None,
+            idempotency: None,
         }
     }
 

@@ -76,6 +76,7 @@ mod tests {
             username: name.into(),
             access_token: SecretString::from("unused"),
             request_ids: None,
+            idempotency: None,
         }
     }
 
