@@ -53,6 +53,8 @@ pub enum ApiError {
     },
     /// The gateway refused the request.
     Denied(Denial),
+    /// The request's `Idempotency-Key` already started work for another request.
+    IdempotencyKeyReused,
 }
 
 impl ApiError {
@@ -77,6 +79,13 @@ impl ApiError {
             ),
             ApiError::Http { status, message } => (*status, message.clone()),
             ApiError::Denied(denial) => (denial_status(denial), denial.to_string()),
+            ApiError::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "This {} was already used with another request (method, route, system, user, query or body differ); use a new key for a new request.",
+                    crate::idempotency::HEADER
+                ),
+            ),
             ApiError::Service { error, .. } => (service_status(error), error.to_string()),
         }
     }

@@ -7,6 +7,7 @@ mod call;
 mod conditional;
 mod drain;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 mod middleware;
 mod models;
@@ -61,6 +62,8 @@ pub struct AppState {
     /// Set when traces are exported: an incoming trace context is the parent of the
     /// request's span, and the response names that span. `None`: headers are left alone.
     pub trace_context: Option<TraceContext>,
+    /// The `Idempotency-Key`s of this process's recent requests (`idempotency`).
+    pub idempotency: Arc<idempotency::Idempotency>,
 }
 
 /// The whole application, ready to serve.

@@ -5,6 +5,7 @@
 mod audit;
 mod certificate;
 mod gateway;
+mod idempotency;
 mod model;
 mod secret;
 mod telemetry;
@@ -19,6 +20,7 @@ use ipnet::IpNet;
 pub use audit::AuditConfig;
 pub use certificate::CertificateRestrictions;
 pub use gateway::*;
+pub use idempotency::IdempotencyConfig;
 pub use model::*;
 pub use secret::Secret;
 pub use telemetry::*;

@@ -27,6 +27,8 @@ pub struct Config {
     pub audit: crate::AuditConfig,
     #[serde(default)]
     pub telemetry: crate::TelemetryConfig,
+    #[serde(default)]
+    pub idempotency: crate::IdempotencyConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use ironcrest_api::idempotency::Idempotency;
 use ironcrest_api::{AppState, AuditLog};
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_config::{
@@ -310,6 +311,9 @@ pub async fn serve(
         config_path: config_path.map(Arc::from),
         audit,
         trace_context: traces::trace_context(&config.telemetry.tracing),
+        idempotency: Arc::new(Idempotency::new(Duration::from_secs(
+            config.idempotency.window,
+        ))),
     });
     let address = listener.local_addr()?;
     let limits = listener::Limits::from_config(&config.server.connections);

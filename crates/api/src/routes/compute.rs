@@ -3,6 +3,7 @@
 
 use axum::extract::Path;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use axum::{Json, Router};
 use ironcrest_scheduler::SchedulerError;
@@ -18,6 +19,7 @@ use crate::audit::{AuditArgs, AuditRecord};
 use crate::call::Call;
 use crate::conditional;
 use crate::error::ApiError;
+use crate::idempotency::{Idempotent, RawJson};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(submit, jobs, job, metadata, cancel, attach))]
@@ -235,20 +237,36 @@ fn checked_job_id(
 }
 
 #[utoipa::path(post, path = "/compute/{system_name}/jobs", tag = "compute",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
     request_body = SubmitRequest,
     responses((status = 201, body = SubmitResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn submit(
-    call: Call,
-    ValidJson(request): ValidJson<SubmitRequest>,
-) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    let job_id = compute::submit(&call.cluster, &call.user.caller, &request.job)
+async fn submit(call: Call, idempotent: Idempotent, body: RawJson<SubmitRequest>) -> Response {
+    let job = &body.value.job;
+    let call = &call;
+    idempotent
+        .run(
+            call,
+            &body.bytes,
+            |caller| async move {
+                let submitted = compute::submit(&call.cluster, &caller, job).await;
+                submitted_answer(call, submitted.map_err(|e| call.error(e)))
+            },
+            |_, job_id| async move { submitted_answer(call, Ok(job_id)) },
+        )
         .await
-        .map_err(|e| call.error(e))?;
-    call.audit("job_id", &job_id);
-    Ok((StatusCode::CREATED, Json(SubmitResponse { job_id })))
+}
+
+fn submitted_answer(call: &Call, submitted: Result<String, ApiError>) -> Response {
+    match submitted {
+        Ok(job_id) => {
+            call.audit("job_id", &job_id);
+            (StatusCode::CREATED, Json(SubmitResponse { job_id })).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
 }
 
 #[utoipa::path(get, path = "/compute/{system_name}/jobs", tag = "compute",

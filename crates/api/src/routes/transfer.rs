@@ -4,7 +4,12 @@
 
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
+use std::future::Future;
+
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use ironcrest_remote::Caller;
+use ironcrest_services::ServiceError;
 use ironcrest_services::transfer::{self, TransferDirectives, TransferJob, TransferMethod};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,6 +20,7 @@ use crate::AppState;
 use crate::audit::{AuditArgs, AuditRecord};
 use crate::call::Call;
 use crate::error::ApiError;
+use crate::idempotency::{Idempotent, RawJson};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(upload, download, mv, cp, rm, compress, extract))]
@@ -221,8 +227,33 @@ fn answer(call: &Call, transfer_job: TransferJob) -> Json<TransferJobResponse> {
     Json(TransferJobResponse { transfer_job })
 }
 
-fn created(call: &Call, transfer_job: TransferJob) -> (StatusCode, Json<TransferJobResponse>) {
-    (StatusCode::CREATED, answer(call, transfer_job))
+/// Submits a transfer job with `start`, unless the request's `Idempotency-Key` already did:
+/// then the job it submitted, answered as then.
+async fn transfer_job<F, Fut>(
+    call: &Call,
+    idempotent: Idempotent,
+    body: &[u8],
+    status: StatusCode,
+    start: F,
+) -> Response
+where
+    F: FnOnce(Caller) -> Fut,
+    Fut: Future<Output = Result<TransferJob, ServiceError>>,
+{
+    let answered = |submitted: Result<TransferJob, ServiceError>| match submitted {
+        Ok(job) => (status, answer(call, job)).into_response(),
+        Err(error) => call.error(error).into_response(),
+    };
+    idempotent
+        .run(
+            call,
+            body,
+            |caller| async move { answered(start(caller).await) },
+            |caller, job_id| async move {
+                answered(transfer::submitted_job(&call.cluster, &caller, job_id))
+            },
+        )
+        .await
 }
 
 fn staged(
@@ -288,47 +319,58 @@ async fn download(
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/mv", tag = "transfer",
     operation_id = "transfer_mv",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = MoveBody,
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
+    request_body = MoveBody,
     responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn mv(call: Call, ValidJson(body): ValidJson<MoveBody>) -> Created<TransferJobResponse> {
-    transfer::mv(
-        &call.cluster,
-        &call.user.caller,
-        body.source_path.as_bytes(),
-        body.target_path.as_bytes(),
-        body.account.as_deref(),
-    )
-    .await
-    .map(|job| created(&call, job))
-    .map_err(|e| call.error(e))
+async fn mv(call: Call, idempotent: Idempotent, body: RawJson<MoveBody>) -> Response {
+    let RawJson { value: body, bytes } = body;
+    let cluster = &call.cluster;
+    let start = |caller: Caller| async move {
+        transfer::mv(
+            cluster,
+            &caller,
+            body.source_path.as_bytes(),
+            body.target_path.as_bytes(),
+            body.account.as_deref(),
+        )
+        .await
+    };
+    transfer_job(&call, idempotent, &bytes, StatusCode::CREATED, start).await
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/cp", tag = "transfer",
     operation_id = "transfer_cp",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = CopyBody,
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
+    request_body = CopyBody,
     responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn cp(call: Call, ValidJson(body): ValidJson<CopyBody>) -> Created<TransferJobResponse> {
-    transfer::cp(
-        &call.cluster,
-        &call.user.caller,
-        body.source_path.as_bytes(),
-        body.target_path.as_bytes(),
-        body.dereference,
-        body.account.as_deref(),
-    )
-    .await
-    .map(|job| created(&call, job))
-    .map_err(|e| call.error(e))
+async fn cp(call: Call, idempotent: Idempotent, body: RawJson<CopyBody>) -> Response {
+    let RawJson { value: body, bytes } = body;
+    let cluster = &call.cluster;
+    let start = |caller: Caller| async move {
+        transfer::cp(
+            cluster,
+            &caller,
+            body.source_path.as_bytes(),
+            body.target_path.as_bytes(),
+            body.dereference,
+            body.account.as_deref(),
+        )
+        .await
+    };
+    transfer_job(&call, idempotent, &bytes, StatusCode::CREATED, start).await
 }
 
 /// 200, not 201, as in v2.
 #[utoipa::path(delete, path = "/filesystem/{system_name}/transfer/rm", tag = "transfer",
     operation_id = "transfer_rm",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = "The file or directory to delete: an absolute path under one of the system's file systems."), AccountQuery),
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME), ("path" = AbsolutePath, Query, description = "The file or directory to delete: an absolute path under one of the system's file systems."), AccountQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
     responses((status = 200, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -336,69 +378,79 @@ async fn rm(
     call: Call,
     path: QueryPath,
     ValidQuery(query): ValidQuery<AccountQuery>,
-) -> Result<Json<TransferJobResponse>, ApiError> {
+    idempotent: Idempotent,
+) -> Result<Response, ApiError> {
     let path = call.query_path(path)?;
-    transfer::rm(
-        &call.cluster,
-        &call.user.caller,
-        &path,
-        query.account.as_deref(),
-    )
-    .await
-    .map(|job| answer(&call, job))
-    .map_err(|e| call.error(e))
+    let cluster = &call.cluster;
+    let start = |caller: Caller| async move {
+        transfer::rm(cluster, &caller, &path, query.account.as_deref()).await
+    };
+    // No body: the fingerprint covers the query, which holds the path and the account.
+    Ok(transfer_job(&call, idempotent, b"", StatusCode::OK, start).await)
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/compress", tag = "transfer",
     operation_id = "transfer_compress",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = CompressJobBody,
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
+    request_body = CompressJobBody,
     responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn compress(
     call: Call,
-    ValidJson(body): ValidJson<CompressJobBody>,
-) -> Created<TransferJobResponse> {
+    idempotent: Idempotent,
+    body: RawJson<CompressJobBody>,
+) -> Result<Response, ApiError> {
+    let RawJson { value: body, bytes } = body;
     let CompressJobBody { compress, account } = body;
     let source = call.body_path(compress.path)?;
-    transfer::compress(
-        &call.cluster,
-        &call.user.caller,
-        &source,
-        compress.target_path.as_bytes(),
-        compress.match_pattern.as_deref(),
-        compress.compression.unwrap_or_default(),
-        compress.dereference.unwrap_or(false),
-        account.as_deref(),
-    )
-    .await
-    .map(|job| created(&call, job))
-    .map_err(|e| call.error(e))
+    let cluster = &call.cluster;
+    let start = |caller: Caller| async move {
+        transfer::compress(
+            cluster,
+            &caller,
+            &source,
+            compress.target_path.as_bytes(),
+            compress.match_pattern.as_deref(),
+            compress.compression.unwrap_or_default(),
+            compress.dereference.unwrap_or(false),
+            account.as_deref(),
+        )
+        .await
+    };
+    Ok(transfer_job(&call, idempotent, &bytes, StatusCode::CREATED, start).await)
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/extract", tag = "transfer",
     operation_id = "transfer_extract",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = ExtractJobBody,
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
+    request_body = ExtractJobBody,
     responses((status = 201, body = TransferJobResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn extract(
     call: Call,
-    ValidJson(body): ValidJson<ExtractJobBody>,
-) -> Created<TransferJobResponse> {
+    idempotent: Idempotent,
+    body: RawJson<ExtractJobBody>,
+) -> Result<Response, ApiError> {
+    let RawJson { value: body, bytes } = body;
     let ExtractJobBody { extract, account } = body;
     let source = call.body_path(extract.path)?;
-    transfer::extract(
-        &call.cluster,
-        &call.user.caller,
-        &source,
-        extract.target_path.as_bytes(),
-        extract.compression.unwrap_or_default(),
-        account.as_deref(),
-    )
-    .await
-    .map(|job| created(&call, job))
-    .map_err(|e| call.error(e))
+    let cluster = &call.cluster;
+    let start = |caller: Caller| async move {
+        transfer::extract(
+            cluster,
+            &caller,
+            &source,
+            extract.target_path.as_bytes(),
+            extract.compression.unwrap_or_default(),
+            account.as_deref(),
+        )
+        .await
+    };
+    Ok(transfer_job(&call, idempotent, &bytes, StatusCode::CREATED, start).await)
 }
 
 impl AuditArgs for UploadBody {

@@ -88,6 +88,9 @@ clusters:
         per_user_series: false,
         audit: None,
         trace_context: None,
+        idempotency: Arc::new(ironcrest_api::idempotency::Idempotency::new(
+            std::time::Duration::from_secs(config.idempotency.window),
+        )),
     };
     edit(&mut state);
     App {

@@ -15,6 +15,7 @@ mod filesystem;
 mod gateway;
 mod guard;
 mod harness;
+mod idempotency;
 mod limits;
 mod metrics;
 mod ssh_recovery;

@@ -282,11 +282,7 @@ async fn submit(
         days,
     });
     let script = plan.script.render(&directives, expired.as_ref())?;
-    let id = uuid::Uuid::new_v4();
-    let logs = TransferLogs {
-        output_log: format!("{log_directory}/.f7t_file_handling_job_{id}.log"),
-        error_log: format!("{log_directory}/.f7t_file_handling_job_error_{id}.log"),
-    };
+    let logs = logs(&log_directory, user);
     let job = JobDescription {
         working_directory: working_directory.clone(),
         script: Some(script),
@@ -304,6 +300,39 @@ async fn submit(
         working_directory,
         logs,
     })
+}
+
+/// The transfer job a request with an `Idempotency-Key` submitted as `job_id`, as its
+/// submission answered: its log files are named after the request's marks.
+pub fn submitted_job(
+    cluster: &Cluster,
+    user: &Caller,
+    job_id: String,
+) -> Result<TransferJob, ServiceError> {
+    let working_directory = work_dir(&cluster.config, &user.username)?;
+    let log_directory = log_directory(&cluster.config, &working_directory, &user.username);
+    Ok(TransferJob {
+        job_id,
+        system: cluster.name().to_string(),
+        logs: logs(&log_directory, user),
+        working_directory,
+    })
+}
+
+/// A job's log files, named by a random id, or, for a request with an `Idempotency-Key`,
+/// by its marks (32 hex digits: a UUID), so a replay names the files the job writes.
+fn logs(log_directory: &str, user: &Caller) -> TransferLogs {
+    let id = user
+        .idempotency
+        .as_ref()
+        .and_then(|mark| {
+            u128::from_str_radix(&format!("{}{}", mark.key_hash, mark.fingerprint_hash), 16).ok()
+        })
+        .map_or_else(uuid::Uuid::new_v4, uuid::Uuid::from_u128);
+    TransferLogs {
+        output_log: format!("{log_directory}/.f7t_file_handling_job_{id}.log"),
+        error_log: format!("{log_directory}/.f7t_file_handling_job_error_{id}.log"),
+    }
 }
 
 /// How long a log directory made (or found) for a user is trusted to still exist.
