@@ -56,11 +56,12 @@ pub struct StagedObject {
 }
 
 impl StagedObject {
-    /// A new object for `file_name` in `bucket`, under a fresh UUID so uploads never collide.
-    pub fn new(bucket: &str, file_name: &str) -> Self {
+    /// The object for `file_name` in `bucket` under `id`: a fresh UUID so uploads never
+    /// collide, or one a retried request derives again to name the same object.
+    pub fn new(bucket: &str, id: uuid::Uuid, file_name: &str) -> Self {
         Self {
             bucket: bucket.to_string(),
-            key: format!("{}/{file_name}", uuid::Uuid::new_v4()),
+            key: format!("{id}/{file_name}"),
         }
     }
 }

@@ -296,25 +296,47 @@ async fn upload(
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/download", tag = "transfer",
     operation_id = "transfer_download",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = DownloadBody,
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
+    request_body = DownloadBody,
     responses((status = 201, body = StagedTransferResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn download(
     call: Call,
-    ValidJson(body): ValidJson<DownloadBody>,
-) -> Created<StagedTransferResponse> {
+    idempotent: Idempotent,
+    body: RawJson<DownloadBody>,
+) -> Result<Response, ApiError> {
+    let RawJson { value: body, bytes } = body;
     let source = call.body_path(body.path)?;
-    transfer::download(
-        &call.cluster,
-        &call.user.caller,
-        &source,
-        body.transfer_directives.transfer_method,
-        body.account.as_deref(),
-    )
-    .await
-    .map(|job| staged(&call, job))
-    .map_err(|e| call.error(e))
+    let method = body.transfer_directives.transfer_method;
+    let (call, source) = (&call, &source);
+    let answered = |started: Result<_, ServiceError>| match started {
+        Ok(job) => staged(call, job).into_response(),
+        Err(error) => call.error(error).into_response(),
+    };
+    let start = |caller: Caller| async move {
+        let started = transfer::download(
+            &call.cluster,
+            &caller,
+            source,
+            method,
+            body.account.as_deref(),
+        )
+        .await;
+        answered(started)
+    };
+    // The download URL is signed again: the same object, a fresh expiry.
+    let replay = |caller: Caller, job_id| async move {
+        answered(transfer::submitted_download(
+            &call.cluster,
+            &caller,
+            source,
+            method,
+            job_id,
+        ))
+    };
+    Ok(idempotent.run(call, &bytes, start, replay).await)
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/mv", tag = "transfer",

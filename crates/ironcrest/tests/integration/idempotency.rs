@@ -203,3 +203,47 @@ fn jobs_writing(log: &str) -> Vec<String> {
         .map(|(id, _)| id.trim().to_string())
         .collect()
 }
+
+#[tokio::test]
+async fn a_staged_download_retried_after_a_restart_is_the_same_job_and_object() {
+    let dir = WorkDir::new();
+    let token = user_token().await;
+    let key = unique("key");
+    let body = json!({
+        "path": format!("{}/a.txt", dir.0.display()),
+        "transferDirectives": {"transferMethod": "s3"},
+    });
+    let download = |server: &TestServer| {
+        server
+            .http
+            .post(format!(
+                "{}/filesystem/{SYSTEM}/transfer/download",
+                server.url
+            ))
+            .bearer_auth(&token)
+            .header(KEY, &key)
+            .json(&body)
+            .send()
+    };
+    let first = {
+        let server = TestServer::start().await;
+        let response = download(&server).await.unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()
+    };
+    let server = TestServer::start().await;
+    let response = download(&server).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let retried: Value = response.json().await.unwrap();
+    assert_eq!(retried["transferJob"], first["transferJob"]);
+    // Signed again, for the same object.
+    let object = |answer: &Value| {
+        let url = answer["transferDirectives"]["downloadUrl"]
+            .as_str()
+            .unwrap();
+        url.split_once('?').unwrap().0.to_string()
+    };
+    assert_eq!(object(&retried), object(&first));
+    let log = first["transferJob"]["logs"]["outputLog"].as_str().unwrap();
+    assert_eq!(jobs_writing(log).len(), 1, "one job writes that log");
+}

@@ -113,11 +113,12 @@ impl StagingArea {
         Ok(bucket)
     }
 
-    /// Starts a multipart upload of `size` bytes named `name` in the user's bucket, with
-    /// one presigned PUT URL per part and the completion URL, on `endpoint`.
+    /// Starts a multipart upload of `size` bytes named `name` in the user's bucket (under
+    /// the request's [`work_id`]), with one presigned PUT URL per part and the completion
+    /// URL, on `endpoint`.
     async fn start_upload(
         &self,
-        username: &str,
+        user: &Caller,
         name: &[u8],
         size: u64,
         endpoint: Endpoint,
@@ -133,8 +134,8 @@ impl StagingArea {
                 ),
             });
         }
-        let bucket = self.bucket(username).await?;
-        let object = StagedObject::new(&bucket, &String::from_utf8_lossy(name));
+        let bucket = self.bucket(&user.username).await?;
+        let object = StagedObject::new(&bucket, work_id(user), &String::from_utf8_lossy(name));
         let upload_id = match self.client.create_multipart_upload(&object).await {
             // The bucket went away since it was created (a reset store): create it again.
             Err(S3Error::Refused { code, .. }) if code == "NoSuchBucket" => {
@@ -142,7 +143,7 @@ impl StagingArea {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&bucket);
-                self.bucket(username).await?;
+                self.bucket(&user.username).await?;
                 self.client.create_multipart_upload(&object).await?
             }
             started => started?,
@@ -319,16 +320,20 @@ pub fn submitted_job(
     })
 }
 
-/// A job's log files, named by a random id, or, for a request with an `Idempotency-Key`,
-/// by its marks (32 hex digits: a UUID), so a replay names the files the job writes.
-fn logs(log_directory: &str, user: &Caller) -> TransferLogs {
-    let id = user
-        .idempotency
+/// What names a request's log files and staged object: a random id, or, for a request
+/// with an `Idempotency-Key`, its marks (32 hex digits: a UUID), so that a replay names
+/// what the job writes.
+fn work_id(user: &Caller) -> uuid::Uuid {
+    user.idempotency
         .as_ref()
         .and_then(|mark| {
             u128::from_str_radix(&format!("{}{}", mark.key_hash, mark.fingerprint_hash), 16).ok()
         })
-        .map_or_else(uuid::Uuid::new_v4, uuid::Uuid::from_u128);
+        .map_or_else(uuid::Uuid::new_v4, uuid::Uuid::from_u128)
+}
+
+fn logs(log_directory: &str, user: &Caller) -> TransferLogs {
+    let id = work_id(user);
     TransferLogs {
         output_log: format!("{log_directory}/.f7t_file_handling_job_{id}.log"),
         error_log: format!("{log_directory}/.f7t_file_handling_job_error_{id}.log"),
@@ -562,7 +567,7 @@ pub async fn upload(
         )));
     }
     let staged = staging
-        .start_upload(&user.username, name, size, Endpoint::Public)
+        .start_upload(user, name, size, Endpoint::Public)
         .await?;
     let presign = |method| {
         staging
@@ -616,7 +621,7 @@ pub async fn download(
         .size;
     let (_, name) = source.split_parent();
     let staged = staging
-        .start_upload(&user.username, name, size, Endpoint::Private)
+        .start_upload(user, name, size, Endpoint::Private)
         .await?;
     let download_url =
         staging
@@ -653,6 +658,36 @@ pub async fn download(
         download_url: Some(download_url),
     };
     Ok((job, directives))
+}
+
+/// The staged download a request with an `Idempotency-Key` started as `job_id`, as its
+/// submission answered, with the download URL signed again (a presigned URL is not stored).
+pub fn submitted_download(
+    cluster: &Cluster,
+    user: &Caller,
+    source: &[u8],
+    method: TransferMethod,
+    job_id: String,
+) -> Result<(TransferJob, TransferDirectives), ServiceError> {
+    let staging = staging(cluster, method)?;
+    let source = check_path(cluster, source)?;
+    let (_, name) = source.split_parent();
+    let object = StagedObject::new(
+        &S3Client::bucket_for(&user.username)?,
+        work_id(user),
+        &String::from_utf8_lossy(name),
+    );
+    let download_url = staging
+        .client
+        .presign(Endpoint::Public, Method::Get, &object, &[])?;
+    let directives = TransferDirectives {
+        transfer_method: TransferMethod::S3,
+        parts_upload_urls: None,
+        complete_upload_url: None,
+        max_part_size: None,
+        download_url: Some(download_url),
+    };
+    Ok((submitted_job(cluster, user, job_id)?, directives))
 }
 
 /// A hidden, unique name beside the target for the file being fetched; short whatever
