@@ -128,6 +128,7 @@ fn service_status(error: &ServiceError) -> StatusCode {
         ) => StatusCode::FAILED_DEPENDENCY,
         ServiceError::Scheduler(SchedulerError::NotSupported(_)) => StatusCode::NOT_IMPLEMENTED,
         ServiceError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ServiceError::UploadOver(_) => StatusCode::CONFLICT,
         // Like the scheduler's REST API: a store refusing Ironcrest's signed request is a
         // bad gateway, an unreachable one a failed dependency.
         ServiceError::Staging(S3Error::Refused { .. }) => StatusCode::BAD_GATEWAY,

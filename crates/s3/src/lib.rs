@@ -209,6 +209,33 @@ impl S3Client {
         Ok(started.upload_id)
     }
 
+    /// The ids of `object`'s multipart uploads in progress (none once completed or
+    /// aborted).
+    pub async fn multipart_uploads(&self, object: &StagedObject) -> Result<Vec<String>, S3Error> {
+        let url = format!(
+            "{}?{}",
+            self.bucket_url(&object.bucket),
+            url::encode_query([("prefix", object.key.as_str()), ("uploads", "")])
+        );
+        let body = self
+            .send("ListMultipartUploads", "GET", &url, &[], Vec::new())
+            .await?;
+        let listed: xml::ListMultipartUploadsResult = quick_xml::de::from_reader(&body[..])
+            .map_err(|err| S3Error::Refused {
+                operation: "ListMultipartUploads",
+                status: 200,
+                code: "UnreadableAnswer".into(),
+                message: err.to_string(),
+            })?;
+        // A prefix also matches longer keys.
+        Ok(listed
+            .upload
+            .into_iter()
+            .filter(|upload| upload.key == object.key)
+            .map(|upload| upload.upload_id)
+            .collect())
+    }
+
     /// Abandons a multipart upload (its parts are dropped).
     pub async fn abort_multipart_upload(
         &self,

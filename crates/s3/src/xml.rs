@@ -8,6 +8,21 @@ pub(crate) struct InitiateMultipartUploadResult {
     pub upload_id: String,
 }
 
+/// `GET /{bucket}?uploads`: the multipart uploads in progress (those under a prefix).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListMultipartUploadsResult {
+    #[serde(default)]
+    pub upload: Vec<Upload>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Upload {
+    pub key: String,
+    pub upload_id: String,
+}
+
 /// S3's error body, e.g. `<Error><Code>NoSuchBucket</Code><Message>…</Message></Error>`.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -113,5 +128,24 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(error.code, "NoSuchBucket");
+    }
+
+    #[test]
+    fn reads_the_uploads_in_progress() {
+        let listed: ListMultipartUploadsResult = quick_xml::de::from_str(
+            r#"<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>fireuser</Bucket><Prefix>u/a</Prefix><Upload><Key>u/a</Key><UploadId>one</UploadId><Initiated>2026-12-07T19:00:00.000Z</Initiated></Upload><Upload><Key>u/ab</Key><UploadId>two</UploadId></Upload></ListMultipartUploadsResult>"#,
+        )
+        .expect("parses");
+        let uploads: Vec<_> = listed
+            .upload
+            .iter()
+            .map(|u| (u.key.as_str(), u.upload_id.as_str()))
+            .collect();
+        assert_eq!(uploads, [("u/a", "one"), ("u/ab", "two")]);
+        let none: ListMultipartUploadsResult = quick_xml::de::from_str(
+            "<ListMultipartUploadsResult><Bucket>b</Bucket></ListMultipartUploadsResult>",
+        )
+        .expect("parses");
+        assert!(none.upload.is_empty());
     }
 }

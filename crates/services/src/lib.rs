@@ -74,6 +74,10 @@ pub enum ServiceError {
     /// The user already has as much unfinished work as they may (`gateway.limits.work`).
     #[error("{0}")]
     TooMuchWork(String),
+    /// A retried staged upload whose multipart upload is over (completed, aborted or
+    /// expired): its presigned URLs cannot be made again.
+    #[error("{0}")]
+    UploadOver(String),
     /// The deployment lacks something the request needs (e.g. a default work directory).
     #[error("{0}")]
     Misconfigured(String),

@@ -14,8 +14,8 @@ use ironcrest_services::transfer::{self, TransferDirectives, TransferJob, Transf
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::ValidQuery;
 use super::filesystem::{AbsolutePath, CompressBody, ExtractBody, QueryPath, audit_path, present};
-use super::{ValidJson, ValidQuery};
 use crate::AppState;
 use crate::audit::{AuditArgs, AuditRecord};
 use crate::call::Call;
@@ -219,8 +219,6 @@ pub struct AccountQuery {
     account: Option<String>,
 }
 
-type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
-
 /// The transfer job, whose id the audit line records.
 fn answer(call: &Call, transfer_job: TransferJob) -> Json<TransferJobResponse> {
     call.audit("transfer_job_id", &transfer_job.job_id);
@@ -272,26 +270,48 @@ fn staged(
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/upload", tag = "transfer",
     operation_id = "transfer_upload",
-    params(("system_name" = String, Path, description = super::SYSTEM_NAME)), request_body = UploadBody,
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
+    request_body = UploadBody,
     responses((status = 201, body = StagedTransferResponse), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn upload(
     call: Call,
-    ValidJson(body): ValidJson<UploadBody>,
-) -> Created<StagedTransferResponse> {
+    idempotent: Idempotent,
+    body: RawJson<UploadBody>,
+) -> Result<Response, ApiError> {
+    let RawJson { value: body, bytes } = body;
     let target = call.body_path(body.path)?;
-    transfer::upload(
-        &call.cluster,
-        &call.user.caller,
-        &target,
-        body.transfer_directives.transfer_method,
-        body.transfer_directives.file_size,
-        body.account.as_deref(),
-    )
-    .await
-    .map(|job| staged(&call, job))
-    .map_err(|e| call.error(e))
+    let UploadDirectives {
+        transfer_method: method,
+        file_size,
+    } = body.transfer_directives;
+    let (call, target) = (&call, &target);
+    let answered = |started: Result<_, ServiceError>| match started {
+        Ok(job) => staged(call, job).into_response(),
+        Err(error) => call.error(error).into_response(),
+    };
+    let start = |caller: Caller| async move {
+        let started = transfer::upload(
+            &call.cluster,
+            &caller,
+            target,
+            method,
+            file_size,
+            body.account.as_deref(),
+        )
+        .await;
+        answered(started)
+    };
+    // The URLs are signed again for the upload in progress: a fresh expiry.
+    let replay = |caller: Caller, job_id| async move {
+        let started =
+            transfer::submitted_upload(&call.cluster, &caller, target, method, file_size, job_id)
+                .await;
+        answered(started)
+    };
+    Ok(idempotent.run(call, &bytes, start, replay).await)
 }
 
 #[utoipa::path(post, path = "/filesystem/{system_name}/transfer/download", tag = "transfer",

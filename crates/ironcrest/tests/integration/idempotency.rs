@@ -247,3 +247,74 @@ async fn a_staged_download_retried_after_a_restart_is_the_same_job_and_object() 
     let log = first["transferJob"]["logs"]["outputLog"].as_str().unwrap();
     assert_eq!(jobs_writing(log).len(), 1, "one job writes that log");
 }
+
+#[tokio::test]
+async fn a_staged_upload_retried_after_a_restart_signs_the_same_upload_again() {
+    let dir = WorkDir::new();
+    let token = user_token().await;
+    let key = unique("key");
+    let body = json!({
+        "path": format!("{}/up.bin", dir.0.display()),
+        "transferDirectives": {"transferMethod": "s3", "fileSize": 11 * 1024 * 1024},
+    });
+    let upload = |server: &TestServer| {
+        server
+            .http
+            .post(format!(
+                "{}/filesystem/{SYSTEM}/transfer/upload",
+                server.url
+            ))
+            .bearer_auth(&token)
+            .header(KEY, &key)
+            .json(&body)
+            .send()
+    };
+    let first = {
+        let server = TestServer::start().await;
+        let response = upload(&server).await.unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()
+    };
+    let server = TestServer::start().await;
+    let response = upload(&server).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let retried: Value = response.json().await.unwrap();
+    assert_eq!(retried["transferJob"], first["transferJob"]);
+    // The same object and multipart upload; the signatures are new.
+    let target = |url: &Value| {
+        let url = url.as_str().unwrap();
+        let (path, query) = url.split_once('?').unwrap();
+        let upload_id = query
+            .split('&')
+            .find(|pair| pair.starts_with("uploadId="))
+            .unwrap()
+            .to_string();
+        (path.to_string(), upload_id)
+    };
+    let directives = |answer: &Value| {
+        let directives = &answer["transferDirectives"];
+        let mut urls: Vec<_> = directives["partsUploadUrls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(target)
+            .collect();
+        urls.push(target(&directives["completeUploadUrl"]));
+        urls
+    };
+    assert_eq!(directives(&retried), directives(&first));
+    assert_eq!(
+        directives(&first).len(),
+        4,
+        "3 parts of 5 MiB and the completion"
+    );
+    let log = first["transferJob"]["logs"]["outputLog"].as_str().unwrap();
+    assert_eq!(jobs_writing(log).len(), 1, "one job writes that log");
+    // The job waits for data that never comes: cancel it.
+    let job_id = first["transferJob"]["jobId"].as_str().unwrap();
+    let status = std::process::Command::new("scancel")
+        .arg(job_id)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

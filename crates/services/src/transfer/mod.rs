@@ -148,22 +148,36 @@ impl StagingArea {
             }
             started => started?,
         };
-        let part_urls = (1..=parts)
-            .map(|part| {
-                let part = part.to_string();
-                let query = [("partNumber", part.as_str()), ("uploadId", &upload_id)];
-                self.client.presign(endpoint, Method::Put, &object, &query)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let complete_url =
-            self.client
-                .presign(endpoint, Method::Post, &object, &[("uploadId", &upload_id)])?;
+        let (part_urls, complete_url) = self.upload_urls(&object, &upload_id, parts, endpoint)?;
         Ok(StagedUpload {
             object,
             upload_id,
             part_urls,
             complete_url,
         })
+    }
+}
+
+impl StagingArea {
+    /// One presigned PUT URL per part of an upload, and its completion URL.
+    fn upload_urls(
+        &self,
+        object: &StagedObject,
+        upload_id: &str,
+        parts: u64,
+        endpoint: Endpoint,
+    ) -> Result<(Vec<String>, String), S3Error> {
+        let part_urls = (1..=parts)
+            .map(|part| {
+                let part = part.to_string();
+                let query = [("partNumber", part.as_str()), ("uploadId", upload_id)];
+                self.client.presign(endpoint, Method::Put, object, &query)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let complete_url =
+            self.client
+                .presign(endpoint, Method::Post, object, &[("uploadId", upload_id)])?;
+        Ok((part_urls, complete_url))
     }
 }
 
@@ -658,6 +672,44 @@ pub async fn download(
         download_url: Some(download_url),
     };
     Ok((job, directives))
+}
+
+/// The staged upload a request with an `Idempotency-Key` started as `job_id`, as its
+/// submission answered, with its URLs signed again for the multipart upload still in
+/// progress; once that is over (completed, aborted, expired) there is nothing to sign: 409.
+pub async fn submitted_upload(
+    cluster: &Cluster,
+    user: &Caller,
+    target: &[u8],
+    method: TransferMethod,
+    file_size: Option<u64>,
+    job_id: String,
+) -> Result<(TransferJob, TransferDirectives), ServiceError> {
+    let staging = staging(cluster, method)?;
+    let target = check_path(cluster, target)?;
+    let (_, name) = target.split_parent();
+    let object = StagedObject::new(
+        &S3Client::bucket_for(&user.username)?,
+        work_id(user),
+        &String::from_utf8_lossy(name),
+    );
+    let Some(upload_id) = staging.client.multipart_uploads(&object).await?.pop() else {
+        return Err(ServiceError::UploadOver(format!(
+            "The staged upload this Idempotency-Key started (transfer job {job_id}) is no longer in progress: completed, cancelled or expired."
+        )));
+    };
+    // The first request passed these checks, else no job would carry the key.
+    let parts = file_size.unwrap_or(0).div_ceil(staging.part_size).max(1);
+    let (part_urls, complete_url) =
+        staging.upload_urls(&object, &upload_id, parts, Endpoint::Public)?;
+    let directives = TransferDirectives {
+        transfer_method: TransferMethod::S3,
+        parts_upload_urls: Some(part_urls),
+        complete_upload_url: Some(complete_url),
+        max_part_size: Some(staging.part_size),
+        download_url: None,
+    };
+    Ok((submitted_job(cluster, user, job_id)?, directives))
 }
 
 /// The staged download a request with an `Idempotency-Key` started as `job_id`, as its
