@@ -313,3 +313,34 @@ async fn job_ids_are_documented_with_the_checked_pattern() {
     }
     assert_eq!(seen, 4);
 }
+
+/// The operations that start a job, where `Idempotency-Key` makes a retry safe
+/// (docs/retries.md); nowhere else is it documented.
+const IDEMPOTENT: &[(&str, &str)] = &[
+    ("POST", "/compute/{system_name}/jobs"),
+    ("POST", "/filesystem/{system_name}/transfer/upload"),
+    ("POST", "/filesystem/{system_name}/transfer/download"),
+    ("POST", "/filesystem/{system_name}/transfer/mv"),
+    ("POST", "/filesystem/{system_name}/transfer/cp"),
+    ("DELETE", "/filesystem/{system_name}/transfer/rm"),
+    ("POST", "/filesystem/{system_name}/transfer/compress"),
+    ("POST", "/filesystem/{system_name}/transfer/extract"),
+];
+
+#[tokio::test]
+async fn the_idempotency_key_is_documented_on_the_operations_that_start_jobs() {
+    let document = app().await.document().await;
+    for (method, path) in ROUTES {
+        let operation = &document["paths"][path][method.to_lowercase()];
+        let documented = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header");
+        assert_eq!(
+            documented,
+            IDEMPOTENT.contains(&(method, path)),
+            "{method} {path}"
+        );
+    }
+}
