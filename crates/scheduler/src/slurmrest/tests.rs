@@ -352,3 +352,39 @@ fn paths_carry_the_configured_version() {
         Err(SchedulerError::NotSupported(_))
     ));
 }
+
+#[test]
+fn commented_jobs_of_the_caller_in_both_listings() {
+    let keyed = "ironcrest request r idempotency 0123456789abcdef fedcba9876543210";
+    // The controller's comment is a string and its owner `user_name`; the accounting
+    // database's comment an object (v0.0.38 fixture shape) and its owner `user`.
+    let controller = json!({"jobs": [
+        {"job_id": 7, "user_name": "fireuser", "comment": keyed},
+        {"job_id": 8, "user_name": "other", "comment": keyed},
+        {"job_id": 9, "user_name": "fireuser", "comment": ""},
+    ]});
+    let accounting = json!({"jobs": [
+        {"job_id": 5, "user": "fireuser", "comment": {"administrator": null, "job": "ironcrest request q", "system": null}},
+        {"job_id": 6, "user": "fireuser", "comment": {"administrator": null, "job": null, "system": null}},
+    ]});
+    let ids = |body: &Value| {
+        parse::commented_jobs(body, "fireuser")
+            .unwrap()
+            .into_iter()
+            .map(|job| (job.job_id, job.comment.idempotency.is_some()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&controller), [("7".to_string(), true)]);
+    assert_eq!(ids(&accounting), [("5".to_string(), false)]);
+    // The captured listings (no job of the fixtures carries Ironcrest's comment) parse.
+    assert!(
+        parse::commented_jobs(&fixture("jobs"), "fireuser")
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        parse::commented_jobs(&fixture("db_jobs"), "fireuser")
+            .unwrap()
+            .is_empty()
+    );
+}
