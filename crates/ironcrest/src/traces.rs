@@ -48,10 +48,14 @@ pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S> + use<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
+    // Per span, only what a reader of the trace uses: no thread, target or source location
+    // attributes, no busy/idle timing (each costs time on every request).
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("ironcrest"))
         .with_threads(false)
         .with_target(false)
+        .with_location(false)
+        .with_tracked_inactivity(false)
         .with_filter(filter_fn(exported))
 }
 
@@ -63,13 +67,14 @@ pub fn trace_context(config: &TracingConfig) -> Option<TraceContext> {
         .then(|| Arc::new(TraceContextPropagator::new()) as TraceContext)
 }
 
-/// Ironcrest's own spans, debug ones included, and its events from info up (they become
-/// span events); nothing of the libraries beneath.
+/// Ironcrest's own spans, debug ones included, and its warnings and errors (they become
+/// span events); nothing of the libraries beneath. Info events are left to the log: the
+/// request's own line would repeat what its span already holds, at a cost on every request.
 fn exported(metadata: &Metadata<'_>) -> bool {
     let lowest = if metadata.is_span() {
         Level::DEBUG
     } else {
-        Level::INFO
+        Level::WARN
     };
     metadata.target().starts_with("ironcrest") && *metadata.level() <= lowest
 }
