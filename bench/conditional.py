@@ -22,13 +22,12 @@ import signal
 import statistics
 import subprocess
 import tempfile
-import time
 import urllib.request
 
 import aiohttp
 import yaml
 
-from ironbench import drive, summary
+from ironbench import drive, start_server, summary
 
 SYSTEM = "cluster-slurm-ssh"
 SCENARIOS = {
@@ -42,23 +41,9 @@ PORT = 8121
 
 def start(binary, base, workdir):
     config = copy.deepcopy(base)
-    config["server"]["listen"] = f"127.0.0.1:{PORT}"
     config["audit"] = {"enabled": True, "path": os.path.join(workdir, "audit.log")}
     config.setdefault("telemetry", {})["metrics"] = {"enabled": True}
-    path = os.path.join(workdir, "conditional.yaml")
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f)
-    log = open(os.path.join(workdir, "conditional.log"), "w")
-    process = subprocess.Popen([binary, "serve", "--config", path], stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/status/liveness/", timeout=1)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"the server never answered; see {log.name}")
+    return start_server(binary, config, PORT, workdir, "conditional")
 
 
 def scheduler_listings(url):

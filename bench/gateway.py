@@ -13,13 +13,11 @@ import os
 import signal
 import subprocess
 import tempfile
-import time
-import urllib.request
 
 import aiohttp
 import yaml
 
-from ironbench import drive, summary
+from ironbench import drive, start_server, summary
 
 SYSTEM = "cluster-slurm-ssh"
 SCENARIOS = {
@@ -49,24 +47,6 @@ def every_layer(gateway, repo):
     return gateway
 
 
-def start(binary, config, port, workdir, name):
-    config = copy.deepcopy(config)
-    config["server"]["listen"] = f"127.0.0.1:{port}"
-    path = os.path.join(workdir, f"{name}.yaml")
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f)
-    log = open(os.path.join(workdir, f"{name}.log"), "w")
-    process = subprocess.Popen([binary, "serve", "--config", path], stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/status/liveness/", timeout=1)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"the {name} server never answered; see {log.name}")
-
 
 async def main():
     parser = argparse.ArgumentParser()
@@ -85,8 +65,8 @@ async def main():
     token = subprocess.run([os.path.join(repo, "scripts", "dev-env"), "token", "--scoped"], check=True,
                            capture_output=True, text=True).stdout.strip()
     workdir = tempfile.mkdtemp(prefix="ironcrest-gateway-bench-")
-    servers = {"off": start(binary, base, 8101, workdir, "off"),
-               "on": start(binary, layered, 8102, workdir, "on")}
+    servers = {"off": start_server(binary, base, 8101, workdir, "off"),
+               "on": start_server(binary, layered, 8102, workdir, "on")}
     urls = {"off": "http://127.0.0.1:8101", "on": "http://127.0.0.1:8102"}
     try:
         print(f"{'operation':<16} {'clients':>7} {'off req/s':>10} {'on req/s':>10} {'on/off':>7} "

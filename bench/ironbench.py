@@ -11,15 +11,18 @@ columns give v2's requests/s and Ironcrest's ÷ v2's (see bench/README.md).
 
 import argparse
 import asyncio
+import copy
 import json
 import os
 import statistics
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import aiohttp
 import asyncssh
+import yaml
 
 SYSTEM = "cluster-slurm-ssh"
 BENCH_DIR = "/home/fireuser/ironbench"
@@ -74,6 +77,28 @@ def check_answer(name, body):
             entries = len(json.loads(body)["output"])
             if entries != n:
                 raise RuntimeError(f"{name}: the listing has {entries} entries, not {n} (run it with bench/run)")
+
+
+
+def start_server(binary, config, port, workdir, name):
+    """Starts `binary serve` with `config` listening on 127.0.0.1:`port` (its config and log in
+    `workdir`, named after `name`) and returns the process once it answers its liveness route."""
+    config = copy.deepcopy(config)
+    config["server"]["listen"] = f"127.0.0.1:{port}"
+    stem = os.path.join(workdir, "".join(c for c in name if c.isalnum() or c in "-_"))
+    with open(f"{stem}.yaml", "w") as f:
+        yaml.safe_dump(config, f)
+    log = open(f"{stem}.log", "w")
+    process = subprocess.Popen([binary, "serve", "--config", f"{stem}.yaml"], stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/status/liveness/", timeout=1)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"the {name} server never answered; see {log.name}")
 
 
 async def drive(clients, seconds, operation, failures=None):

@@ -30,7 +30,7 @@ import urllib.request
 import aiohttp
 import yaml
 
-from ironbench import drive, summary
+from ironbench import drive, start_server, summary
 
 SYSTEM = "cluster-slurm-ssh"
 SCENARIOS = {
@@ -77,24 +77,6 @@ def variants(base, workdir, collector):
     return {"off": off, "metrics+audit": observed, "+tracing": traced}
 
 
-def start(binary, config, port, workdir, name):
-    config = copy.deepcopy(config)
-    config["server"]["listen"] = f"127.0.0.1:{port}"
-    path = os.path.join(workdir, f"{name.replace('+', '')}.yaml")
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f)
-    log = open(path.replace(".yaml", ".log"), "w")
-    process = subprocess.Popen([binary, "serve", "--config", path], stdout=log, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/status/liveness/", timeout=1)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"the {name} server never answered; see {log.name}")
-
 
 def scrape_every_second(url, stop):
     """Prometheus' part: render /metrics once a second while the benchmark runs."""
@@ -114,16 +96,16 @@ async def serving(args, urls, token):
                                                 connector=aiohttp.TCPConnector(limit=0))
                     for side in SIDES}
         try:
-            for side, http in sessions.items():
-                async with http.get(path) as response:
+            for side, session in sessions.items():
+                async with session.get(path) as response:
                     if response.status != 200:
                         raise RuntimeError(f"{name} ({side}): HTTP {response.status}: {await response.text()}")
             for clients in [int(c) for c in args.clients.split(",")]:
                 rates = {side: [] for side in SIDES}
 
-                def operation(http):
+                def operation(session):
                     async def call():
-                        async with http.get(path) as response:
+                        async with session.get(path) as response:
                             await response.read()
                             return response.status == 200
                     return call
@@ -144,8 +126,8 @@ async def serving(args, urls, token):
                       + f" {mean['metrics+audit'] / mean['off']:>17.3f}"
                       f" {mean['+tracing'] / mean['off']:>12.3f}")
         finally:
-            for http in sessions.values():
-                await http.close()
+            for session in sessions.values():
+                await session.close()
 
 
 def guard_latency(guard, workdir, runs):
@@ -188,7 +170,7 @@ async def main():
     threading.Thread(target=collector.serve_forever, daemon=True).start()
     configs = variants(base, workdir, f"http://127.0.0.1:{collector.server_port}")
     ports = {"off": 8111, "metrics+audit": 8112, "+tracing": 8113}
-    servers = {side: start(binary, configs[side], ports[side], workdir, side) for side in SIDES}
+    servers = {side: start_server(binary, configs[side], ports[side], workdir, side) for side in SIDES}
     urls = {side: f"http://127.0.0.1:{ports[side]}" for side in SIDES}
     stop = threading.Event()
     for side in ("metrics+audit", "+tracing"):
