@@ -35,7 +35,7 @@ pub struct Call {
     /// The request's audit record, when the audit log is on.
     audit: Option<AuditRecord>,
     /// Held until the handler ends (a concurrency slot, when limits hold one).
-    _permit: Permit,
+    permit: Permit,
 }
 
 impl FromRequestParts<AppState> for Call {
@@ -89,7 +89,7 @@ impl FromRequestParts<AppState> for Call {
             ids,
             family,
             audit,
-            _permit: permit,
+            permit,
         })
     }
 }
@@ -136,6 +136,12 @@ async fn admit(
 }
 
 impl Call {
+    /// Gives back the request's concurrency slot early, for a handler that goes on
+    /// waiting without working the cluster (a long poll).
+    pub(crate) fn release_slot(&mut self) {
+        drop(std::mem::take(&mut self.permit));
+    }
+
     /// A service error as the API answers it, naming the caller.
     pub(crate) fn error(&self, error: ServiceError) -> ApiError {
         ApiError::Service {

@@ -101,7 +101,9 @@ fn service_status(error: &ServiceError) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        ServiceError::TooMuchWork(_) => StatusCode::TOO_MANY_REQUESTS,
+        ServiceError::TooMuchWork(_) | ServiceError::TooManyWatches(_) => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         ServiceError::Ssh(ssh) | ServiceError::Scheduler(SchedulerError::Ssh(ssh)) => {
             ssh_status(ssh)
         }
@@ -452,6 +454,7 @@ mod tests {
                 501,
             ),
             (ServiceError::Misconfigured("no work dir".into()), 500),
+            (ServiceError::TooManyWatches("32 streams".into()), 429),
             (
                 ServiceError::Staging(S3Error::Refused {
                     operation: "CreateBucket",

@@ -29,6 +29,7 @@ const ROUTES: &[(&str, &str)] = &[
     // routes::compute
     ("GET", "/compute/{system_name}/jobs"),
     ("POST", "/compute/{system_name}/jobs"),
+    ("GET", "/compute/{system_name}/jobs/events"),
     ("GET", "/compute/{system_name}/jobs/{job_id}"),
     ("DELETE", "/compute/{system_name}/jobs/{job_id}"),
     ("GET", "/compute/{system_name}/jobs/{job_id}/metadata"),

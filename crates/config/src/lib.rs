@@ -6,6 +6,7 @@ mod audit;
 mod certificate;
 mod gateway;
 mod idempotency;
+mod job_events;
 mod model;
 mod secret;
 mod telemetry;
@@ -21,6 +22,7 @@ pub use audit::AuditConfig;
 pub use certificate::CertificateRestrictions;
 pub use gateway::*;
 pub use idempotency::IdempotencyConfig;
+pub use job_events::JobEventsConfig;
 pub use model::*;
 pub use secret::Secret;
 pub use telemetry::*;
@@ -117,6 +119,7 @@ impl Config {
             .0
             .extend(self.telemetry.tracing.problems("telemetry.tracing"));
         self.check_credentials(&mut problems);
+        problems.0.extend(self.job_events.problems());
         if self.clusters.is_empty() {
             problems.push("clusters", "at least one cluster is required");
         }

@@ -29,6 +29,8 @@ pub struct Config {
     pub telemetry: crate::TelemetryConfig,
     #[serde(default)]
     pub idempotency: crate::IdempotencyConfig,
+    #[serde(default)]
+    pub job_events: crate::JobEventsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -19,7 +19,9 @@ use ironcrest_scheduler::Scheduler;
 use ironcrest_scheduler::pbs::PbsCli;
 use ironcrest_scheduler::slurm::SlurmCli;
 use ironcrest_scheduler::slurmrest::{ApiVersion, SlurmRest};
+use ironcrest_services::events::{self, JobEvents};
 use ironcrest_services::health::HealthChecker;
+use ironcrest_services::service_account::ServiceAccount;
 use ironcrest_services::{Cluster, Clusters};
 use ironcrest_ssh::{PoolSettings, SshPool};
 use tokio::net::TcpListener;
@@ -250,6 +252,7 @@ pub async fn serve(
     })?;
 
     let mut clusters = Vec::new();
+    let mut service_accounts = Vec::new();
     for cluster_config in &config.clusters {
         let settings = PoolSettings::from_config(
             &cluster_config.name,
@@ -263,23 +266,46 @@ pub async fn serve(
             scheduler(&cluster_config.scheduler, &pool, &http)?,
         ));
         let work = gateway.clone();
+        let service_account = Arc::new(ServiceAccount::new(
+            ClientCredentials::new(
+                authn.token_url.clone(),
+                cluster_config.service_account.client_id.clone(),
+                cluster_config.service_account.secret.clone(),
+                authn.token_endpoint_auth_method,
+                http.clone(),
+            ),
+            verifier.clone(),
+        ));
+        let events = JobEvents::new(
+            &cluster_config.name,
+            scheduler.clone(),
+            service_account.clone(),
+            events::Settings::from_config(&config.job_events),
+        );
+        service_accounts.push(service_account);
         clusters.push(
             Cluster::new(cluster_config.clone(), pool, scheduler)
-                .with_work_limits(move || work.work_limits()),
+                .with_work_limits(move || work.work_limits())
+                .with_job_events(events),
         );
     }
     let clusters = Clusters::new(clusters);
-    for cluster in clusters.iter() {
-        let service_account = ClientCredentials::new(
-            authn.token_url.clone(),
-            cluster.config.service_account.client_id.clone(),
-            cluster.config.service_account.secret.clone(),
-            authn.token_endpoint_auth_method,
-            http.clone(),
-        );
-        let checker = HealthChecker::new(cluster.clone(), service_account, verifier.clone());
+    for (cluster, service_account) in clusters.iter().zip(service_accounts) {
+        let checker = HealthChecker::new(cluster.clone(), service_account);
         tokio::spawn(checker.run(shutdown.clone().cancelled_owned()));
     }
+    // Event streams never end by themselves: they end when the server stops, so the
+    // graceful shutdown does not wait its whole grace period for them.
+    let streaming = clusters.clone();
+    let stopping = shutdown.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        for cluster in streaming.iter() {
+            if let Ok(events) = cluster.job_events() {
+                events.close();
+            }
+        }
+    });
 
     if let Some(path) = &config_path {
         tokio::spawn(reload_on_hangup(

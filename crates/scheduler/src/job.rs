@@ -271,7 +271,7 @@ pub struct Job {
 /// The states in which the scheduler may still run or stop a job; every other state
 /// (`COMPLETED`, `FAILED`, `CANCELLED`, `TIMEOUT`, …) is final. Backends map their own
 /// states to these (Slurm's) names when they parse.
-const ACTIVE_STATES: &[&str] = &[
+pub const ACTIVE_STATES: &[&str] = &[
     "PENDING",
     "RUNNING",
     "SUSPENDED",
@@ -285,6 +285,22 @@ const ACTIVE_STATES: &[&str] = &[
     "SIGNALING",
     "STAGE_OUT",
     "STOPPED",
+];
+
+/// The final states Slurm names (backends map theirs to these): what a client may wait
+/// for. A state outside both lists (`UNKNOWN`) is final too, as [`Job::is_active`] says.
+pub const FINAL_STATES: &[&str] = &[
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "REVOKED",
+    "SPECIAL_EXIT",
+    "TIMEOUT",
 ];
 
 impl Job {
@@ -318,6 +334,30 @@ impl Job {
             job_id: self.job_id.clone(),
             state: self.status.state.clone(),
         }
+    }
+
+    /// The controller's record of a job (`self`), completed by the accounting database's:
+    /// the exit code and signal, the steps (`tasks`), and any field the controller left
+    /// empty. slurmdbd lags the controller, so the controller's record is the base.
+    pub fn completed_by(mut self, accounted: Job) -> Job {
+        self.tasks = accounted.tasks;
+        self.status.exit_code = self.status.exit_code.or(accounted.status.exit_code);
+        self.status.interrupt_signal = self
+            .status
+            .interrupt_signal
+            .or(accounted.status.interrupt_signal);
+        self.status.state_reason = self.status.state_reason.or(accounted.status.state_reason);
+        self.kill_request_user = self.kill_request_user.or(accounted.kill_request_user);
+        self.time.suspended = self.time.suspended.or(accounted.time.suspended);
+        self.time.end = self.time.end.or(accounted.time.end);
+        self.account = self.account.or(accounted.account);
+        self.group = self.group.or(accounted.group);
+        self.user = self.user.or(accounted.user);
+        self.priority = self.priority.or(accounted.priority);
+        if self.working_directory.is_empty() {
+            self.working_directory = accounted.working_directory;
+        }
+        self
     }
 }
 

@@ -92,6 +92,30 @@ pub trait Scheduler: Send + Sync {
         user: &Caller,
         window_seconds: u64,
     ) -> Result<Vec<CommentedJob>, SchedulerError>;
+    /// Every job the scheduler's controller holds, of every user `user` may see (active
+    /// ones, and those that ended a short while ago): what the job events poller compares
+    /// round after round, as a service account. `None` when the scheduler says that nothing
+    /// changed since `changed_since` (epoch seconds; slurmrestd's `update_time`), so there is
+    /// nothing to compare. Backends without a cheaper way list every user's jobs of the last
+    /// hour.
+    async fn cluster_jobs(
+        &self,
+        user: &Caller,
+        _changed_since: Option<i64>,
+    ) -> Result<Option<Vec<Job>>, SchedulerError> {
+        let everyone = JobFilter {
+            all_users: true,
+            time_window: TimeWindow::OneHour,
+            ..JobFilter::default()
+        };
+        self.fetch_jobs(user, &everyone).await.map(Some)
+    }
+    /// The accounting records of jobs that have ended, in a final state with the exit code
+    /// the controller's listing may lack; a job without such a record (yet) is left out.
+    /// Backends whose listing is all there is answer none.
+    async fn ended_jobs(&self, _user: &Caller, _ids: &[JobId]) -> Result<Vec<Job>, SchedulerError> {
+        Ok(Vec::new())
+    }
     /// One job (any user's, as the scheduler's privacy settings allow); `JobNotFound` if none.
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError>;
     async fn job_metadata(

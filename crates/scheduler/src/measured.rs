@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ironcrest_remote::Caller;
 
 use crate::{
-    Account, CommentedJob, Job, JobDescription, JobFilter, JobMetadata, Node, Partition,
+    Account, CommentedJob, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition,
     PingStatus, Reservation, Scheduler, SchedulerError,
 };
 
@@ -104,6 +104,20 @@ impl Scheduler for Measured {
             self.inner.commented_jobs(user, window_seconds),
         )
         .await
+    }
+
+    async fn cluster_jobs(
+        &self,
+        user: &Caller,
+        changed_since: Option<i64>,
+    ) -> Result<Option<Vec<Job>>, SchedulerError> {
+        self.measure("cluster_jobs", self.inner.cluster_jobs(user, changed_since))
+            .await
+    }
+
+    async fn ended_jobs(&self, user: &Caller, ids: &[JobId]) -> Result<Vec<Job>, SchedulerError> {
+        self.measure("ended_jobs", self.inner.ended_jobs(user, ids))
+            .await
     }
 
     async fn job(&self, user: &Caller, job_id: &str) -> Result<Job, SchedulerError> {

@@ -10,6 +10,7 @@ use ironcrest_ssh::SshPool;
 use crate::ServiceError;
 use crate::cache::Coalescing;
 use crate::compute::JobsCache;
+use crate::events::JobEvents;
 use crate::health::HealthReport;
 use crate::status::UserInfoQuery;
 use crate::transfer::StagingArea;
@@ -36,6 +37,8 @@ pub struct Cluster {
         Mutex<std::collections::HashMap<(String, String), Instant>>,
     /// The caps on work a user may have started, as configured now (they are reloadable).
     pub(crate) work_limits: Arc<dyn Fn() -> WorkLimits + Send + Sync>,
+    /// The job event streams and long polls, and their poller; `None` until wired.
+    job_events: Option<JobEvents>,
 }
 
 impl Cluster {
@@ -56,7 +59,24 @@ impl Cluster {
             stat_batches: Default::default(),
             transfer_log_directories: Default::default(),
             work_limits: Arc::new(WorkLimits::default),
+            job_events: None,
         }
+    }
+
+    /// Serves job events through `events` (which polls as the cluster's service account).
+    pub fn with_job_events(mut self, events: JobEvents) -> Self {
+        self.job_events = Some(events);
+        self
+    }
+
+    /// The cluster's job events; a server built without them answers 500, naming why.
+    pub fn job_events(&self) -> Result<&JobEvents, ServiceError> {
+        self.job_events.as_ref().ok_or_else(|| {
+            ServiceError::Misconfigured(format!(
+                "Job events are not set up for {} (they need its service account).",
+                self.name()
+            ))
+        })
     }
 
     /// Takes the caps on a user's unfinished work from `limits`, asked at each submission.

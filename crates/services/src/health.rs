@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
-use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_config::ProbedService;
 use ironcrest_remote::{Caller, CommandExamples, CommandLine, QuoteError};
 
 use crate::Cluster;
+use crate::service_account::ServiceAccount;
 
 #[derive(Debug, Clone)]
 pub struct HealthReport {
@@ -35,20 +35,14 @@ pub struct HealthCheck {
 
 pub struct HealthChecker {
     cluster: Arc<Cluster>,
-    service_account: ClientCredentials,
-    verifier: TokenVerifier,
+    service_account: Arc<ServiceAccount>,
 }
 
 impl HealthChecker {
-    pub fn new(
-        cluster: Arc<Cluster>,
-        service_account: ClientCredentials,
-        verifier: TokenVerifier,
-    ) -> Self {
+    pub fn new(cluster: Arc<Cluster>, service_account: Arc<ServiceAccount>) -> Self {
         Self {
             cluster,
             service_account,
-            verifier,
         }
     }
 
@@ -69,7 +63,7 @@ impl HealthChecker {
     #[tracing::instrument(name = "health.check", level = "debug", skip_all, fields(cluster = self.cluster.name()))]
     pub async fn check_once(&self) {
         let started = Utc::now();
-        let report = match self.service_user().await {
+        let report = match self.service_account.caller().await {
             Ok(user) => HealthReport {
                 last_health_check: Some(started),
                 checks: self.probe_all(&user).await,
@@ -137,26 +131,6 @@ impl HealthChecker {
             )
             .set(1.0);
         }
-    }
-
-    async fn service_user(&self) -> Result<Caller, String> {
-        let token = self
-            .service_account
-            .access_token()
-            .await
-            .map_err(|err| format!("service account token: {err}"))?;
-        let verified = self
-            .verifier
-            .verify(secrecy::ExposeSecret::expose_secret(&token))
-            .await
-            .map_err(|err| format!("service account token: {err}"))?;
-        Ok(Caller {
-            username: verified.username,
-            access_token: verified.access_token,
-            // Health checks answer no request: their commands carry no request id.
-            request_ids: None,
-            idempotency: None,
-        })
     }
 
     async fn probe_all(&self, user: &Caller) -> Vec<HealthCheck> {

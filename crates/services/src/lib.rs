@@ -5,8 +5,10 @@
 pub mod cache;
 pub mod cluster;
 pub mod compute;
+pub mod events;
 pub mod filesystem;
 pub mod health;
+pub mod service_account;
 pub mod status;
 pub mod transfer;
 
@@ -74,6 +76,9 @@ pub enum ServiceError {
     /// The user already has as much unfinished work as they may (`gateway.limits.work`).
     #[error("{0}")]
     TooMuchWork(String),
+    /// As many job event streams and long polls are open as `job_events` allows.
+    #[error("{0}")]
+    TooManyWatches(String),
     /// A retried staged upload whose multipart upload is over (completed, aborted or
     /// expired): its presigned URLs cannot be made again.
     #[error("{0}")]

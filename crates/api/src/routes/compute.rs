@@ -1,16 +1,26 @@
 //! `/compute/{system_name}/jobs…`: submit, list, inspect, cancel and attach to jobs
 //! (wire reference §2.2).
 
+use std::collections::{BTreeSet, HashSet};
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use ironcrest_scheduler::SchedulerError;
-use ironcrest_scheduler::job::{JOB_ID_PATTERN, can_exist, is_valid_job_id};
+use ironcrest_scheduler::job::{
+    ACTIVE_STATES, FINAL_STATES, JOB_ID_PATTERN, can_exist, is_valid_job_id,
+};
 use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, TimeWindow};
+use ironcrest_services::compute::AwaitedStates;
+use ironcrest_services::events::{Delivery, EventId, Kind, Watch};
 use ironcrest_services::{ServiceError, compute};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ValidJson, ValidQuery, lenient_bool};
@@ -22,7 +32,10 @@ use crate::error::ApiError;
 use crate::idempotency::{Idempotent, RawJson};
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(submit, jobs, job, metadata, cancel, attach))]
+#[openapi(
+    paths(submit, jobs, events, job, metadata, cancel, attach),
+    components(schemas(ironcrest_services::events::JobEvent))
+)]
 pub struct ComputeDoc;
 
 pub fn router() -> Router<AppState> {
@@ -31,6 +44,8 @@ pub fn router() -> Router<AppState> {
             "/compute/{system_name}/jobs",
             conditional::get(jobs).post(submit),
         )
+        // A path of its own before `{job_id}` (a static segment wins over a parameter).
+        .route("/compute/{system_name}/jobs/events", get(events))
         .route(
             "/compute/{system_name}/jobs/{job_id}",
             conditional::get(job).delete(cancel),
@@ -45,7 +60,6 @@ pub fn router() -> Router<AppState> {
 /// What the `JobDescription` schema derived in the scheduler crate does not say: the rules
 /// `JobDescription::check` and `JobDescription::environment` apply before anything runs.
 pub(crate) fn constrain_job_description(document: &mut utoipa::openapi::OpenApi) {
-    use serde_json::json;
     let Some(schema) = document
         .components
         .as_mut()
@@ -285,19 +299,239 @@ async fn jobs(
     Ok(Json(JobsResponse { jobs }))
 }
 
+/// The most job ids one event stream's filter may name.
+const MAX_WATCHED_JOBS: usize = 1000;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only the events of these jobs: job ids separated by commas (at most 1000). All of
+    /// the caller's jobs when absent or empty.
+    #[param(pattern = "^([1-9][0-9]{0,9}(,[1-9][0-9]{0,9})*)?$")]
+    jobs: Option<String>,
+}
+
+impl EventsQuery {
+    fn job_ids(&self) -> Result<Option<HashSet<String>>, ApiError> {
+        let Some(list) = self.jobs.as_deref().filter(|list| !list.is_empty()) else {
+            return Ok(None);
+        };
+        let ids: HashSet<String> = list.split(',').map(str::to_string).collect();
+        if let Some(bad) = ids.iter().find(|id| !is_valid_job_id(id)) {
+            return Err(validation(
+                "query",
+                "jobs",
+                format!("{bad:?} is not a job id: give job ids (pattern '{JOB_ID_PATTERN}') separated by commas"),
+            ));
+        }
+        if ids.len() > MAX_WATCHED_JOBS {
+            return Err(validation(
+                "query",
+                "jobs",
+                format!("At most {MAX_WATCHED_JOBS} job ids, not {}", ids.len()),
+            ));
+        }
+        Ok(Some(ids))
+    }
+}
+
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// The `Last-Event-ID` header's description.
+const LAST_EVENT_ID_DESCRIPTION: &str = "The `id` of the last event the client received \
+     (what EventSource sends when it reconnects): the stream first replays the events after it, \
+     or answers `reset` when they are no longer all held.";
+
+/// `Last-Event-ID`, if the client sent one; one this server could not have given is a 400.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<EventId>, ApiError> {
+    let Some(value) = headers.get(LAST_EVENT_ID) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    EventId::parse(text).map(Some).ok_or_else(|| {
+        validation(
+            "header",
+            "Last-Event-ID",
+            "Last-Event-ID must be the id of an event of this stream (<ms>-<number>-<run>)".into(),
+        )
+    })
+}
+
+#[utoipa::path(get, path = "/compute/{system_name}/jobs/events", tag = "compute",
+    params(("system_name" = String, Path, description = super::SYSTEM_NAME),
+        ("Last-Event-ID" = Option<String>, Header, description = LAST_EVENT_ID_DESCRIPTION), EventsQuery),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+            description = "Server-sent events, without end: `job` (data: a `JobEvent`) for each change of \
+                one of the caller's jobs, `ready` once the server holds every job's state (every change \
+                after it is sent), `reset` when a resume cannot replay what followed its `Last-Event-ID` \
+                (list the jobs again), and comment lines as heartbeats. Each event's `id` is where a \
+                reconnect resumes. See docs/job-events.md."),
+        (status = 429, description = "Too many streams and long polls open (the caller's, or the server's).", body = crate::error::ErrorBody),
+        (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
+        (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+async fn events(
+    call: Call,
+    headers: HeaderMap,
+    ValidQuery(query): ValidQuery<EventsQuery>,
+) -> Result<Response, ApiError> {
+    let jobs = query.job_ids()?;
+    let resume_from = last_event_id(&headers)?;
+    let events = call.cluster.job_events().map_err(|e| call.error(e))?;
+    let subscription = events
+        .subscribe(Watch {
+            user: call.user.caller.username.clone(),
+            jobs,
+            resume_from,
+            kind: Kind::Stream,
+        })
+        .map_err(|e| call.error(e))?;
+    let stream = futures::stream::unfold(subscription, |mut subscription| async move {
+        let delivery = subscription.next().await?;
+        Some((Ok::<_, Infallible>(sse_event(delivery)), subscription))
+    });
+    let keep_alive = KeepAlive::new()
+        .interval(events.settings().heartbeat)
+        .text("heartbeat");
+    let mut response = Sse::new(stream).keep_alive(keep_alive).into_response();
+    // nginx buffers proxied answers unless told not to, which would hold events back.
+    response.headers_mut().insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    Ok(response)
+}
+
+fn sse_event(delivery: Delivery) -> Event {
+    let (name, id, data) = match delivery {
+        Delivery::Event(event) => (
+            "job",
+            event.id,
+            serde_json::to_string(&*event).expect("an event is JSON"),
+        ),
+        Delivery::Ready(id) => (
+            "ready",
+            id,
+            json!({"message": "Every job's state is known: each change from here is an event."})
+                .to_string(),
+        ),
+        Delivery::Reset { id, reason } => (
+            "reset",
+            id,
+            json!({
+                "reason": reason,
+                "message": "Some events since the Last-Event-ID are not held: list the jobs again; each change from here is an event.",
+            })
+            .to_string(),
+        ),
+    };
+    Event::default().event(name).id(id.to_string()).data(data)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobWaitQuery {
+    /// A long poll: answer once the job is in one of the `until` states, or after this many
+    /// seconds (at most `job_events.max_wait`, 60 by default; more is 400), with the job as
+    /// it is then. Absent or 0: answer at once.
+    wait: Option<u64>,
+    /// The states to wait for, separated by commas (Slurm's names, e.g. `RUNNING` or
+    /// `COMPLETED,FAILED`); needs `wait`. Default: any final state.
+    until: Option<String>,
+}
+
+impl JobWaitQuery {
+    /// What to wait for and how long, if anything; `max_wait` asks for the configured
+    /// limit (only when a wait is asked for).
+    fn waiting(
+        &self,
+        max_wait: impl FnOnce() -> Result<Duration, ApiError>,
+    ) -> Result<Option<(AwaitedStates, Duration)>, ApiError> {
+        let until = self.until.as_deref().filter(|until| !until.is_empty());
+        let Some(wait) = self.wait.filter(|wait| *wait > 0) else {
+            return match until {
+                Some(_) => Err(validation(
+                    "query",
+                    "until",
+                    "`until` needs `wait`: the seconds to wait for those states".into(),
+                )),
+                None => Ok(None),
+            };
+        };
+        let max_wait = max_wait()?;
+        if wait > max_wait.as_secs() {
+            return Err(validation(
+                "query",
+                "wait",
+                format!(
+                    "`wait` may be at most {} seconds (job_events.max_wait), not {wait}",
+                    max_wait.as_secs()
+                ),
+            ));
+        }
+        let states = match until {
+            None => AwaitedStates::Final,
+            Some(list) => AwaitedStates::Named(awaited_states(list)?),
+        };
+        Ok(Some((states, Duration::from_secs(wait))))
+    }
+}
+
+/// `until`'s states, in any case; a name that is no job state is a 400 listing them.
+fn awaited_states(list: &str) -> Result<BTreeSet<String>, ApiError> {
+    list.split(',')
+        .map(|state| {
+            let state = state.trim().to_ascii_uppercase();
+            if ACTIVE_STATES.contains(&state.as_str()) || FINAL_STATES.contains(&state.as_str()) {
+                Ok(state)
+            } else {
+                Err(validation(
+                    "query",
+                    "until",
+                    format!(
+                        "{state:?} is not a job state; states are {}",
+                        ACTIVE_STATES
+                            .iter()
+                            .chain(FINAL_STATES)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ))
+            }
+        })
+        .collect()
+}
+
 #[utoipa::path(get, path = "/compute/{system_name}/jobs/{job_id}", tag = "compute",
-    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$")),
+    params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME), ("job_id" = String, Path, pattern = "^[1-9][0-9]{0,9}$"), JobWaitQuery),
     responses((status = 200, body = JobsResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 async fn job(
-    call: Call,
+    mut call: Call,
     Path((_system_name, job_id)): Path<(String, String)>,
+    ValidQuery(query): ValidQuery<JobWaitQuery>,
 ) -> Result<Json<JobsResponse>, ApiError> {
     let job_id = checked_job_id(job_id, |e| call.error(e))?;
-    let job = compute::job(&call.cluster, &call.user.caller, &job_id)
-        .await
-        .map_err(|e| call.error(e))?;
+    let waiting = query.waiting(|| {
+        call.cluster
+            .job_events()
+            .map(|events| events.settings().max_wait)
+            .map_err(|e| call.error(e))
+    })?;
+    let job = match waiting {
+        None => compute::job(&call.cluster, &call.user.caller, &job_id).await,
+        Some((until, wait)) => {
+            // A waiting long poll does no cluster work: it gives its concurrency slot back.
+            call.release_slot();
+            compute::wait_for_job(&call.cluster, &call.user.caller, &job_id, &until, wait).await
+        }
+    }
+    .map_err(|e| call.error(e))?;
     Ok(Json(JobsResponse { jobs: vec![job] }))
 }
 

@@ -11,6 +11,7 @@ mod compute;
 mod compute_rest;
 mod conditional;
 mod delegation;
+mod events;
 mod filesystem;
 mod gateway;
 mod guard;

@@ -233,7 +233,7 @@ pub fn merge(sacct: Vec<Row>, squeue: Vec<Row>) -> Vec<Job> {
         match index.get(&job.job_id) {
             Some(&i) => {
                 let accounted = std::mem::take(&mut jobs[i]);
-                jobs[i] = complete(*job, accounted);
+                jobs[i] = (*job).completed_by(accounted);
             }
             None => {
                 index.insert(job.job_id.clone(), jobs.len());
@@ -242,28 +242,6 @@ pub fn merge(sacct: Vec<Row>, squeue: Vec<Row>) -> Vec<Job> {
         }
     }
     jobs
-}
-
-/// The controller's record of a job, completed by the accounting record's.
-fn complete(mut job: Job, accounted: Job) -> Job {
-    job.tasks = accounted.tasks;
-    job.status.exit_code = job.status.exit_code.or(accounted.status.exit_code);
-    job.status.interrupt_signal = job
-        .status
-        .interrupt_signal
-        .or(accounted.status.interrupt_signal);
-    job.status.state_reason = job.status.state_reason.or(accounted.status.state_reason);
-    job.kill_request_user = job.kill_request_user.or(accounted.kill_request_user);
-    job.time.suspended = job.time.suspended.or(accounted.time.suspended);
-    job.time.end = job.time.end.or(accounted.time.end);
-    job.account = job.account.or(accounted.account);
-    job.group = job.group.or(accounted.group);
-    job.user = job.user.or(accounted.user);
-    job.priority = job.priority.or(accounted.priority);
-    if job.working_directory.is_empty() {
-        job.working_directory = accounted.working_directory;
-    }
-    job
 }
 
 #[cfg(test)]

@@ -149,6 +149,41 @@ impl Scheduler for SlurmCli {
         Ok(job_rows::merge(sacct?, squeue?))
     }
 
+    /// squeue of every user's jobs in any state the controller still holds (squeue has no
+    /// way to ask only for changes).
+    #[tracing::instrument(
+        name = "scheduler.cluster_jobs",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
+    async fn cluster_jobs(
+        &self,
+        user: &Caller,
+        _changed_since: Option<i64>,
+    ) -> Result<Option<Vec<Job>>, SchedulerError> {
+        let rows = self.run(user, &Squeue::list(None)?).await?;
+        Ok(Some(job_rows::merge(Vec::new(), rows)))
+    }
+
+    /// One sacct for all of them; a record still active (slurmdbd lags: a running job's
+    /// `0:0` is no exit code) is left out.
+    #[tracing::instrument(
+        name = "scheduler.ended_jobs",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
+    async fn ended_jobs(&self, user: &Caller, ids: &[JobId]) -> Result<Vec<Job>, SchedulerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.run(user, &Sacct::jobs(ids)?).await?;
+        let mut jobs = job_rows::merge(rows, Vec::new());
+        jobs.retain(|job| !job.is_active());
+        Ok(jobs)
+    }
+
     /// The controller's jobs (a pending job's comment is only there) and sacct's.
     #[tracing::instrument(
         name = "scheduler.commented_jobs",

@@ -5,7 +5,7 @@ use ironcrest_remote::{
 };
 
 use super::job_rows::{Row, Source, parse_rows};
-use crate::TimeWindow;
+use crate::{JobId, TimeWindow};
 
 /// The 20 columns of [`job_rows`](super::job_rows).
 const FORMAT: &str = "JobID,AllocNodes,Cluster,ExitCode,Group,Account,JobName,NodeList,Partition,Priority,State,Reason,ElapsedRaw,Submit,Start,End,Suspended,TimelimitRaw,User,WorkDir";
@@ -28,6 +28,12 @@ impl Sacct {
     /// One job, whoever owns it, however old (`--jobs` without `--starttime` searches all).
     pub fn job(job_id: &str) -> Result<Self, QuoteError> {
         Self::finish(base()?.word("--allusers").option("--jobs", job_id)?)
+    }
+
+    /// Several jobs at once, as [`Sacct::job`] asks for one (the same line, a list of ids).
+    pub fn jobs(job_ids: &[JobId]) -> Result<Self, QuoteError> {
+        let ids: Vec<&str> = job_ids.iter().map(JobId::as_str).collect();
+        Self::job(&ids.join(","))
     }
 
     fn finish(builder: CommandLineBuilder) -> Result<Self, QuoteError> {
@@ -151,6 +157,14 @@ mod tests {
         assert_eq!(jobs[0].status.state, "FAILED");
         assert_eq!(jobs[0].status.exit_code, Some(3));
         assert_eq!(jobs[0].time.limit, Some(30 * 60));
+    }
+
+    #[test]
+    fn several_jobs_are_one_line_of_the_single_jobs_shape() {
+        let ids = [JobId::parse("12").unwrap(), JobId::parse("345").unwrap()];
+        let line = Sacct::jobs(&ids).unwrap().command_line();
+        assert_eq!(line.shape(), Sacct::job("42").unwrap().command_line().shape());
+        assert!(line.to_string().contains("--jobs='12,345'"), "{line}");
     }
 
     #[test]

@@ -42,6 +42,17 @@ pub fn errors(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether a job listing asked with `update_time` says that no job changed since (v0.0.39
+/// on: a warning and no jobs; 22.05's v0.0.38 answers 304 instead).
+pub fn unchanged(body: &Value) -> bool {
+    body.get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|warning| text(&warning["description"]))
+        .any(|description| description.starts_with("No job changes since update_time"))
+}
+
 /// An integer, plain or wrapped as `{set, infinite, number}` (unset or infinite: `None`).
 fn num(value: &Value) -> Option<i64> {
     match value {

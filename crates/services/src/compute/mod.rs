@@ -2,12 +2,17 @@
 //! jobs through the cluster's scheduler, gated on the scheduler's health. Job queries go
 //! through the cluster's [`JobsCache`].
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use ironcrest_config::ProbedService;
 use ironcrest_remote::Caller;
+use ironcrest_scheduler::job::ACTIVE_STATES;
 use ironcrest_scheduler::{Job, JobDescription, JobFilter, JobMetadata, SchedulerError};
 
 pub use crate::cache::{JobQuery, JobsCache};
 
+use crate::events::{Delivery, Kind, Watch};
 use crate::{Cluster, ServiceError};
 
 pub async fn submit(
@@ -57,6 +62,70 @@ pub async fn job(cluster: &Cluster, user: &Caller, job_id: &str) -> Result<Job, 
         .first()
         .cloned()
         .ok_or(ServiceError::Scheduler(SchedulerError::JobNotFound))
+}
+
+/// The job states a long poll waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwaitedStates {
+    /// Any final state (the job has ended).
+    Final,
+    /// These states (Slurm's names).
+    Named(BTreeSet<String>),
+}
+
+impl AwaitedStates {
+    pub fn includes(&self, state: &str) -> bool {
+        match self {
+            AwaitedStates::Final => !ACTIVE_STATES.contains(&state),
+            AwaitedStates::Named(states) => states.contains(state),
+        }
+    }
+}
+
+/// The job once it is in one of the `until` states or `wait` has passed, whichever comes
+/// first: then [`job`]'s answer, the same as without waiting. While it waits nothing is
+/// asked of the scheduler: the cluster's job events poller tells when the job changes, so
+/// a long poll costs two lookups (at its start and its answer) however long it waits.
+pub async fn wait_for_job(
+    cluster: &Cluster,
+    user: &Caller,
+    job_id: &str,
+    until: &AwaitedStates,
+    wait: Duration,
+) -> Result<Job, ServiceError> {
+    let found = job(cluster, user, job_id).await?;
+    if wait.is_zero() || until.includes(&found.status.state) {
+        return Ok(found);
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut subscription = cluster.job_events()?.subscribe(Watch {
+        user: user.username.clone(),
+        jobs: Some([job_id.to_string()].into()),
+        resume_from: None,
+        kind: Kind::LongPoll,
+    })?;
+    // A poller that starts with this subscription takes its first listing as the baseline,
+    // telling no change: what changed between the lookup and that listing is looked up
+    // again once it is taken. A running poller tells every change after the subscription
+    // (one published in the instant between the lookup and it is answered at the end).
+    let mut look_again = !subscription.ready;
+    loop {
+        match tokio::time::timeout_at(deadline, subscription.next()).await {
+            Ok(Some(Delivery::Event(event))) if until.includes(&event.state) => break,
+            Ok(Some(Delivery::Ready(_) | Delivery::Reset { .. })) if look_again => {
+                look_again = false;
+                let found = job(cluster, user, job_id).await?;
+                if until.includes(&found.status.state) {
+                    return Ok(found);
+                }
+            }
+            Ok(Some(_)) => {}
+            // The time is up, or the subscription ended (the server is stopping).
+            Ok(None) | Err(_) => break,
+        }
+    }
+    drop(subscription);
+    job(cluster, user, job_id).await
 }
 
 pub async fn metadata(
