@@ -11,7 +11,7 @@ use ironcrest_config::ProbedService;
 use ironcrest_remote::{Caller, CommandExamples, CommandLine, QuoteError};
 
 use crate::Cluster;
-use crate::service_account::ServiceAccount;
+use crate::service_account::{ActsAs, ServiceAccount};
 
 #[derive(Debug, Clone)]
 pub struct HealthReport {

@@ -1,8 +1,16 @@
 //! A cluster's service account (`clusters[].service_account`): what Ironcrest runs as when
 //! it acts for no user — the health checker's probes and the job events poller's listings.
 
+use async_trait::async_trait;
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_remote::Caller;
+
+/// Who Ironcrest is when it acts for no user: the [`ServiceAccount`] (a unit test's stand-in
+/// names a fixed caller).
+#[async_trait]
+pub trait ActsAs: Send + Sync {
+    async fn caller(&self) -> Result<Caller, String>;
+}
 
 pub struct ServiceAccount {
     credentials: ClientCredentials,
@@ -16,11 +24,14 @@ impl ServiceAccount {
             verifier,
         }
     }
+}
 
+#[async_trait]
+impl ActsAs for ServiceAccount {
     /// The account as a caller: a token by the client-credentials grant (cached until it
     /// nears its end), verified as a user's would be, which names the account's user.
     /// Its commands answer no request, so they carry no request id.
-    pub async fn caller(&self) -> Result<Caller, String> {
+    async fn caller(&self) -> Result<Caller, String> {
         let token = self
             .credentials
             .access_token()

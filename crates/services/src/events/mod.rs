@@ -40,7 +40,7 @@ use utoipa::ToSchema;
 pub use log::EventId;
 
 use crate::ServiceError;
-use crate::service_account::ServiceAccount;
+use crate::service_account::ActsAs;
 use differ::{Change, Differ};
 use log::{EventLog, Position, Resume};
 
@@ -199,7 +199,7 @@ pub struct JobEvents {
 struct Shared {
     cluster: String,
     scheduler: Arc<dyn Scheduler>,
-    service_account: Arc<ServiceAccount>,
+    service_account: Arc<dyn ActsAs>,
     settings: Settings,
     /// Held briefly, never across an await: subscribing, ending, and a round's publishing.
     state: Mutex<State>,
@@ -255,7 +255,7 @@ impl JobEvents {
     pub fn new(
         cluster: &str,
         scheduler: Arc<dyn Scheduler>,
-        service_account: Arc<ServiceAccount>,
+        service_account: Arc<dyn ActsAs>,
         settings: Settings,
     ) -> Self {
         Self {
@@ -641,3 +641,6 @@ fn epoch_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests;
