@@ -59,14 +59,30 @@ impl JobEventsConfig {
     /// The fields that must not be 0, with what 0 would mean.
     pub(crate) fn problems(&self) -> Vec<crate::Problem> {
         let positive = [
-            ("poll_interval", self.poll_interval, "a poller that never sleeps"),
+            (
+                "poll_interval",
+                self.poll_interval,
+                "a poller that never sleeps",
+            ),
             ("resume_window", self.resume_window, "no resume at all"),
             ("heartbeat", self.heartbeat, "a heartbeat loop"),
             ("max_wait", self.max_wait, "no long poll at all"),
-            ("max_streams_per_user", self.max_streams_per_user as u64, "no stream at all"),
+            (
+                "max_streams_per_user",
+                self.max_streams_per_user as u64,
+                "no stream at all",
+            ),
             ("max_streams", self.max_streams as u64, "no stream at all"),
-            ("stream_queue", self.stream_queue as u64, "no event delivered"),
-            ("max_kept_events", self.max_kept_events as u64, "no resume at all"),
+            (
+                "stream_queue",
+                self.stream_queue as u64,
+                "no event delivered",
+            ),
+            (
+                "max_kept_events",
+                self.max_kept_events as u64,
+                "no resume at all",
+            ),
         ];
         positive
             .into_iter()

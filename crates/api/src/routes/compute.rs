@@ -321,7 +321,9 @@ impl EventsQuery {
             return Err(validation(
                 "query",
                 "jobs",
-                format!("{bad:?} is not a job id: give job ids (pattern '{JOB_ID_PATTERN}') separated by commas"),
+                format!(
+                    "{bad:?} is not a job id: give job ids (pattern '{JOB_ID_PATTERN}') separated by commas"
+                ),
             ));
         }
         if ids.len() > MAX_WATCHED_JOBS {

@@ -52,10 +52,7 @@ impl EventStream {
                 .get(name)
                 .map(|value| value.to_str().unwrap().to_string())
         };
-        assert_eq!(
-            header("content-type").as_deref(),
-            Some("text/event-stream")
-        );
+        assert_eq!(header("content-type").as_deref(), Some("text/event-stream"));
         assert_eq!(header("cache-control").as_deref(), Some("no-cache"));
         Self {
             response,
@@ -172,7 +169,10 @@ fn is_final(state: &str) -> bool {
 }
 
 /// A server whose cluster is named `system`, its poller polling every second.
-async fn server(system: &'static str, edit: impl FnOnce(&mut ironcrest_config::Config)) -> TestServer {
+async fn server(
+    system: &'static str,
+    edit: impl FnOnce(&mut ironcrest_config::Config),
+) -> TestServer {
     TestServer::start_with(|config| {
         config.clusters[0].name = system.into();
         config.job_events.poll_interval = 1;
@@ -184,7 +184,13 @@ async fn server(system: &'static str, edit: impl FnOnce(&mut ironcrest_config::C
 
 /// Submits a job into the reservation that begins `begin_in` seconds from now and runs
 /// `body`; returns its id.
-async fn submit(server: &TestServer, system: &str, token: &str, begin_in: u32, body: &str) -> String {
+async fn submit(
+    server: &TestServer,
+    system: &str,
+    token: &str,
+    begin_in: u32,
+    body: &str,
+) -> String {
     let script = format!("#!/bin/bash\n#SBATCH --begin=now+{begin_in}\n{body}\n");
     let job = json!({
         "workingDirectory": HOME,
@@ -208,9 +214,18 @@ async fn submit(server: &TestServer, system: &str, token: &str, begin_in: u32, b
 }
 
 /// `GET …/jobs/{id}{query}`: the status and the body.
-async fn job_info(server: &TestServer, system: &str, token: &str, job_id: &str, query: &str) -> (u16, Value) {
+async fn job_info(
+    server: &TestServer,
+    system: &str,
+    token: &str,
+    job_id: &str,
+    query: &str,
+) -> (u16, Value) {
     let response = server
-        .get(&format!("/compute/{system}/jobs/{job_id}{query}"), Some(token))
+        .get(
+            &format!("/compute/{system}/jobs/{job_id}{query}"),
+            Some(token),
+        )
         .await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
@@ -241,16 +256,25 @@ async fn a_jobs_whole_life_streams_and_a_reconnect_resumes_where_it_left() {
     // Each event says what it changed from: a chain from nothing.
     assert_eq!(life[0].data["previousState"], Value::Null);
     for pair in life.windows(2) {
-        assert_eq!(pair[1].data["previousState"], pair[0].data["state"], "{life:#?}");
+        assert_eq!(
+            pair[1].data["previousState"], pair[0].data["state"],
+            "{life:#?}"
+        );
     }
     let end = &life.last().unwrap().data;
     assert_eq!(end["exitCode"], 0, "{end}");
-    assert!(end["time"]["start"].is_i64() && end["time"]["end"].is_i64(), "{end}");
+    assert!(
+        end["time"]["start"].is_i64() && end["time"]["end"].is_i64(),
+        "{end}"
+    );
     assert!(end["observedAt"].is_i64(), "{end}");
     assert!(stream.heartbeats > 0, "heartbeats every second");
 
     // A reconnect from the RUNNING event gets what followed it, then `ready`.
-    let running = life.iter().position(|e| e.data["state"] == "RUNNING").unwrap();
+    let running = life
+        .iter()
+        .position(|e| e.data["state"] == "RUNNING")
+        .unwrap();
     let query = format!("?jobs={job_id}");
     let mut resumed =
         EventStream::open(&server, SYSTEM, &token, &query, Some(&life[running].id)).await;
@@ -269,12 +293,20 @@ async fn a_jobs_whole_life_streams_and_a_reconnect_resumes_where_it_left() {
     let mut reset = EventStream::open(&server, SYSTEM, &token, "", Some(&elsewhere)).await;
     let first = reset.next().await.unwrap();
     assert_eq!(first.event, "reset", "{first:?}");
-    assert!(first.data["message"].as_str().unwrap().contains("list the jobs again"));
+    assert!(
+        first.data["message"]
+            .as_str()
+            .unwrap()
+            .contains("list the jobs again")
+    );
 
     let bad = EventStream::request(&server, SYSTEM, &token, "", Some("yesterday")).await;
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await.unwrap();
-    assert!(body["message"].as_str().unwrap().contains("Last-Event-ID"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("Last-Event-ID"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +328,10 @@ async fn a_filtered_stream_sees_only_its_jobs_and_long_polls_answer_on_change_or
     assert_eq!(status, 200, "{body}");
     let job = &body["jobs"][0];
     assert_eq!(
-        (job["status"]["state"].as_str(), job["status"]["exitCode"].as_i64()),
+        (
+            job["status"]["state"].as_str(),
+            job["status"]["exitCode"].as_i64()
+        ),
         (Some("FAILED"), Some(3)),
         "{body}"
     );
@@ -316,8 +351,7 @@ async fn a_filtered_stream_sees_only_its_jobs_and_long_polls_answer_on_change_or
     // Until RUNNING, on a job that runs 30 s with up to 60 s to wait: answered on reaching
     // RUNNING (a timeout would have found it COMPLETED).
     let long = submit(&server, SYSTEM, &token, 1, "sleep 30").await;
-    let (status, body) =
-        job_info(&server, SYSTEM, &token, &long, "?wait=60&until=running").await;
+    let (status, body) = job_info(&server, SYSTEM, &token, &long, "?wait=60&until=running").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["jobs"][0]["status"]["state"], "RUNNING", "{body}");
     let cancelled = server
@@ -331,8 +365,7 @@ async fn a_filtered_stream_sees_only_its_jobs_and_long_polls_answer_on_change_or
 
     // A job pending for a minute, 2 s to wait: the answer is its state when the time is up.
     let later = submit(&server, SYSTEM, &token, 60, "true").await;
-    let (status, body) =
-        job_info(&server, SYSTEM, &token, &later, "?wait=2&until=COMPLETED").await;
+    let (status, body) = job_info(&server, SYSTEM, &token, &later, "?wait=2&until=COMPLETED").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["jobs"][0]["status"]["state"], "PENDING", "{body}");
     server
@@ -351,22 +384,32 @@ async fn a_filtered_stream_sees_only_its_jobs_and_long_polls_answer_on_change_or
     ] {
         let (status, body) = job_info(&server, SYSTEM, &token, &watched, query).await;
         assert_eq!(status, 400, "{query}: {body}");
-        assert!(body["message"].as_str().unwrap().contains(names), "{query}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(names),
+            "{query}: {body}"
+        );
     }
     let bad = EventStream::request(&server, SYSTEM, &token, "?jobs=1,x", None).await;
     assert_eq!(bad.status(), 400);
 }
 
-/// The sum of every `ironcrest_scheduler_calls_total` series of `system` with call `call`
-/// (any outcome), or of every call with `None`.
-async fn scheduler_calls(server: &TestServer, system: &str, call: Option<&str>) -> f64 {
+/// From one read of `/metrics`: the `ironcrest_scheduler_calls_total` series of `system`,
+/// summed over their outcomes, as (listings, accounting lookups, every call).
+async fn scheduler_calls(server: &TestServer, system: &str) -> (f64, f64, f64) {
     let page = server.get("/metrics", None).await.text().await.unwrap();
-    page.lines()
-        .filter(|line| line.starts_with("ironcrest_scheduler_calls_total{"))
-        .filter(|line| line.contains(&format!("cluster=\"{system}\"")))
-        .filter(|line| call.is_none_or(|call| line.contains(&format!("call=\"{call}\""))))
-        .map(|line| line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
-        .sum()
+    let sum = |call: Option<&str>| -> f64 {
+        page.lines()
+            .filter(|line| line.starts_with("ironcrest_scheduler_calls_total{"))
+            .filter(|line| line.contains(&format!("cluster=\"{system}\"")))
+            .filter(|line| call.is_none_or(|call| line.contains(&format!("call=\"{call}\""))))
+            .map(|line| line.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+            .sum()
+    };
+    (
+        sum(Some("cluster_jobs")),
+        sum(Some("ended_jobs")),
+        sum(None),
+    )
 }
 
 async fn rounds(server: &TestServer, system: &str) -> f64 {
@@ -383,8 +426,9 @@ async fn rounds(server: &TestServer, system: &str) -> f64 {
 }
 
 /// Scheduler calls over `n` poller rounds, counted from just after one round to just after
-/// the `n`-th next (the poller sleeps a second between rounds: the counts are read while it
-/// sleeps). Returns (rounds, listings, accounting lookups, every call).
+/// the `n`-th next (a round is counted once its calls are done, and the poller then sleeps a
+/// second: the counts are read while it sleeps). Returns (rounds, listings, accounting
+/// lookups, every call).
 async fn over_rounds(server: &TestServer, system: &str, n: f64) -> (f64, f64, f64, f64) {
     async fn after_a_round(server: &TestServer, system: &str, from: f64) -> f64 {
         for _ in 0..600 {
@@ -397,19 +441,12 @@ async fn over_rounds(server: &TestServer, system: &str, n: f64) -> (f64, f64, f6
         panic!("the poller stopped");
     }
     let first = after_a_round(server, system, rounds(server, system).await).await;
-    let counts = |server, system| async move {
-        (
-            scheduler_calls(server, system, Some("cluster_jobs")).await,
-            scheduler_calls(server, system, Some("ended_jobs")).await,
-            scheduler_calls(server, system, None).await,
-        )
-    };
-    let before = counts(server, system).await;
+    let before = scheduler_calls(server, system).await;
     let mut last = first;
     while last < first + n {
         last = after_a_round(server, system, last).await;
     }
-    let after = counts(server, system).await;
+    let after = scheduler_calls(server, system).await;
     (
         last - first,
         after.0 - before.0,
@@ -467,12 +504,7 @@ async fn streams_are_limited_and_the_poller_runs_only_while_watched() {
     })
     .await;
     let token = user_token().await;
-    let running = || {
-        server.metric(
-            "ironcrest_job_event_poller_running",
-            &[("cluster", SYSTEM)],
-        )
-    };
+    let running = || server.metric("ironcrest_job_event_poller_running", &[("cluster", SYSTEM)]);
     let mut first = EventStream::open(&server, SYSTEM, &token, "", None).await;
     first.until("ready").await;
     assert_eq!(running().await, 1.0);
@@ -481,7 +513,13 @@ async fn streams_are_limited_and_the_poller_runs_only_while_watched() {
     let third = EventStream::request(&server, SYSTEM, &token, "", None).await;
     assert_eq!(third.status(), 429);
     let body: Value = third.json().await.unwrap();
-    assert!(body["message"].as_str().unwrap().contains("max_streams_per_user"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_streams_per_user"),
+        "{body}"
+    );
     // A long poll counts too (once its job, pending for a minute, is found).
     let pending = submit(&server, SYSTEM, &token, 60, "true").await;
     let (status, body) = job_info(&server, SYSTEM, &token, &pending, "?wait=5").await;
@@ -495,9 +533,20 @@ async fn streams_are_limited_and_the_poller_runs_only_while_watched() {
         .unwrap();
     assert_eq!(cancelled.status(), 204);
 
+    // A closed stream frees its place once the server notices, at the latest when its next
+    // heartbeat finds the connection gone.
     drop(second);
-    let mut again = EventStream::open(&server, SYSTEM, &token, "", None).await;
-    again.until("ready").await;
+    let mut again = None;
+    for _ in 0..100 {
+        let response = EventStream::request(&server, SYSTEM, &token, "", None).await;
+        if response.status() == 200 {
+            again = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = again.expect("the closed stream's place was never freed");
     drop((first, again));
     // Nobody watches: the poller stops after `linger` (1 s) and a round.
     for _ in 0..100 {
@@ -506,7 +555,11 @@ async fn streams_are_limited_and_the_poller_runs_only_while_watched() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(running().await, 0.0, "the poller still runs without watchers");
+    assert_eq!(
+        running().await,
+        0.0,
+        "the poller still runs without watchers"
+    );
 
     // A stream ends when the server stops, instead of holding the shutdown.
     let mut last = EventStream::open(&server, SYSTEM, &token, "", None).await;

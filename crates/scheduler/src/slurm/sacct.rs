@@ -163,7 +163,10 @@ mod tests {
     fn several_jobs_are_one_line_of_the_single_jobs_shape() {
         let ids = [JobId::parse("12").unwrap(), JobId::parse("345").unwrap()];
         let line = Sacct::jobs(&ids).unwrap().command_line();
-        assert_eq!(line.shape(), Sacct::job("42").unwrap().command_line().shape());
+        assert_eq!(
+            line.shape(),
+            Sacct::job("42").unwrap().command_line().shape()
+        );
         assert!(line.to_string().contains("--jobs='12,345'"), "{line}");
     }
 

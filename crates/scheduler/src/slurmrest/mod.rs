@@ -463,9 +463,7 @@ impl Scheduler for SlurmRest {
             .into_iter()
             .collect();
         let path = self.slurm_path("jobs");
-        let (status, body) = self
-            .request(user, Method::GET, &path, &query, None)
-            .await?;
+        let (status, body) = self.request(user, Method::GET, &path, &query, None).await?;
         if status == 304 || parse::unchanged(&body) {
             return Ok(None);
         }

@@ -285,7 +285,10 @@ mod tests {
             Resume::Reset(_)
         ));
         // The first event kept follows `second`: nothing after `second` is lost.
-        assert_eq!(replayed(log.resume(second, SINCE_START, everyone)), [3, 4, 5]);
+        assert_eq!(
+            replayed(log.resume(second, SINCE_START, everyone)),
+            [3, 4, 5]
+        );
         // Age drops events too.
         log.expire(5_000 + 600_000 + 1);
         assert_eq!(log.len(), 0);

@@ -102,7 +102,10 @@ pub enum Delivery {
     Ready(EventId),
     /// Events after the client's `Last-Event-ID` are no longer all held: it should list its
     /// jobs again. Also the position to resume from; delivery goes on from it.
-    Reset { id: EventId, reason: &'static str },
+    Reset {
+        id: EventId,
+        reason: &'static str,
+    },
     Event(Arc<JobEvent>),
 }
 
@@ -415,7 +418,11 @@ impl Shared {
 
     fn count_subscribers(&self, state: &State) {
         for kind in [Kind::Stream, Kind::LongPoll] {
-            let open = state.subscribers.values().filter(|s| s.kind == kind).count();
+            let open = state
+                .subscribers
+                .values()
+                .filter(|s| s.kind == kind)
+                .count();
             metrics::gauge!("ironcrest_job_event_streams", "cluster" => self.cluster.clone(), "kind" => kind.label())
                 .set(open as f64);
         }
@@ -474,24 +481,24 @@ impl Shared {
         let asked_at = (epoch_ms() / 1000) as i64;
         let listing = self.scheduler.cluster_jobs(&caller, *changed_since).await;
         let now = Instant::now();
-        let mut changes = match listing {
+        // Counted once the round is over, so that a reader of the metrics between two rounds
+        // sees each round's calls whole.
+        let (mut changes, listed) = match listing {
             Ok(Some(jobs)) => {
-                outcome("changed");
                 *changed_since = Some(asked_at);
-                differ.compare(jobs, now)
+                (differ.compare(jobs, now), "changed")
             }
             Ok(None) => {
-                outcome("unchanged");
                 *changed_since = Some(asked_at);
-                Vec::new()
+                (Vec::new(), "unchanged")
             }
             Err(error) => {
                 tracing::warn!(cluster = self.cluster, %error, "job events: the job listing failed");
-                outcome("failed");
-                Vec::new()
+                (Vec::new(), "failed")
             }
         };
         if !differ.has_baseline() {
+            outcome(listed);
             return;
         }
         let ending = differ.awaiting_accounting();
@@ -507,6 +514,7 @@ impl Shared {
             changes.extend(differ.settle(records, Instant::now()));
         }
         self.publish(run, changes);
+        outcome(listed);
     }
 
     /// Numbers the changes and delivers those of watched users; the first call of a run
@@ -556,9 +564,8 @@ impl Shared {
             published += 1;
             for (subscriber_id, subscriber) in subscribers.iter() {
                 if subscriber.wants(&event)
-                    && let Err(mpsc::error::TrySendError::Full(_)) = subscriber
-                        .sender
-                        .try_send(Delivery::Event(event.clone()))
+                    && let Err(mpsc::error::TrySendError::Full(_)) =
+                        subscriber.sender.try_send(Delivery::Event(event.clone()))
                 {
                     slow.push(*subscriber_id);
                 }
@@ -572,7 +579,11 @@ impl Shared {
         }
         for id in &slow {
             if let Some(subscriber) = state.subscribers.remove(id) {
-                tracing::info!(cluster = self.cluster, user.name = subscriber.user, "job events: a reader fell behind and was disconnected");
+                tracing::info!(
+                    cluster = self.cluster,
+                    user.name = subscriber.user,
+                    "job events: a reader fell behind and was disconnected"
+                );
                 forget(&mut state, &subscriber);
             }
         }

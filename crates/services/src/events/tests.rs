@@ -70,7 +70,11 @@ impl Scheduler for Cluster {
     async fn fetch_jobs(&self, _: &Caller, _: &JobFilter) -> Result<Vec<Job>, SchedulerError> {
         Err(unused())
     }
-    async fn commented_jobs(&self, _: &Caller, _: u64) -> Result<Vec<CommentedJob>, SchedulerError> {
+    async fn commented_jobs(
+        &self,
+        _: &Caller,
+        _: u64,
+    ) -> Result<Vec<CommentedJob>, SchedulerError> {
         Err(unused())
     }
     async fn job(&self, _: &Caller, _: &str) -> Result<Job, SchedulerError> {
@@ -142,7 +146,9 @@ async fn events(subscription: &mut Subscription, n: usize) -> Vec<(String, Strin
     let mut events = Vec::new();
     while events.len() < n {
         match next(subscription).await {
-            Some(Delivery::Event(event)) => events.push((event.job_id.clone(), event.state.clone())),
+            Some(Delivery::Event(event)) => {
+                events.push((event.job_id.clone(), event.state.clone()))
+            }
             other => panic!("not an event: {other:?}"),
         }
     }
@@ -158,24 +164,41 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 #[tokio::test]
 async fn each_event_goes_to_its_owner_and_to_the_filters_that_name_its_job() {
     let (events_hub, cluster) = hub(settings(16, 8));
-    cluster.set(&[("1", "alice", "PENDING"), ("2", "alice", "PENDING"), ("3", "bob", "PENDING")]);
+    cluster.set(&[
+        ("1", "alice", "PENDING"),
+        ("2", "alice", "PENDING"),
+        ("3", "bob", "PENDING"),
+    ]);
     let mut alice = events_hub.subscribe(watch("alice", None, None)).unwrap();
-    let mut alice_two = events_hub.subscribe(watch("alice", Some(&["2"]), None)).unwrap();
+    let mut alice_two = events_hub
+        .subscribe(watch("alice", Some(&["2"]), None))
+        .unwrap();
     let mut bob = events_hub.subscribe(watch("bob", None, None)).unwrap();
     for subscription in [&mut alice, &mut alice_two, &mut bob] {
         ready(subscription).await;
     }
-    cluster.set(&[("1", "alice", "RUNNING"), ("2", "alice", "RUNNING"), ("3", "bob", "RUNNING")]);
+    cluster.set(&[
+        ("1", "alice", "RUNNING"),
+        ("2", "alice", "RUNNING"),
+        ("3", "bob", "RUNNING"),
+    ]);
     let mut seen = events(&mut alice, 2).await;
     seen.sort();
     assert_eq!(seen, pairs(&[("1", "RUNNING"), ("2", "RUNNING")]));
     assert_eq!(events(&mut alice_two, 1).await, pairs(&[("2", "RUNNING")]));
     assert_eq!(events(&mut bob, 1).await, pairs(&[("3", "RUNNING")]));
     // Then job 3 ends: bob hears of it, the others of nothing (their next is a later change).
-    cluster.set(&[("1", "alice", "RUNNING"), ("2", "alice", "COMPLETED"), ("3", "bob", "COMPLETED")]);
+    cluster.set(&[
+        ("1", "alice", "RUNNING"),
+        ("2", "alice", "COMPLETED"),
+        ("3", "bob", "COMPLETED"),
+    ]);
     assert_eq!(events(&mut bob, 1).await, pairs(&[("3", "COMPLETED")]));
     assert_eq!(events(&mut alice, 1).await, pairs(&[("2", "COMPLETED")]));
-    assert_eq!(events(&mut alice_two, 1).await, pairs(&[("2", "COMPLETED")]));
+    assert_eq!(
+        events(&mut alice_two, 1).await,
+        pairs(&[("2", "COMPLETED")])
+    );
 }
 
 #[tokio::test]
@@ -188,7 +211,11 @@ async fn a_reader_that_falls_behind_is_disconnected_and_resumes_from_the_log() {
     let mut slow = events_hub.subscribe(watch("alice", None, None)).unwrap();
     assert!(slow.ready);
     ready(&mut slow).await;
-    cluster.set(&[("1", "alice", "PENDING"), ("2", "alice", "PENDING"), ("3", "alice", "PENDING")]);
+    cluster.set(&[
+        ("1", "alice", "PENDING"),
+        ("2", "alice", "PENDING"),
+        ("3", "alice", "PENDING"),
+    ]);
     // Three new jobs in one round: two are queued, the third finds the queue full and the
     // subscription is let go; its reader gets what was queued, then the end.
     let mut kept = Vec::new();
