@@ -53,7 +53,7 @@ impl AuthenticatedUser {
     }
 }
 
-/// The caller of a bearer token or an API key (never both: a token wins).
+/// The caller of a bearer token, an API key or the UI's session cookie (in that order).
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedUser, ApiError> {
     let token = parts
         .headers
@@ -67,15 +67,27 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthenticatedUs
     let method = |name: &str| {
         tracing::Span::current().record("auth.method", name);
     };
+    let session_token;
     let token = match (token, parts.headers.get(API_KEY)) {
-        (Some(token), _) => token,
+        (Some(token), _) => {
+            method("bearer");
+            token
+        }
         (None, Some(key)) => {
             method("api_key");
             return api_key_holder(parts, state, key);
         }
-        (None, None) => return Err(ApiError::NotAuthenticated),
+        // The web UI's session cookie, the only other credential (docs/ui.md).
+        (None, None) => {
+            let ui = state.ui.as_ref().ok_or(ApiError::NotAuthenticated)?;
+            session_token = ui
+                .session_token(parts)
+                .await?
+                .ok_or(ApiError::NotAuthenticated)?;
+            method("session");
+            session_token.as_str()
+        }
     };
-    method("bearer");
     let verified = state.verifier.verify(token).await?;
     if !is_posix_username(&verified.username) {
         return Err(ApiError::InvalidUsername);
@@ -129,7 +141,7 @@ fn api_key_holder(
 
 /// The portable POSIX user-name set (plus a trailing `$` for machine accounts). A user
 /// name becomes the SSH login and a scheduler argument, so nothing else is let through.
-fn is_posix_username(name: &str) -> bool {
+pub(crate) fn is_posix_username(name: &str) -> bool {
     let name = name.strip_suffix('$').unwrap_or(name);
     !name.is_empty()
         && name.len() <= 64

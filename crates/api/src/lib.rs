@@ -14,6 +14,7 @@ mod models;
 mod multipart;
 mod openapi;
 mod routes;
+pub mod ui;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -64,6 +65,9 @@ pub struct AppState {
     pub trace_context: Option<TraceContext>,
     /// The `Idempotency-Key`s of this process's recent requests (`idempotency`).
     pub idempotency: Arc<idempotency::Idempotency>,
+    /// The web page for users and its sessions (`ui.enabled`); `None`: no `/ui` routes,
+    /// and no session cookie is read.
+    pub ui: Option<Arc<ui::Ui>>,
 }
 
 /// The whole application, ready to serve.
@@ -71,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     let docs = openapi::router(&state.gateway);
     let page = state.metrics.clone();
     let trace_context = state.trace_context.clone();
+    let page_for_users = state.ui.is_some().then(|| ui::router(state.clone()));
     let api = routes::router()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -78,6 +83,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .with_state(state);
     let mut app = api.merge(docs);
+    if let Some(page_for_users) = page_for_users {
+        app = app.merge(page_for_users);
+    }
     if let Some(render) = page {
         app = app.merge(metrics::router(render));
     }

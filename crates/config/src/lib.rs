@@ -11,6 +11,7 @@ mod model;
 mod secret;
 mod telemetry;
 mod tracing_config;
+mod ui;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -27,6 +28,7 @@ pub use model::*;
 pub use secret::Secret;
 pub use telemetry::*;
 pub use tracing_config::*;
+pub use ui::UiConfig;
 
 /// One thing wrong with a configuration, named by its dotted field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +122,10 @@ impl Config {
             .extend(self.telemetry.tracing.problems("telemetry.tracing"));
         self.check_credentials(&mut problems);
         problems.0.extend(self.job_events.problems());
+        let discovery = self.auth.authentication.oidc_discovery_url.as_deref();
+        for (field, message) in self.ui.problems(discovery) {
+            problems.push(format!("ui.{field}"), message);
+        }
         if self.clusters.is_empty() {
             problems.push("clusters", "at least one cluster is required");
         }

@@ -31,6 +31,7 @@ pub struct Config {
     pub idempotency: crate::IdempotencyConfig,
     #[serde(default)]
     pub job_events: crate::JobEventsConfig,
+    pub ui: crate::UiConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ironcrest_api::idempotency::Idempotency;
+use ironcrest_api::ui::Ui;
 use ironcrest_api::{AppState, AuditLog};
 use ironcrest_auth::{ClientCredentials, TokenVerifier};
 use ironcrest_config::{
@@ -340,6 +341,23 @@ pub async fn serve(
         idempotency: Arc::new(Idempotency::new(Duration::from_secs(
             config.idempotency.window,
         ))),
+        ui: config.ui.enabled.then(|| {
+            let storage_urls: Vec<String> = config
+                .clusters
+                .iter()
+                .filter_map(|c| c.data_operation.data_transfer.as_ref())
+                .filter_map(|transfer| match transfer {
+                    DataTransferConfig::S3(s3) => Some(s3.public_url.clone()),
+                    _ => None,
+                })
+                .collect();
+            Arc::new(Ui::new(
+                &config.ui,
+                authn.oidc_discovery_url.as_deref(),
+                &storage_urls,
+                http.clone(),
+            ))
+        }),
     });
     let address = listener.local_addr()?;
     let limits = listener::Limits::from_config(&config.server.connections);

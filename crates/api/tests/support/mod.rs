@@ -91,6 +91,7 @@ clusters:
         idempotency: Arc::new(ironcrest_api::idempotency::Idempotency::new(
             std::time::Duration::from_secs(config.idempotency.window),
         )),
+        ui: None,
     };
     edit(&mut state);
     App {
