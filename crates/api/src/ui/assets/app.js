@@ -37,7 +37,7 @@ const main = () => document.getElementById('main');
 
 function show(title, ...content) {
   document.title = `${title} - Ironcrest`;
-  main().replaceChildren(h('h1', {}, title), ...content);
+  main().replaceChildren(h('h1', {}, title), ...content.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 function banner(message, isError = false) {
@@ -155,12 +155,11 @@ function renderChrome(route) {
   const nav = document.getElementById('nav');
   const first = systems[0]?.name;
   const link = (href, label, name) => h('a', { href, 'aria-current': route === name ? 'page' : null }, label);
-  nav.replaceChildren(
-    link('#/systems', 'Systems', 'systems'),
-    first ? link(`#/files/${enc(first)}`, 'Files', 'files') : null,
-    first ? link(`#/jobs/${enc(first)}`, 'Jobs', 'jobs') : null,
-    first ? link(`#/transfers/${enc(first)}`, 'Transfers', 'transfers') : null,
-  );
+  nav.replaceChildren(link('#/systems', 'Systems', 'systems'), ...(first ? [
+    link(`#/files/${enc(first)}`, 'Files', 'files'),
+    link(`#/jobs/${enc(first)}`, 'Jobs', 'jobs'),
+    link(`#/transfers/${enc(first)}`, 'Transfers', 'transfers'),
+  ] : []));
   document.getElementById('account').replaceChildren(
     h('span', { id: 'user' }, session.user),
     h('button', { type: 'button', id: 'sign-out', onclick: logout }, 'Sign out'));
@@ -650,6 +649,7 @@ async function start() {
   try { await ensureSystems(); } catch (err) { if (err.status !== 401) showError(err); }
   if (!session.user) return;
   await route();
+  performance.mark('ironcrest-ready');
   document.body.dataset.ready = 'true';
 }
 
