@@ -473,6 +473,11 @@ pub struct S3Config {
     pub ttl: u64,
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Origins of web pages that upload to the staging area with presigned URLs (the UI's,
+    /// e.g. `https://hpc.example.org`; one `*` wildcard allowed): Ironcrest sets a CORS rule
+    /// for them on each user's bucket. Empty: no rule is set.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
     #[serde(default)]
     pub multipart: MultipartConfig,
     #[serde(default)]

@@ -97,6 +97,7 @@ pub struct S3Client {
     tenant: Option<String>,
     ttl: Duration,
     lifecycle_days: u32,
+    cors_origins: Vec<String>,
 }
 
 impl S3Client {
@@ -124,6 +125,7 @@ impl S3Client {
             tenant: config.tenant.clone(),
             ttl: Duration::from_secs(config.ttl),
             lifecycle_days: config.bucket_lifecycle_configuration.days,
+            cors_origins: config.cors_origins.clone(),
         }
     }
 
@@ -148,8 +150,27 @@ impl S3Client {
     }
 
     /// Creates `bucket` if it does not exist yet, with the expiry rule that removes staged
-    /// objects (and abandoned uploads) after the configured number of days.
+    /// objects (and abandoned uploads) after the configured number of days; with
+    /// `cors_origins`, (re)sets the CORS rule that lets those pages upload to it.
     pub async fn ensure_bucket(&self, bucket: &str) -> Result<(), S3Error> {
+        self.create_bucket(bucket).await?;
+        if self.cors_origins.is_empty() {
+            return Ok(());
+        }
+        let cors = xml::cors(&self.cors_origins).into_bytes();
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&cors));
+        self.send(
+            "PutBucketCors",
+            "PUT",
+            &format!("{}?cors=", self.bucket_url(bucket)),
+            &[("content-md5", md5.as_str())],
+            cors,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<(), S3Error> {
         let head = self
             .send(
                 "HeadBucket",

@@ -77,6 +77,25 @@ pub(crate) struct CreateBucketConfiguration<'a> {
     pub location_constraint: &'a str,
 }
 
+#[derive(Serialize)]
+#[serde(rename = "CORSConfiguration", rename_all = "PascalCase")]
+pub(crate) struct CorsConfiguration<'a> {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "CORSRule")]
+    pub rule: CorsRule<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct CorsRule<'a> {
+    pub allowed_origin: &'a [String],
+    pub allowed_method: &'static [&'static str],
+    pub allowed_header: &'static [&'static str],
+    pub expose_header: &'static [&'static str],
+    pub max_age_seconds: u32,
+}
+
 pub(crate) const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 pub(crate) fn lifecycle(days: u32) -> String {
@@ -96,6 +115,22 @@ pub(crate) fn lifecycle(days: u32) -> String {
     quick_xml::se::to_string(&document).expect("a fixed document serialises")
 }
 
+/// A CORS rule letting pages of `origins` upload parts and complete uploads with presigned
+/// URLs, and read each part's `ETag` (which completing needs).
+pub(crate) fn cors(origins: &[String]) -> String {
+    quick_xml::se::to_string(&CorsConfiguration {
+        xmlns: NAMESPACE,
+        rule: CorsRule {
+            allowed_origin: origins,
+            allowed_method: &["GET", "PUT", "POST"],
+            allowed_header: &["*"],
+            expose_header: &["ETag"],
+            max_age_seconds: 3600,
+        },
+    })
+    .expect("a CORS document serialises")
+}
+
 pub(crate) fn create_bucket(region: &str) -> String {
     quick_xml::se::to_string(&CreateBucketConfiguration {
         xmlns: NAMESPACE,
@@ -107,6 +142,14 @@ pub(crate) fn create_bucket(region: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_document_lets_the_origins_upload_and_read_etags() {
+        assert_eq!(
+            cors(&["https://ui.example".into(), "http://a&b:*".into()]),
+            "<CORSConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><CORSRule><AllowedOrigin>https://ui.example</AllowedOrigin><AllowedOrigin>http://a&amp;b:*</AllowedOrigin><AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod><AllowedMethod>POST</AllowedMethod><AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>3600</MaxAgeSeconds></CORSRule></CORSConfiguration>"
+        );
+    }
 
     #[test]
     fn lifecycle_document_expires_objects_and_incomplete_uploads() {
