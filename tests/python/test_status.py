@@ -53,7 +53,8 @@ def test_userinfo(client):
     assert info["user"]["id"].isdigit()
     assert "hpcusers" in [g["name"] for g in info["groups"]]
     accounts = {a["name"]: a["default"] for a in info["accounts"]}
-    assert accounts == {"staff": True, "project1": False}
+    # staff and project1, and one account per Unix group (scripts/dev-env ensure_accounts).
+    assert accounts == {"staff": True, "project1": False, "fireuser": False, "hpcusers": False}
 
 
 def test_unknown_system_is_404(client):

@@ -191,7 +191,13 @@ async fn rest_status_routes_and_health_come_from_slurmrestd() {
     accounts.sort();
     assert_eq!(
         accounts,
-        [("project1".to_string(), false), ("staff".to_string(), true)]
+        // staff and project1, and one account per Unix group (scripts/dev-env ensure_accounts).
+        [
+            ("fireuser".to_string(), false),
+            ("hpcusers".to_string(), false),
+            ("project1".to_string(), false),
+            ("staff".to_string(), true)
+        ]
     );
 }
 

@@ -548,7 +548,9 @@ async function jobView(system, jobId) {
     state.replaceChildren(stateBadge(current.status.state),
       current.status.exitCode == null ? '' : ` (exit code ${current.status.exitCode})`);
     if (meta.standardOutput) stdout.textContent = await tailOf(system, meta.standardOutput);
-    if (meta.standardError) stderr.textContent = await tailOf(system, meta.standardError);
+    if (meta.standardError && meta.standardError !== meta.standardOutput) {
+      stderr.textContent = await tailOf(system, meta.standardError);
+    }
     cancel.hidden = FINAL_STATES.has(current.status.state);
     return FINAL_STATES.has(current.status.state);
   };
@@ -566,7 +568,8 @@ async function jobView(system, jobId) {
       h('dt', {}, 'Error'), h('dd', {}, meta.standardError || '')),
     cancel,
     h('h2', {}, 'Output (last 100 lines)'), stdout,
-    h('h2', {}, 'Errors (last 100 lines)'), stderr,
+    meta.standardError && meta.standardError !== meta.standardOutput
+      ? [h('h2', {}, 'Errors (last 100 lines)'), stderr] : null,
     h('h2', {}, 'Script'), h('pre', { id: 'job-script' }, meta.script || '(not available)'));
   if (!(await refresh())) {
     every(REFRESH_MS, async () => {
