@@ -131,6 +131,34 @@ fn rest_mode_requires_an_api_url_and_version() {
 }
 
 #[test]
+fn an_enabled_ui_needs_its_client_and_redirect_url() {
+    let known_hosts = known_hosts_file();
+    let valid = valid_yaml(known_hosts.path());
+    let off = Config::from_yaml(&valid).unwrap();
+    assert!(!off.ui.enabled);
+    let problems = Config::from_yaml(&format!(
+        "{valid}ui: {{enabled: true, redirect_url: /ui/callback}}\n"
+    ))
+    .unwrap_err()
+    .problems();
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "ui.client_id",
+            "ui.client_secret",
+            "ui.redirect_url",
+            "ui.issuer"
+        ]
+    );
+    let ui = "ui: {enabled: true, client_id: c, client_secret: s, issuer: http://idp, \
+              redirect_url: https://hpc.example/ui/callback}\n";
+    let on = Config::from_yaml(&format!("{valid}{ui}")).unwrap();
+    assert_eq!(on.ui.client_secret.unwrap().expose(), "s");
+    assert_eq!(on.ui.idle_timeout, 3600);
+}
+
+#[test]
 fn paths_normalise_like_python_normpath() {
     for (input, expected) in [
         ("/home", "/home"),

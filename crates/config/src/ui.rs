@@ -81,7 +81,8 @@ impl UiConfig {
             ));
         }
         if !self.redirect_url.ends_with("/ui/callback")
-            || !(self.redirect_url.starts_with("http://") || self.redirect_url.starts_with("https://"))
+            || !(self.redirect_url.starts_with("http://")
+                || self.redirect_url.starts_with("https://"))
         {
             problems.push((
                 "redirect_url",

@@ -63,7 +63,10 @@ impl Ui {
             .clone()
             .or_else(|| discovery.map(str::to_string))
             .unwrap_or_default();
-        let secret = config.client_secret.clone().unwrap_or_else(|| Secret::new(""));
+        let secret = config
+            .client_secret
+            .clone()
+            .unwrap_or_else(|| Secret::new(""));
         let connect: Vec<&str> = std::iter::once("'self'")
             .chain(storage_urls.iter().map(|url| url.trim_end_matches('/')))
             .collect();
@@ -165,7 +168,10 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 fn ui(state: &AppState) -> &Ui {
-    state.ui.as_deref().expect("the UI router is only built with a UI")
+    state
+        .ui
+        .as_deref()
+        .expect("the UI router is only built with a UI")
 }
 
 async fn security_headers(State(state): State<AppState>, mut response: Response) -> Response {
@@ -277,7 +283,12 @@ async fn callback(
     };
     response.headers_mut().append(
         SET_COOKIE,
-        ui.cookie(LOGIN_COOKIE, "", "/ui/callback", "; SameSite=Lax; Max-Age=0"),
+        ui.cookie(
+            LOGIN_COOKIE,
+            "",
+            "/ui/callback",
+            "; SameSite=Lax; Max-Age=0",
+        ),
     );
     response
 }

@@ -29,7 +29,11 @@ pub(crate) fn random_token() -> String {
 
 /// Compares two secrets in time independent of where they differ.
 pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A cookie's value in the request's `Cookie` headers.
@@ -167,7 +171,10 @@ mod tests {
     #[test]
     fn a_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.append(COOKIE, HeaderValue::from_static("a=1; ironcrest_session=xyz"));
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; ironcrest_session=xyz"),
+        );
         headers.append(COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("xyz"));
         assert_eq!(cookie(&headers, "b"), Some("2"));
