@@ -180,9 +180,13 @@ impl Call {
 }
 
 /// The audit name of a route's path parameter other than the system, if it names what
-/// the request touches (only `job_id` today); names are `'static` so lines stay cheap.
+/// the request touches (`job_id`, `task_id`); names are `'static` so lines stay cheap.
 fn audited_param(name: &str) -> Option<&'static str> {
-    (name == "job_id").then_some("job_id")
+    match name {
+        "job_id" => Some("job_id"),
+        "task_id" => Some("task_id"),
+        _ => None,
+    }
 }
 
 /// The client's address: the peer's, or behind a trusted proxy the forwarded one.

@@ -130,7 +130,8 @@ fn service_status(error: &ServiceError) -> StatusCode {
         ) => StatusCode::FAILED_DEPENDENCY,
         ServiceError::Scheduler(SchedulerError::NotSupported(_)) => StatusCode::NOT_IMPLEMENTED,
         ServiceError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        ServiceError::UploadOver(_) => StatusCode::CONFLICT,
+        ServiceError::UploadOver(_) | ServiceError::TaskEnded { .. } => StatusCode::CONFLICT,
+        ServiceError::TaskNotFound(_) => StatusCode::NOT_FOUND,
         // Like the scheduler's REST API: a store refusing Ironcrest's signed request is a
         // bad gateway, an unreachable one a failed dependency.
         ServiceError::Staging(S3Error::Refused { .. }) => StatusCode::BAD_GATEWAY,
@@ -399,6 +400,14 @@ mod tests {
                 503,
             ),
             (ServiceError::InvalidRequest("bad path".into()), 400),
+            (ServiceError::TaskNotFound("mv-1".into()), 404),
+            (
+                ServiceError::TaskEnded {
+                    task_id: "mv-1".into(),
+                    state: "succeeded",
+                },
+                409,
+            ),
             (ServiceError::TooLarge("File to upload is too large."), 413),
             (ServiceError::Scheduler(SchedulerError::JobNotFound), 404),
             (

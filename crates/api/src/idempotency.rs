@@ -421,6 +421,7 @@ mod tests {
                     key_hash: key.into(),
                     fingerprint_hash: fingerprint.into(),
                 }),
+                task: None,
             },
         };
         let jobs = [

@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{admin, compute, filesystem, status, transfer};
+use crate::routes::{admin, compute, filesystem, status, tasks, transfer};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,7 @@ use crate::routes::{admin, compute, filesystem, status, transfer};
         (name = "compute", description = "Jobs: submit, list, inspect, cancel, attach"),
         (name = "filesystem", description = "File operations on the cluster's file systems"),
         (name = "transfer", description = "File operations as scheduler jobs, and S3-staged uploads and downloads"),
+        (name = "tasks", description = "Every asynchronous operation of the caller's (transfer jobs, staged transfers, compute jobs): list, inspect, cancel"),
     ),
 )]
 struct ApiDoc;
@@ -50,6 +51,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     document.merge(compute::ComputeDoc::openapi());
     document.merge(filesystem::FilesystemDoc::openapi());
     document.merge(transfer::TransferDoc::openapi());
+    document.merge(tasks::TasksDoc::openapi());
     document.merge(admin::AdminDoc::openapi());
     compute::constrain_job_description(&mut document);
     document

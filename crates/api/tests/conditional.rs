@@ -139,6 +139,8 @@ const CONDITIONAL: &[&str] = &[
     "/status/{system_name}/partitions",
     "/status/{system_name}/reservations",
     "/status/{system_name}/userinfo",
+    "/tasks/{system_name}",
+    "/tasks/{system_name}/{task_id}",
 ];
 
 #[tokio::test]

@@ -59,6 +59,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/filesystem/{system_name}/transfer/rm"),
     ("POST", "/filesystem/{system_name}/transfer/compress"),
     ("POST", "/filesystem/{system_name}/transfer/extract"),
+    // routes::tasks
+    ("GET", "/tasks/{system_name}"),
+    ("GET", "/tasks/{system_name}/{task_id}"),
+    ("DELETE", "/tasks/{system_name}/{task_id}"),
     // routes::admin
     ("GET", "/admin/maintenance"),
     ("PUT", "/admin/maintenance/systems/{system}"),
@@ -106,7 +110,8 @@ impl App {
     async fn routes(&self, method: &str, template: &str) -> bool {
         let uri = template
             .replace("{system_name}", "no-such-system")
-            .replace("{job_id}", "1");
+            .replace("{job_id}", "1")
+            .replace("{task_id}", "mv-1");
         let (status, body) = self.call(method, &uri).await;
         let message = body.as_ref().map(|body| body["message"].clone());
         let fallback = (status == StatusCode::NOT_FOUND && message == Some(json!("Not Found")))
@@ -175,7 +180,8 @@ async fn every_route_on_a_system_checks_the_token_then_the_system() {
         }
         let uri = path
             .replace("{system_name}", "no-such-system")
-            .replace("{job_id}", "1");
+            .replace("{job_id}", "1")
+            .replace("{task_id}", "mv-1");
         let (status, body) = app.call_as(method, &uri, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
         assert_eq!(body.unwrap()["message"], "Not authenticated");

@@ -5,9 +5,11 @@
 pub enum RouteFamily {
     /// `GET /status/{system_name}/…`
     StatusRead,
-    /// `GET /compute/{system_name}/jobs…`
+    /// `GET /compute/{system_name}/jobs…`, and `GET /tasks/{system_name}…` (tasks are
+    /// jobs, which the job listing shows too).
     ComputeRead,
-    /// Submitting, cancelling and attaching to jobs.
+    /// Submitting, cancelling and attaching to jobs, and cancelling tasks (which cancels
+    /// their jobs).
     ComputeWrite,
     /// `GET /filesystem/{system_name}/ops/…` (download included).
     FilesystemRead,
@@ -33,7 +35,9 @@ impl RouteFamily {
         let read = method == "GET" || method == "HEAD";
         if template.starts_with("/status/{system_name}/") {
             read.then_some(Self::StatusRead)
-        } else if template.starts_with("/compute/{system_name}/") {
+        } else if template.starts_with("/compute/{system_name}/")
+            || template.starts_with("/tasks/{system_name}")
+        {
             Some(if read {
                 Self::ComputeRead
             } else {
@@ -111,6 +115,14 @@ mod tests {
         assert_eq!(
             of("GET", "/filesystem/{system_name}/transfer/jobs"),
             Some(RouteFamily::Transfer)
+        );
+        assert_eq!(
+            of("GET", "/tasks/{system_name}"),
+            Some(RouteFamily::ComputeRead)
+        );
+        assert_eq!(
+            of("DELETE", "/tasks/{system_name}/{task_id}"),
+            Some(RouteFamily::ComputeWrite)
         );
         assert_eq!(of("GET", "/status/systems"), None);
     }

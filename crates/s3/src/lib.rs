@@ -66,6 +66,56 @@ impl StagedObject {
     }
 }
 
+/// Pages of one listing read at most (S3 answers up to 1,000 entries a page).
+pub const MAX_LIST_PAGES: usize = 10;
+
+/// A multipart upload not yet completed or aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInProgress {
+    pub key: String,
+    pub upload_id: String,
+    /// When it was started, epoch seconds.
+    pub initiated: Option<i64>,
+}
+
+/// An object in a bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    pub size: u64,
+    /// Epoch seconds.
+    pub last_modified: Option<i64>,
+}
+
+/// A part uploaded to a multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub number: u64,
+    pub size: u64,
+    /// Epoch seconds.
+    pub last_modified: Option<i64>,
+}
+
+/// An S3 time (ISO 8601, `2026-12-07T19:00:00.000Z`) as epoch seconds.
+fn epoch(time: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .ok()
+        .map(|time| time.timestamp())
+}
+
+/// An S3 answer's XML document, or `UnreadableAnswer`.
+fn read<T: serde::de::DeserializeOwned>(
+    operation: &'static str,
+    body: &[u8],
+) -> Result<T, S3Error> {
+    quick_xml::de::from_reader(body).map_err(|err| S3Error::Refused {
+        operation,
+        status: 200,
+        code: "UnreadableAnswer".into(),
+        message: err.to_string(),
+    })
+}
+
 /// HTTP methods of the presigned URLs.
 #[derive(Debug, Clone, Copy)]
 pub enum Method {
@@ -220,41 +270,130 @@ impl S3Client {
         let body = self
             .send("CreateMultipartUpload", "POST", &url, &[], Vec::new())
             .await?;
-        let started: xml::InitiateMultipartUploadResult = quick_xml::de::from_reader(&body[..])
-            .map_err(|err| S3Error::Refused {
-                operation: "CreateMultipartUpload",
-                status: 200,
-                code: "UnreadableAnswer".into(),
-                message: err.to_string(),
-            })?;
+        let started: xml::InitiateMultipartUploadResult = read("CreateMultipartUpload", &body)?;
         Ok(started.upload_id)
     }
 
     /// The ids of `object`'s multipart uploads in progress (none once completed or
     /// aborted).
     pub async fn multipart_uploads(&self, object: &StagedObject) -> Result<Vec<String>, S3Error> {
-        let url = format!(
-            "{}?{}",
-            self.bucket_url(&object.bucket),
-            url::encode_query([("prefix", object.key.as_str()), ("uploads", "")])
-        );
-        let body = self
-            .send("ListMultipartUploads", "GET", &url, &[], Vec::new())
-            .await?;
-        let listed: xml::ListMultipartUploadsResult = quick_xml::de::from_reader(&body[..])
-            .map_err(|err| S3Error::Refused {
-                operation: "ListMultipartUploads",
-                status: 200,
-                code: "UnreadableAnswer".into(),
-                message: err.to_string(),
-            })?;
         // A prefix also matches longer keys.
-        Ok(listed
-            .upload
+        Ok(self
+            .uploads_in_progress(&object.bucket, &object.key)
+            .await?
             .into_iter()
             .filter(|upload| upload.key == object.key)
             .map(|upload| upload.upload_id)
             .collect())
+    }
+
+    /// The multipart uploads in progress in `bucket` whose key starts with `prefix`; none
+    /// in a bucket that does not exist. At most [`MAX_LIST_PAGES`] pages of S3's answer.
+    pub async fn uploads_in_progress(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<UploadInProgress>, S3Error> {
+        const OPERATION: &str = "ListMultipartUploads";
+        let mut uploads = Vec::new();
+        let mut marker: Option<(String, String)> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut query = vec![("prefix", prefix), ("uploads", "")];
+            if let Some((key, upload_id)) = &marker {
+                query.extend([
+                    ("key-marker", key.as_str()),
+                    ("upload-id-marker", upload_id),
+                ]);
+            }
+            let url = format!("{}?{}", self.bucket_url(bucket), url::encode_query(query));
+            let Some(body) = self.list(OPERATION, &url).await? else {
+                break;
+            };
+            let page: xml::ListMultipartUploadsResult = read(OPERATION, &body)?;
+            uploads.extend(page.upload.into_iter().map(|upload| UploadInProgress {
+                key: upload.key,
+                upload_id: upload.upload_id,
+                initiated: upload.initiated.as_deref().and_then(epoch),
+            }));
+            marker = page.next_key_marker.zip(page.next_upload_id_marker);
+            if !page.is_truncated || marker.is_none() {
+                break;
+            }
+        }
+        Ok(uploads)
+    }
+
+    /// The objects in `bucket` whose key starts with `prefix`; none in a bucket that does
+    /// not exist. At most [`MAX_LIST_PAGES`] pages of S3's answer.
+    pub async fn objects(&self, bucket: &str, prefix: &str) -> Result<Vec<StoredObject>, S3Error> {
+        const OPERATION: &str = "ListObjectsV2";
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+            if let Some(token) = &token {
+                query.push(("continuation-token", token.as_str()));
+            }
+            let url = format!("{}?{}", self.bucket_url(bucket), url::encode_query(query));
+            let Some(body) = self.list(OPERATION, &url).await? else {
+                break;
+            };
+            let page: xml::ListBucketResult = read(OPERATION, &body)?;
+            objects.extend(page.contents.into_iter().map(|object| StoredObject {
+                key: object.key,
+                size: object.size,
+                last_modified: object.last_modified.as_deref().and_then(epoch),
+            }));
+            token = page.next_continuation_token;
+            if !page.is_truncated || token.is_none() {
+                break;
+            }
+        }
+        Ok(objects)
+    }
+
+    /// The parts already uploaded to a multipart upload in progress. At most
+    /// [`MAX_LIST_PAGES`] pages of S3's answer (1,000 parts each).
+    pub async fn parts(
+        &self,
+        object: &StagedObject,
+        upload_id: &str,
+    ) -> Result<Vec<UploadedPart>, S3Error> {
+        const OPERATION: &str = "ListParts";
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut query = vec![("uploadId", upload_id)];
+            if let Some(marker) = &marker {
+                query.push(("part-number-marker", marker.as_str()));
+            }
+            let url = format!(
+                "{}?{}",
+                self.object_url(Endpoint::Private, object),
+                url::encode_query(query)
+            );
+            let body = self.send(OPERATION, "GET", &url, &[], Vec::new()).await?;
+            let page: xml::ListPartsResult = read(OPERATION, &body)?;
+            parts.extend(page.part.into_iter().map(|part| UploadedPart {
+                number: part.part_number,
+                size: part.size,
+                last_modified: part.last_modified.as_deref().and_then(epoch),
+            }));
+            marker = page.next_part_number_marker;
+            if !page.is_truncated || marker.is_none() {
+                break;
+            }
+        }
+        Ok(parts)
+    }
+
+    /// A listing's body; `None` when the bucket does not exist (nothing was ever staged).
+    async fn list(&self, operation: &'static str, url: &str) -> Result<Option<Vec<u8>>, S3Error> {
+        match self.send(operation, "GET", url, &[], Vec::new()).await {
+            Ok(body) => Ok(Some(body)),
+            Err(S3Error::Refused { code, .. }) if code == "NoSuchBucket" => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Abandons a multipart upload (its parts are dropped).
@@ -470,6 +609,13 @@ impl S3Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_times_are_epoch_seconds() {
+        assert_eq!(epoch("2026-12-07T19:00:00.000Z"), Some(1_796_670_000));
+        assert_eq!(epoch("2026-12-07T19:00:00Z"), Some(1_796_670_000));
+        assert_eq!(epoch("yesterday"), None);
+    }
 
     #[test]
     fn bucket_names_follow_s3_rules() {

@@ -8,12 +8,19 @@ pub(crate) struct InitiateMultipartUploadResult {
     pub upload_id: String,
 }
 
-/// `GET /{bucket}?uploads`: the multipart uploads in progress (those under a prefix).
+/// `GET /{bucket}?uploads`: the multipart uploads in progress (those under a prefix), a
+/// page of them.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct ListMultipartUploadsResult {
     #[serde(default)]
     pub upload: Vec<Upload>,
+    #[serde(default)]
+    pub is_truncated: bool,
+    #[serde(default)]
+    pub next_key_marker: Option<String>,
+    #[serde(default)]
+    pub next_upload_id_marker: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -21,6 +28,50 @@ pub(crate) struct ListMultipartUploadsResult {
 pub(crate) struct Upload {
     pub key: String,
     pub upload_id: String,
+    #[serde(default)]
+    pub initiated: Option<String>,
+}
+
+/// `GET /{bucket}?list-type=2`: a page of the objects (under a prefix).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListBucketResult {
+    #[serde(default)]
+    pub contents: Vec<Contents>,
+    #[serde(default)]
+    pub is_truncated: bool,
+    #[serde(default)]
+    pub next_continuation_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Contents {
+    pub key: String,
+    pub size: u64,
+    #[serde(default)]
+    pub last_modified: Option<String>,
+}
+
+/// `GET /{bucket}/{key}?uploadId=…`: a page of the parts of a multipart upload.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ListPartsResult {
+    #[serde(default)]
+    pub part: Vec<Part>,
+    #[serde(default)]
+    pub is_truncated: bool,
+    #[serde(default)]
+    pub next_part_number_marker: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Part {
+    pub part_number: u64,
+    pub size: u64,
+    #[serde(default)]
+    pub last_modified: Option<String>,
 }
 
 /// S3's error body, e.g. `<Error><Code>NoSuchBucket</Code><Message>…</Message></Error>`.
@@ -190,5 +241,34 @@ mod tests {
         )
         .expect("parses");
         assert!(none.upload.is_empty());
+        assert!(!none.is_truncated);
+        let truncated: ListMultipartUploadsResult = quick_xml::de::from_str(
+            "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated><NextKeyMarker>k</NextKeyMarker><NextUploadIdMarker>u</NextUploadIdMarker></ListMultipartUploadsResult>",
+        )
+        .expect("parses");
+        assert!(truncated.is_truncated);
+        assert_eq!(truncated.next_key_marker.as_deref(), Some("k"));
+        assert_eq!(truncated.next_upload_id_marker.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn reads_objects_and_parts() {
+        let listed: ListBucketResult = quick_xml::de::from_str(
+            r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>fireuser</Name><Prefix></Prefix><KeyCount>2</KeyCount><IsTruncated>false</IsTruncated><Contents><Key>u/a b</Key><LastModified>2026-12-07T19:00:00.000Z</LastModified><ETag>"x"</ETag><Size>12</Size><StorageClass>STANDARD</StorageClass></Contents><Contents><Key>v/c</Key><Size>0</Size></Contents></ListBucketResult>"#,
+        )
+        .expect("parses");
+        let objects: Vec<_> = listed
+            .contents
+            .iter()
+            .map(|o| (o.key.as_str(), o.size, o.last_modified.is_some()))
+            .collect();
+        assert_eq!(objects, [("u/a b", 12, true), ("v/c", 0, false)]);
+        let parts: ListPartsResult = quick_xml::de::from_str(
+            r#"<ListPartsResult><Bucket>b</Bucket><Key>k</Key><UploadId>u</UploadId><IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker><Part><PartNumber>1</PartNumber><LastModified>2026-12-07T19:00:00.000Z</LastModified><ETag>"e"</ETag><Size>5242880</Size></Part><Part><PartNumber>2</PartNumber><ETag>"f"</ETag><Size>7</Size></Part></ListPartsResult>"#,
+        )
+        .expect("parses");
+        let sizes: Vec<_> = parts.part.iter().map(|p| (p.part_number, p.size)).collect();
+        assert_eq!(sizes, [(1, 5_242_880), (2, 7)]);
+        assert_eq!(parts.next_part_number_marker.as_deref(), Some("2"));
     }
 }

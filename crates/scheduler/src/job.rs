@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::SchedulerError;
+use crate::comment::TaskNote;
 
 /// What `POST /compute/{system}/jobs` submits. Unknown keys are ignored, as in v2.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -41,6 +42,10 @@ pub struct JobDescription {
     #[serde(default, alias = "environment")]
     #[schema(value_type = Option<Object>)]
     pub env: Option<JobEnv>,
+    /// The API's operation this job does, recorded in its comment ([`crate::JobComment`]);
+    /// set by Ironcrest for its transfer jobs, never read from a request.
+    #[serde(skip)]
+    pub task: Option<TaskNote>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -67,6 +72,11 @@ pub(crate) fn job_examples() -> Vec<JobDescription> {
         standard_error: set("/home/fireuser/err"),
         constraints: set("x86"),
         env: Some(JobEnv::Map([("A".to_string(), "1".to_string())].into())),
+        task: Some(TaskNote {
+            kind: "mv".into(),
+            work_id: "0123456789abcdef0123456789abcdef".into(),
+            arguments: Some("e30".into()),
+        }),
     };
     let inline = JobDescription {
         working_directory: "/home/fireuser".into(),
@@ -232,6 +242,9 @@ pub struct JobStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobTime {
+    /// When the job was submitted: not on v2's wire, read by `/tasks`.
+    #[serde(skip)]
+    pub submit: Option<i64>,
     pub elapsed: Option<i64>,
     pub start: Option<i64>,
     pub end: Option<i64>,
@@ -348,6 +361,7 @@ impl Job {
             .or(accounted.status.interrupt_signal);
         self.status.state_reason = self.status.state_reason.or(accounted.status.state_reason);
         self.kill_request_user = self.kill_request_user.or(accounted.kill_request_user);
+        self.time.submit = self.time.submit.or(accounted.time.submit);
         self.time.suspended = self.time.suspended.or(accounted.time.suspended);
         self.time.end = self.time.end.or(accounted.time.end);
         self.account = self.account.or(accounted.account);

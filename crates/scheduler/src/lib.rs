@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use ironcrest_remote::{Caller, CommandError, CommandExamples};
 use ironcrest_ssh::{RunError, SshError};
 
-pub use comment::{CommentedJob, JobComment};
+pub use comment::{CommentedJob, JobComment, TaskNote};
 pub use job::{
     Job, JobDescription, JobEnv, JobFilter, JobId, JobMetadata, JobStatus, JobTask, JobTime,
     TimeWindow,

@@ -21,6 +21,8 @@ pub struct Cluster {
     pub scheduler: Arc<dyn Scheduler>,
     pub jobs_cache: JobsCache,
     pub userinfo_cache: Coalescing<UserInfoQuery>,
+    /// The comments of users' jobs, which say which jobs do tasks (`tasks`).
+    pub(crate) job_comments: Coalescing<crate::tasks::CommentsQuery>,
     /// Listings in flight, shared by identical ones; see `filesystem::ListingQuery`.
     pub(crate) listings: Coalescing<crate::filesystem::ListingQuery>,
     /// The S3 staging area, when the cluster's data transfer is `s3`.
@@ -48,6 +50,7 @@ impl Cluster {
             std::time::Duration::from_secs_f64(config.scheduler.userinfo_cache_max_age);
         Self {
             jobs_cache: JobsCache::new(max_age),
+            job_comments: Coalescing::new(max_age),
             userinfo_cache: Coalescing::new(userinfo_max_age),
             listings: Coalescing::new(std::time::Duration::ZERO),
             staging: StagingArea::from_config(&config),

@@ -10,6 +10,7 @@ pub mod filesystem;
 pub mod health;
 pub mod service_account;
 pub mod status;
+pub mod tasks;
 pub mod transfer;
 
 use ironcrest_remote::{CommandError, CommandExamples, QuoteError};
@@ -83,6 +84,15 @@ pub enum ServiceError {
     /// expired): its presigned URLs cannot be made again.
     #[error("{0}")]
     UploadOver(String),
+    /// No task of the caller's has this id (`/tasks`).
+    #[error("Task not found: {0}.")]
+    TaskNotFound(String),
+    /// The task has already ended, so it cannot be cancelled.
+    #[error("Task {task_id} has already ended ({state}).")]
+    TaskEnded {
+        task_id: String,
+        state: &'static str,
+    },
     /// The deployment lacks something the request needs (e.g. a default work directory).
     #[error("{0}")]
     Misconfigured(String),

@@ -181,7 +181,7 @@ pub struct JobsQuery {
 }
 
 /// `time_window` of the job list: v2's windows, or empty for the default.
-fn time_window_schema() -> utoipa::openapi::Object {
+pub(crate) fn time_window_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::String)
         .enum_values(Some(["", "1h", "8h", "24h", "3d", "7d"]))
@@ -203,18 +203,7 @@ impl JobsQuery {
                 format!("String should have at most {MAX_NAME} characters"),
             ));
         }
-        let time_window = match present(self.time_window) {
-            None => TimeWindow::default(),
-            Some(text) => {
-                serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
-                    validation(
-                        "query",
-                        "time_window",
-                        format!("Input should be '1h', '8h', '24h', '3d' or '7d', not '{text}'"),
-                    )
-                })?
-            }
-        };
+        let time_window = time_window(self.time_window)?;
         Ok(JobFilter {
             all_users: self.allusers,
             account: present(self.account),
@@ -224,7 +213,23 @@ impl JobsQuery {
     }
 }
 
-fn validation(location: &'static str, name: &str, message: String) -> ApiError {
+/// The `time_window` query parameter: v2's windows, the default when absent or empty.
+pub(crate) fn time_window(value: Option<String>) -> Result<TimeWindow, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(TimeWindow::default()),
+        Some(text) => {
+            serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
+                validation(
+                    "query",
+                    "time_window",
+                    format!("Input should be '1h', '8h', '24h', '3d' or '7d', not '{text}'"),
+                )
+            })
+        }
+    }
+}
+
+pub(crate) fn validation(location: &'static str, name: &str, message: String) -> ApiError {
     ApiError::Validation {
         location,
         name: name.to_string(),

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod compute;
 pub mod filesystem;
 pub mod status;
+pub mod tasks;
 pub mod transfer;
 
 use axum::Json;
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .merge(compute::router())
         .merge(filesystem::router())
         .merge(transfer::router())
+        .merge(tasks::router())
         .merge(admin::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

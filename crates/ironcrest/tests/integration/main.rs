@@ -21,4 +21,5 @@ mod limits;
 mod metrics;
 mod ssh_recovery;
 mod status;
+mod tasks;
 mod transfer;

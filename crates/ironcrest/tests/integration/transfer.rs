@@ -13,26 +13,26 @@ use serde_json::{Value, json};
 use crate::compute::{HOME, delete, finished, unique, wait_for};
 use crate::harness::{SYSTEM, TestServer, dev_config, reloaded, user_token};
 
-const MIB: usize = 1024 * 1024;
+pub const MIB: usize = 1024 * 1024;
 /// The dev configuration's `multipart.max_part_size`.
-const PART: usize = 5 * MIB;
+pub const PART: usize = 5 * MIB;
 
 /// A fresh directory owned by fireuser, removed on drop.
-struct WorkDir(PathBuf);
+pub struct WorkDir(pub PathBuf);
 
 impl WorkDir {
-    fn new(name: &str) -> Self {
+    pub fn new(name: &str) -> Self {
         let path = PathBuf::from(format!("{HOME}/{}", unique(&format!("it-xfer-{name}"))));
         std::fs::create_dir(&path).unwrap();
         chown_fireuser(&path);
         Self(path)
     }
 
-    fn join(&self, name: &str) -> PathBuf {
+    pub fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 
-    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+    pub fn file(&self, name: &str, content: &[u8]) -> PathBuf {
         let path = self.join(name);
         std::fs::write(&path, content).unwrap();
         chown_fireuser(&path);
@@ -40,7 +40,7 @@ impl WorkDir {
     }
 
     /// Names of the entries left in the directory.
-    fn entries(&self) -> Vec<String> {
+    pub fn entries(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.0)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -56,7 +56,7 @@ impl Drop for WorkDir {
     }
 }
 
-fn chown_fireuser(path: &Path) {
+pub fn chown_fireuser(path: &Path) {
     let status = std::process::Command::new("chown")
         .args(["-R", "fireuser:fireuser"])
         .arg(path)
@@ -68,7 +68,7 @@ fn chown_fireuser(path: &Path) {
     }
 }
 
-fn random_bytes(len: usize) -> Vec<u8> {
+pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(len);
     std::fs::File::open("/dev/urandom")
         .unwrap()
@@ -78,11 +78,11 @@ fn random_bytes(len: usize) -> Vec<u8> {
     bytes
 }
 
-fn path_str(path: &Path) -> &str {
+pub fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-async fn post(server: &TestServer, token: &str, op: &str, body: Value) -> (u16, Value) {
+pub async fn post(server: &TestServer, token: &str, op: &str, body: Value) -> (u16, Value) {
     let response = server
         .http
         .post(format!("{}/filesystem/{SYSTEM}/transfer/{op}", server.url))
@@ -114,7 +114,7 @@ async fn finish(server: &TestServer, token: &str, answer: &Value) -> (String, St
 
 /// Uploads `content` to the presigned part URLs (all but the `skip`ped part numbers) and
 /// completes the upload, as pyfirecrest does; returns the completion's status.
-async fn client_uploads(directives: &Value, content: &[u8], skip: &[usize]) -> u16 {
+pub async fn client_uploads(directives: &Value, content: &[u8], skip: &[usize]) -> u16 {
     let http = reqwest::Client::new();
     let part_size = directives["maxPartSize"].as_u64().unwrap() as usize;
     let mut parts = String::new();

@@ -148,6 +148,7 @@ pub fn jobs(body: &Value) -> Result<Vec<PbsJob>, String> {
                 },
                 tasks: Some(Vec::new()),
                 time: JobTime {
+                    submit: time(&job["qtime"]).or_else(|| time(&job["ctime"])),
                     elapsed,
                     start,
                     end,

@@ -97,7 +97,7 @@ fn parse_row(line: &str, source: Source, command: &'static str) -> Result<Row, C
         state,
         reason,
         elapsed,
-        _submit,
+        submit,
         start,
         end,
         suspended,
@@ -123,6 +123,7 @@ fn parse_row(line: &str, source: Source, command: &'static str) -> Result<Row, C
         interrupt_signal,
     };
     let time = JobTime {
+        submit: number(submit),
         elapsed: match source {
             Source::Squeue => duration(elapsed),
             Source::Sacct => number(elapsed),

@@ -125,7 +125,7 @@ impl Scheduler for SlurmCli {
         fields(scheduler = "slurm")
     )]
     async fn submit(&self, user: &Caller, job: &JobDescription) -> Result<String, SchedulerError> {
-        self.run(user, &Sbatch::new(job, JobComment::of(user).as_ref())?)
+        self.run(user, &Sbatch::new(job, JobComment::of(user, job).as_ref())?)
             .await
     }
 

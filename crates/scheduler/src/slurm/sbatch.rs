@@ -96,6 +96,7 @@ impl RemoteCommand for Sbatch {
                 correlation_id: None,
             },
             idempotency: None,
+            task: None,
         };
         job_examples()
             .iter()
@@ -211,6 +212,7 @@ mod tests {
             standard_error: Some(hostile.into()),
             constraints: Some(hostile.into()),
             env: Some(JobEnv::List(vec![format!("V={value}")])),
+            task: None,
         };
         let line = Sbatch::new(&job, None).unwrap().command_line();
         // Run the line with printf in place of env to see the words the shell makes.

@@ -387,7 +387,7 @@ impl Scheduler for SlurmRest {
             script,
             &environment,
             directives,
-            JobComment::of(user).as_ref(),
+            JobComment::of(user, job).as_ref(),
         );
         let answer = self
             .call(

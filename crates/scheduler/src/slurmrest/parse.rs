@@ -399,6 +399,7 @@ pub fn controller_jobs(body: &Value, now: i64) -> Result<Vec<Row>, String> {
                 },
                 tasks: Some(Vec::new()),
                 time: JobTime {
+                    submit: epoch(&job["submit_time"]),
                     elapsed,
                     start,
                     end,
@@ -422,6 +423,7 @@ pub fn controller_jobs(body: &Value, now: i64) -> Result<Vec<Row>, String> {
 
 fn job_time(time: &Value) -> JobTime {
     JobTime {
+        submit: epoch(&time["submission"]),
         elapsed: num(&time["elapsed"]),
         start: epoch(&time["start"]),
         end: epoch(&time["end"]),

@@ -271,6 +271,7 @@ fn submit_bodies_follow_the_api_version() {
             key_hash: "0123456789abcdef".into(),
             fingerprint_hash: "fedcba9876543210".into(),
         }),
+        task: None,
     };
     let traced = parse::submit_body(
         ApiVersion::V0040,

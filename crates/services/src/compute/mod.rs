@@ -23,6 +23,7 @@ pub async fn submit(
     cluster.require_healthy(ProbedService::Scheduler)?;
     let job_id = cluster.scheduler.submit(user, job).await;
     cluster.jobs_cache.invalidate(&user.username);
+    cluster.job_comments.invalidate(&user.username);
     Ok(job_id?)
 }
 

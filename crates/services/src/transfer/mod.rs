@@ -20,12 +20,13 @@ use utoipa::ToSchema;
 pub use script::TransferScript;
 
 use crate::filesystem::path::display;
+use crate::filesystem::{self, Compression, check_path};
+use crate::tasks::TaskArguments;
+use crate::{Cluster, ServiceError, compute};
 use script::ExpiredLogs;
 
 /// S3's limit on the parts of one multipart upload.
 const MAX_PARTS: u64 = 10_000;
-use crate::filesystem::{self, Compression, check_path};
-use crate::{Cluster, ServiceError, compute};
 
 /// A submitted transfer job and where its logs go.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -37,7 +38,7 @@ pub struct TransferJob {
     pub logs: TransferLogs,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferLogs {
     pub output_log: String,
@@ -74,7 +75,7 @@ pub struct TransferDirectives {
 /// The S3 store of a cluster whose data transfer is `s3`, and the buckets known to exist.
 pub struct StagingArea {
     pub client: S3Client,
-    part_size: u64,
+    pub(crate) part_size: u64,
     parallel_runs: u32,
     tmp_folder: String,
     known_buckets: Mutex<HashSet<String>>,
@@ -114,11 +115,12 @@ impl StagingArea {
     }
 
     /// Starts a multipart upload of `size` bytes named `name` in the user's bucket (under
-    /// the request's [`work_id`]), with one presigned PUT URL per part and the completion
-    /// URL, on `endpoint`.
+    /// the request's [`work_id`] `work`), with one presigned PUT URL per part and the
+    /// completion URL, on `endpoint`.
     async fn start_upload(
         &self,
         user: &Caller,
+        work: uuid::Uuid,
         name: &[u8],
         size: u64,
         endpoint: Endpoint,
@@ -135,7 +137,7 @@ impl StagingArea {
             });
         }
         let bucket = self.bucket(&user.username).await?;
-        let object = StagedObject::new(&bucket, work_id(user), &String::from_utf8_lossy(name));
+        let object = StagedObject::new(&bucket, work, &String::from_utf8_lossy(name));
         let upload_id = match self.client.create_multipart_upload(&object).await {
             // The bucket went away since it was created (a reset store): create it again.
             Err(S3Error::Refused { code, .. }) if code == "NoSuchBucket" => {
@@ -212,11 +214,15 @@ impl StagedUpload {
     }
 }
 
-/// The job's name, log files and script; everything a transfer job shares.
+/// What a transfer job does and what names its files; everything a transfer job shares.
 struct JobPlan<'a> {
-    name: &'static str,
+    kind: TransferKind,
     account: Option<&'a str>,
     script: TransferScript<'a>,
+    /// What the job's comment records of the request (see [`crate::tasks`]).
+    arguments: TaskArguments,
+    /// The request's [`work_id`], which names the job's log files (and staged object).
+    work: uuid::Uuid,
 }
 
 const JOB_PATH: &str = "/bin:/usr/bin/:/usr/local/bin/";
@@ -231,6 +237,63 @@ const TRANSFER_JOB_NAMES: [&str; 6] = [
     "OutgressFileTransfer",
 ];
 const STAGED_UPLOAD_JOB_NAME: &str = "IngressFileTransfer";
+
+/// The operations the transfer service runs as jobs, as `/tasks` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferKind {
+    Mv,
+    Cp,
+    Rm,
+    Compress,
+    Extract,
+    Upload,
+    Download,
+}
+
+impl TransferKind {
+    pub const ALL: [TransferKind; 7] = [
+        Self::Mv,
+        Self::Cp,
+        Self::Rm,
+        Self::Compress,
+        Self::Extract,
+        Self::Upload,
+        Self::Download,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mv => "mv",
+            Self::Cp => "cp",
+            Self::Rm => "rm",
+            Self::Compress => "compress",
+            Self::Extract => "extract",
+            Self::Upload => "upload",
+            Self::Download => "download",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// Whether the data goes through the S3 staging area.
+    pub fn is_staged(self) -> bool {
+        matches!(self, Self::Upload | Self::Download)
+    }
+
+    /// The job's name, v2's (extract's jobs are named as compress's).
+    fn job_name(self) -> &'static str {
+        match self {
+            Self::Mv => "MoveFiles",
+            Self::Cp => "CopyFiles",
+            Self::Rm => "DeleteFiles",
+            Self::Compress | Self::Extract => "CompressFiles",
+            Self::Upload => STAGED_UPLOAD_JOB_NAME,
+            Self::Download => "OutgressFileTransfer",
+        }
+    }
+}
 
 /// Refuses another transfer job (`name`) of `user` past the caps on their unfinished ones:
 /// a fuzzing client once queued 367 staged uploads in 100 s, each waiting for its data, and
@@ -283,7 +346,8 @@ async fn submit(
     plan: JobPlan<'_>,
 ) -> Result<TransferJob, ServiceError> {
     cluster.require_healthy(ProbedService::Scheduler)?;
-    check_work_caps(cluster, user, plan.name).await?;
+    let name = plan.kind.job_name();
+    check_work_caps(cluster, user, name).await?;
     let working_directory = work_dir(&cluster.config, &user.username)?;
     let directives = directives(
         &cluster.config.data_operation.datatransfer_jobs_directives,
@@ -297,15 +361,16 @@ async fn submit(
         days,
     });
     let script = plan.script.render(&directives, expired.as_ref())?;
-    let logs = logs(&log_directory, user);
+    let logs = logs(&log_directory, plan.work);
     let job = JobDescription {
         working_directory: working_directory.clone(),
         script: Some(script),
-        name: Some(plan.name.to_string()),
+        name: Some(name.to_string()),
         standard_input: Some("/dev/null".into()),
         standard_output: Some(logs.output_log.clone()),
         standard_error: Some(logs.error_log.clone()),
         env: Some(JobEnv::Map([("PATH".into(), JOB_PATH.into())].into())),
+        task: Some(plan.arguments.note(plan.kind, plan.work)),
         ..JobDescription::default()
     };
     let job_id = compute::submit(cluster, user, &job).await?;
@@ -329,14 +394,25 @@ pub fn submitted_job(
     Ok(TransferJob {
         job_id,
         system: cluster.name().to_string(),
-        logs: logs(&log_directory, user),
+        logs: logs(&log_directory, work_id(user)),
         working_directory,
     })
 }
 
+/// The log files of `user`'s transfer job whose [`work_id`] is `work`.
+pub(crate) fn job_logs(
+    cluster: &Cluster,
+    user: &Caller,
+    work: uuid::Uuid,
+) -> Result<TransferLogs, ServiceError> {
+    let working_directory = work_dir(&cluster.config, &user.username)?;
+    let log_directory = log_directory(&cluster.config, &working_directory, &user.username);
+    Ok(logs(&log_directory, work))
+}
+
 /// What names a request's log files and staged object: a random id, or, for a request
 /// with an `Idempotency-Key`, its marks (32 hex digits: a UUID), so that a replay names
-/// what the job writes.
+/// what the job writes. Taken once per request; the job's comment records it.
 fn work_id(user: &Caller) -> uuid::Uuid {
     user.idempotency
         .as_ref()
@@ -346,8 +422,7 @@ fn work_id(user: &Caller) -> uuid::Uuid {
         .map_or_else(uuid::Uuid::new_v4, uuid::Uuid::from_u128)
 }
 
-fn logs(log_directory: &str, user: &Caller) -> TransferLogs {
-    let id = work_id(user);
+fn logs(log_directory: &str, id: uuid::Uuid) -> TransferLogs {
     TransferLogs {
         output_log: format!("{log_directory}/.f7t_file_handling_job_{id}.log"),
         error_log: format!("{log_directory}/.f7t_file_handling_job_error_{id}.log"),
@@ -453,7 +528,13 @@ pub async fn mv(
         source: source.as_bytes(),
         target: target.as_bytes(),
     };
-    submit(cluster, user, plan("MoveFiles", account, script)).await
+    let arguments = TaskArguments {
+        source_path: Some(display(source.as_bytes())),
+        target_path: Some(display(target.as_bytes())),
+        ..TaskArguments::default()
+    };
+    let plan = plan(TransferKind::Mv, account, script, arguments, work_id(user));
+    submit(cluster, user, plan).await
 }
 
 pub async fn cp(
@@ -471,7 +552,14 @@ pub async fn cp(
         target: target.as_bytes(),
         dereference,
     };
-    submit(cluster, user, plan("CopyFiles", account, script)).await
+    let arguments = TaskArguments {
+        source_path: Some(display(source.as_bytes())),
+        target_path: Some(display(target.as_bytes())),
+        dereference: Some(dereference),
+        ..TaskArguments::default()
+    };
+    let plan = plan(TransferKind::Cp, account, script, arguments, work_id(user));
+    submit(cluster, user, plan).await
 }
 
 pub async fn rm(
@@ -484,7 +572,12 @@ pub async fn rm(
     let script = TransferScript::Delete {
         path: path.as_bytes(),
     };
-    submit(cluster, user, plan("DeleteFiles", account, script)).await
+    let arguments = TaskArguments {
+        path: Some(display(path.as_bytes())),
+        ..TaskArguments::default()
+    };
+    let plan = plan(TransferKind::Rm, account, script, arguments, work_id(user));
+    submit(cluster, user, plan).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -509,7 +602,22 @@ pub async fn compress(
         compression,
         dereference,
     };
-    submit(cluster, user, plan("CompressFiles", account, script)).await
+    let arguments = TaskArguments {
+        source_path: Some(display(source.as_bytes())),
+        target_path: Some(display(target.as_bytes())),
+        match_pattern: pattern.map(str::to_string),
+        compression: Some(compression),
+        dereference: Some(dereference),
+        ..TaskArguments::default()
+    };
+    let plan = plan(
+        TransferKind::Compress,
+        account,
+        script,
+        arguments,
+        work_id(user),
+    );
+    submit(cluster, user, plan).await
 }
 
 pub async fn extract(
@@ -527,18 +635,40 @@ pub async fn extract(
         target: target.as_bytes(),
         compression,
     };
-    submit(cluster, user, plan("CompressFiles", account, script)).await
-}
-
-fn plan<'a>(
-    name: &'static str,
-    account: Option<&'a str>,
-    script: TransferScript<'a>,
-) -> JobPlan<'a> {
-    JobPlan {
-        name,
+    let arguments = TaskArguments {
+        source_path: Some(display(source.as_bytes())),
+        target_path: Some(display(target.as_bytes())),
+        compression: Some(compression),
+        ..TaskArguments::default()
+    };
+    let plan = plan(
+        TransferKind::Extract,
         account,
         script,
+        arguments,
+        work_id(user),
+    );
+    submit(cluster, user, plan).await
+}
+
+/// A job plan under the request's [`work_id`] `work`, whose recorded arguments include
+/// the account.
+fn plan<'a>(
+    kind: TransferKind,
+    account: Option<&'a str>,
+    script: TransferScript<'a>,
+    arguments: TaskArguments,
+    work: uuid::Uuid,
+) -> JobPlan<'a> {
+    JobPlan {
+        kind,
+        account,
+        script,
+        arguments: TaskArguments {
+            account: account.filter(|a| !a.is_empty()).map(str::to_string),
+            ..arguments
+        },
+        work,
     }
 }
 
@@ -580,8 +710,9 @@ pub async fn upload(
             display(target.as_bytes())
         )));
     }
+    let work = work_id(user);
     let staged = staging
-        .start_upload(user, name, size, Endpoint::Public)
+        .start_upload(user, work, name, size, Endpoint::Public)
         .await?;
     let presign = |method| {
         staging
@@ -600,14 +731,13 @@ pub async fn upload(
         get_url: &presign(Method::Get)?,
         delete_url: &presign(Method::Delete)?,
     };
-    let job = staged
-        .submit_or_abort(
-            staging,
-            cluster,
-            user,
-            plan("IngressFileTransfer", account, script),
-        )
-        .await?;
+    let arguments = TaskArguments {
+        path: Some(display(target.as_bytes())),
+        file_size: Some(size),
+        ..TaskArguments::default()
+    };
+    let plan = plan(TransferKind::Upload, account, script, arguments, work);
+    let job = staged.submit_or_abort(staging, cluster, user, plan).await?;
     let directives = TransferDirectives {
         transfer_method: TransferMethod::S3,
         parts_upload_urls: Some(staged.part_urls),
@@ -634,8 +764,9 @@ pub async fn download(
         .await?
         .size;
     let (_, name) = source.split_parent();
+    let work = work_id(user);
     let staged = staging
-        .start_upload(user, name, size, Endpoint::Private)
+        .start_upload(user, work, name, size, Endpoint::Private)
         .await?;
     let download_url =
         staging
@@ -656,14 +787,13 @@ pub async fn download(
         part_urls: &staged.part_urls,
         complete_url: &staged.complete_url,
     };
-    let job = staged
-        .submit_or_abort(
-            staging,
-            cluster,
-            user,
-            plan("OutgressFileTransfer", account, script),
-        )
-        .await?;
+    let arguments = TaskArguments {
+        path: Some(display(source.as_bytes())),
+        file_size: Some(size),
+        ..TaskArguments::default()
+    };
+    let plan = plan(TransferKind::Download, account, script, arguments, work);
+    let job = staged.submit_or_abort(staging, cluster, user, plan).await?;
     let directives = TransferDirectives {
         transfer_method: TransferMethod::S3,
         parts_upload_urls: None,

@@ -4,13 +4,13 @@
 //! inside a fixed `sh -c` script that gets every value as a positional parameter.
 
 use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{bounded, bounded_script, succeeded};
 
 /// Compression of `compress`/`extract` archives; anything else is a 400.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
