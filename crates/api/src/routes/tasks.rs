@@ -22,15 +22,15 @@ use crate::conditional;
 use crate::error::ApiError;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, task, cancel))]
+#[openapi(paths(list_tasks, get_task, cancel_task))]
 pub struct TasksDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/tasks/{system_name}", conditional::get(list))
+        .route("/tasks/{system_name}", conditional::get(list_tasks))
         .route(
             "/tasks/{system_name}/{task_id}",
-            conditional::get(task).delete(cancel),
+            conditional::get(get_task).delete(cancel_task),
         )
 }
 
@@ -184,10 +184,10 @@ pub struct TasksQuery {
 impl TasksQuery {
     fn filter(&self) -> Result<TaskFilter, ApiError> {
         let present = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
-        let states = list(present(&self.state), "state", TaskState::named, || {
+        let states = names(present(&self.state), "state", TaskState::named, || {
             TaskState::ALL.map(TaskState::as_str).join(", ")
         })?;
-        let kinds = list(present(&self.kind), "kind", TaskKind::named, || {
+        let kinds = names(present(&self.kind), "kind", TaskKind::named, || {
             TaskKind::ALL.map(TaskKind::as_str).join(", ")
         })?;
         let limit = self.limit.unwrap_or(tasks::DEFAULT_PAGE);
@@ -236,7 +236,7 @@ impl TasksQuery {
 
 /// A comma-separated list of names `named` reads; an unknown one is a 400 naming the
 /// accepted ones.
-fn list<T>(
+fn names<T>(
     value: Option<String>,
     field: &str,
     named: impl Fn(&str) -> Option<T>,
@@ -264,7 +264,7 @@ fn list<T>(
     responses((status = 200, body = TasksResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn list(
+async fn list_tasks(
     call: Call,
     ValidQuery(query): ValidQuery<TasksQuery>,
 ) -> Result<Json<TasksResponse>, ApiError> {
@@ -290,7 +290,7 @@ async fn list(
     responses((status = 200, body = TaskResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn task(
+async fn get_task(
     call: Call,
     Path((_system_name, task_id)): Path<(String, String)>,
 ) -> Result<Json<TaskResponse>, ApiError> {
@@ -311,7 +311,7 @@ async fn task(
     responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-async fn cancel(
+async fn cancel_task(
     call: Call,
     Path((_system_name, task_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
