@@ -14,7 +14,7 @@ use ironcrest_config::{Config, ConnectionMode, SchedulerType};
 use crate::harness::{SYSTEM, TestServer, dev_config, env, reloaded, user_token};
 
 /// The dev cluster's Slurm through slurmrestd at `url`, API `version`, in `mode`.
-fn through_slurmrestd(config: &mut Config, mode: ConnectionMode, url: &str, version: &str) {
+pub fn through_slurmrestd(config: &mut Config, mode: ConnectionMode, url: &str, version: &str) {
     let scheduler = &mut config.clusters[0].scheduler;
     assert_eq!(scheduler.connection_mode, ConnectionMode::Ssh);
     scheduler.connection_mode = mode;

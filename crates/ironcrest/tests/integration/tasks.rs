@@ -31,6 +31,28 @@ async fn task(server: &TestServer, token: &str, id: &str) -> Value {
     body["task"].clone()
 }
 
+/// Task `id` in the listing `query` selects (its last hour, a wide page: other tests' tasks
+/// are there too), once it is there: a listing reads the accounting database, which may lag
+/// the lookup of one job by a moment.
+async fn listed(server: &TestServer, token: &str, query: &str, id: &str) -> Value {
+    for _ in 0..50 {
+        let query = format!("{query}&time_window=1h&limit=1000");
+        let (status, listing) = get(server, token, &query).await;
+        assert_eq!(status, 200, "{listing}");
+        let found = listing["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|task| task["id"] == id)
+            .cloned();
+        if let Some(task) = found {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{id} is not in the listing {query}");
+}
+
 async fn cancel(server: &TestServer, token: &str, id: &str) -> (u16, Value) {
     let response = server
         .http
@@ -223,21 +245,8 @@ async fn every_kind_of_job_is_a_task_until_it_ends() {
         "The job ended FAILED with exit code 3 (NonZeroExitCode)."
     );
 
-    // The listing holds them all, newest first, filtered by kind and state.
-    // Other tests' tasks are there too: a wide page of the last hour holds this test's.
-    let (status, listing) = get(
-        &server,
-        &token,
-        "?kind=cp,mv,compress,extract,rm,job&time_window=1h&limit=1000",
-    )
-    .await;
-    assert_eq!(status, 200, "{listing}");
-    let listed: Vec<&str> = listing["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|task| task["id"].as_str().unwrap())
-        .collect();
+    // The listing holds them all, newest first, filtered by kind and state (polled: the
+    // accounting database the listing reads may lag the lookups above by a moment).
     let mine: Vec<String> = [
         format!("job-{job_id}"),
         rm_id.clone(),
@@ -248,33 +257,45 @@ async fn every_kind_of_job_is_a_task_until_it_ends() {
         cp_id.clone(),
     ]
     .into();
-    let order: Vec<&str> = listed
-        .iter()
-        .copied()
-        .filter(|id| mine.iter().any(|m| m == id))
-        .collect();
-    assert_eq!(order, mine, "{listing}");
-    let in_listing = listing["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|task| task["id"] == cp_id.as_str())
-        .unwrap();
+    let query =
+        format!("/tasks/{SYSTEM}?kind=cp,mv,compress,extract,rm,job&time_window=1h&limit=1000");
+    let mut order = Vec::new();
+    for _ in 0..50 {
+        let listing = server.get_json(&query, &token).await;
+        order = listing["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|task| task["id"].as_str().unwrap().to_string())
+            .filter(|id| mine.contains(id))
+            .collect();
+        if order == mine {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(order, mine);
+    let in_listing = listed(&server, &token, "?kind=cp", &cp_id).await;
     assert_eq!(in_listing["state"], "succeeded");
     assert_eq!(
         in_listing["progress"]["result"],
         Value::Null,
         "a listing reads no log"
     );
+    let failure = listed(&server, &token, "?state=failed&kind=cp", &failing_id).await;
+    assert_eq!(
+        failure["error"],
+        "The transfer job ended FAILED with exit code 1 (NonZeroExitCode)."
+    );
     let (_, failures) = get(&server, &token, "?state=failed&kind=cp&limit=1000").await;
-    let failures: Vec<&str> = failures["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|task| task["id"].as_str().unwrap())
-        .collect();
-    assert!(failures.contains(&failing_id.as_str()), "{failures:?}");
-    assert!(!failures.contains(&cp_id.as_str()), "{failures:?}");
+    assert!(
+        !failures["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|task| task["id"] == cp_id.as_str()),
+        "{failures}"
+    );
 
     // Pages: one task each, the next page after the last task of this one.
     let (_, first) = get(&server, &token, "?kind=cp&limit=1").await;
@@ -482,13 +503,7 @@ async fn an_abandoned_upload_expires_at_its_deadline() {
         expired["error"],
         "Unable to upload the file: the staged upload was not completed in time"
     );
-    let (_, listing) = get(&server, &token, "?kind=upload&state=expired&limit=1000").await;
-    let listed = listing["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|task| task["id"] == id.as_str())
-        .unwrap_or_else(|| panic!("{id} not listed: {listing}"));
+    let listed = listed(&server, &token, "?kind=upload&state=expired", &id).await;
     assert_eq!(
         listed["error"],
         "The staged upload was not completed in time: its job stopped waiting for the data."
@@ -599,4 +614,46 @@ async fn only_ironcrests_jobs_are_tasks_under_their_own_kind() {
     assert_eq!(status, 400, "{body}");
     let (status, _) = get(&server, &token, "?limit=0").await;
     assert_eq!(status, 400);
+}
+
+/// Through slurmrestd (`rest` mode) a transfer job's comment is written and read back the
+/// same: its task, with its arguments, from the controller and the accounting database.
+#[tokio::test]
+async fn tasks_are_read_back_through_slurmrestd() {
+    let url = crate::harness::env("IRONCREST_DEV_SLURMRESTD_URL");
+    let server = TestServer::start_with(|config| {
+        crate::compute_rest::through_slurmrestd(
+            config,
+            ironcrest_config::ConnectionMode::Rest,
+            &url,
+            "0.0.38",
+        );
+    })
+    .await;
+    let token = user_token().await;
+    let dir = WorkDir::new("task-rest");
+    let source = dir.file("a.txt", b"rest");
+    let target = dir.join("b.txt");
+    let answer = transfer(
+        &server,
+        &token,
+        "cp",
+        json!({"sourcePath": path_str(&source), "targetPath": path_str(&target)}),
+    )
+    .await;
+    let id = task_id("cp", &answer);
+    let pending_or_later = task(&server, &token, &id).await;
+    assert_eq!(
+        pending_or_later["arguments"],
+        json!({"sourcePath": path_str(&source), "targetPath": path_str(&target), "dereference": false})
+    );
+    let done = wait_until(&server, &token, &id, ended).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        done["progress"]["result"],
+        "Files were successfully copied."
+    );
+    let in_listing = listed(&server, &token, "?kind=cp&state=succeeded", &id).await;
+    assert_eq!(in_listing["arguments"], pending_or_later["arguments"]);
+    assert_eq!(std::fs::read(&target).unwrap(), b"rest");
 }

@@ -398,15 +398,22 @@ pub async fn get(cluster: &Cluster, user: &Caller, id: &TaskId) -> Result<Task, 
     let source = find(cluster, user, id).await?;
     let view = staged_view(cluster, user, &source, true).await?;
     let mut task = source.task(cluster, user, view.as_ref(), now());
-    if let (Some(logs), true) = (&task.logs, task.state.is_final()) {
-        let succeeded = task.state == TaskState::Succeeded;
-        let log = if succeeded {
+    // A cancelled job's log ends with whatever its signal cut short: no result of its own.
+    let ended = matches!(
+        task.state,
+        TaskState::Succeeded | TaskState::Failed | TaskState::Expired
+    );
+    if let (Some(logs), true) = (&task.logs, ended) {
+        // A job that completed (a download may have expired since) printed its result on
+        // its output; one that failed its reason on its error output.
+        let completed = task.progress.job_state == "COMPLETED";
+        let log = if completed {
             &logs.output_log
         } else {
             &logs.error_log
         };
         if let Some(line) = last_line(cluster, user, log).await {
-            if !succeeded {
+            if !completed {
                 task.error = Some(line.clone());
             }
             task.progress.result = Some(line);

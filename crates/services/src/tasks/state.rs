@@ -41,7 +41,15 @@ enum Phase {
     Failed,
 }
 
-fn phase(job: &Job) -> Phase {
+/// How long after a failed job's end its exit code may still be unknown (see [`phase`]).
+const SETTLE_SECONDS: i64 = 60;
+
+/// slurmdbd lags the controller: for a few seconds after a job ends, the merged record may
+/// have its final state but not its exit code yet (none, or the running record's `0`). A
+/// failed job whose exit code is not known is still finishing, so that a task never shows
+/// one final state and then another (an upload's `failed`, then `expired`), up to
+/// [`SETTLE_SECONDS`] after its end.
+fn phase(job: &Job, now: i64) -> Phase {
     let state = job.status.state.as_str();
     if job.is_active() {
         let queued = matches!(
@@ -58,13 +66,23 @@ fn phase(job: &Job) -> Phase {
         "COMPLETED" => Phase::Completed,
         "CANCELLED" => Phase::Cancelled,
         // FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, BOOT_FAIL, DEADLINE, …
-        _ => Phase::Failed,
+        _ if settled(job, now) => Phase::Failed,
+        _ => Phase::Running,
     }
+}
+
+/// Whether a failed job's record says how it ended: a non-zero exit code or signal, or
+/// enough time since its end for the accounting record to have arrived.
+fn settled(job: &Job, now: i64) -> bool {
+    let status = &job.status;
+    let known = status.exit_code.is_some_and(|code| code != 0)
+        || status.interrupt_signal.is_some_and(|signal| signal != 0);
+    known || job.time.end.is_none_or(|end| now - end >= SETTLE_SECONDS)
 }
 
 pub(super) fn derive(observed: &Observed<'_>, now: i64) -> Derived {
     let job = observed.job;
-    let phase = phase(job);
+    let phase = phase(job, now);
     let staged = observed.staged;
     let upload_in_progress = staged.map(|staged| staged.upload.is_some());
     let state = match (observed.kind, phase) {

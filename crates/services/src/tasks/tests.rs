@@ -19,7 +19,7 @@ fn job(state: &str, exit_code: Option<i64>) -> Job {
         time: JobTime {
             submit: Some(NOW - 100),
             start: Some(NOW - 90),
-            end: (!["PENDING", "RUNNING"].contains(&state)).then_some(NOW - 10),
+            end: (!["PENDING", "RUNNING"].contains(&state)).then_some(NOW - 70),
             ..JobTime::default()
         },
         user: Some("fireuser".into()),
@@ -121,6 +121,35 @@ fn jobs_and_transfer_jobs_follow_the_scheduler() {
     assert_eq!(observe(CP, &job("COMPLETED", Some(0)), None).error, None);
 }
 
+/// A failed job whose exit code has not arrived from the accounting database is still
+/// finishing: an upload is not `failed` a moment before it is `expired`.
+#[test]
+fn a_failure_is_final_once_its_exit_code_is_known() {
+    let mut lagging = job("FAILED", Some(0));
+    lagging.time.end = Some(NOW - 5);
+    assert_eq!(observe(UPLOAD, &lagging, None).state, TaskState::Running);
+    assert_eq!(observe(CP, &lagging, None).state, TaskState::Running);
+    lagging.status.exit_code = None;
+    assert_eq!(
+        observe(TaskKind::Job, &lagging, None).state,
+        TaskState::Running
+    );
+    // Killed by a signal: known.
+    lagging.status.interrupt_signal = Some(9);
+    assert_eq!(observe(CP, &lagging, None).state, TaskState::Failed);
+    lagging.status.interrupt_signal = None;
+    lagging.status.exit_code = Some(4);
+    assert_eq!(observe(UPLOAD, &lagging, None).state, TaskState::Expired);
+    // A minute on, the record is what it is.
+    lagging.status.exit_code = Some(0);
+    lagging.time.end = Some(NOW - 60);
+    assert_eq!(observe(CP, &lagging, None).state, TaskState::Failed);
+    // Completed and cancelled jobs need no exit code.
+    let mut completed = job("COMPLETED", None);
+    completed.time.end = Some(NOW - 1);
+    assert_eq!(observe(CP, &completed, None).state, TaskState::Succeeded);
+}
+
 #[test]
 fn a_staged_upload_waits_for_its_data_then_runs() {
     let queued = observe(UPLOAD, &job("PENDING", None), Some(&in_progress(None)));
@@ -219,8 +248,13 @@ fn times_are_the_submission_and_the_last_thing_that_happened() {
     pending.time.start = Some(NOW + 600);
     pending.time.end = Some(NOW + 1200);
     assert_eq!(observe(CP, &pending, None).updated, Some(NOW - 100));
+    // The job ended (NOW - 70), then its object's upload was completed (NOW - 20).
     let ended = observe(DOWNLOAD, &job("COMPLETED", Some(0)), Some(&arrived()));
-    assert_eq!(ended.updated, Some(NOW - 10));
+    assert_eq!(ended.updated, Some(NOW - 20));
+    assert_eq!(
+        observe(CP, &job("COMPLETED", Some(0)), None).updated,
+        Some(NOW - 70)
+    );
 }
 
 #[test]
