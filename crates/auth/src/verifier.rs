@@ -241,11 +241,20 @@ impl Inner {
         Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Loads every source; a source that fails keeps its previous keys.
+    /// Loads every source; a source that fails keeps its previous keys. Each load is
+    /// counted in `ironcrest_auth_jwks_loads_total` (by trigger and outcome), so an IdP
+    /// that cannot be reached shows on the metrics before a token with a new key fails.
     async fn reload(&self, trigger: Trigger) {
         let loads = futures::future::join_all(self.sources.iter().map(|source| async move {
             let location = source.describe();
-            match self.load(source, &location).await {
+            let loaded = self.load(source, &location).await;
+            metrics::counter!(
+                "ironcrest_auth_jwks_loads_total",
+                "trigger" => trigger.as_str(),
+                "outcome" => if loaded.is_ok() { "ok" } else { "failed" },
+            )
+            .increment(1);
+            match loaded {
                 Ok(keys) => {
                     tracing::debug!(jwks.source = %location, jwks.keys = keys.len(), "loaded JWKS");
                     Some(keys)

@@ -212,7 +212,8 @@ async fn wait_for_signal() {
 }
 
 /// Builds every backend from `config` and serves on `listener` until `shutdown` is
-/// cancelled; in-flight requests then get `server.shutdown_grace_period` seconds.
+/// cancelled; in-flight requests then get `server.shutdown_grace_period` seconds, and the
+/// SSH pools close after them.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -252,6 +253,11 @@ pub async fn serve(
         format!("cannot open the audit log {}", path.display())
     })?;
 
+    // The SSH pools outlive the HTTP server: in-flight requests keep their connections
+    // through the grace period, and what cut-off requests clean up still reaches the cluster.
+    let pools_stop = CancellationToken::new();
+    let _stop_pools_on_error = pools_stop.clone().drop_guard();
+    let mut pools_closed = Vec::new();
     let mut clusters = Vec::new();
     let mut service_accounts = Vec::new();
     for cluster_config in &config.clusters {
@@ -261,7 +267,9 @@ pub async fn serve(
             cluster_config.data_operation.max_ops_file_size,
         );
         let pool = SshPool::new(settings, credentials.clone());
-        tokio::spawn(pool.clone().maintain(shutdown.clone().cancelled_owned()));
+        pools_closed.push(tokio::spawn(
+            pool.clone().maintain(pools_stop.clone().cancelled_owned()),
+        ));
         let scheduler = Arc::new(ironcrest_scheduler::Measured::new(
             &cluster_config.name,
             scheduler(&cluster_config.scheduler, &pool, &http)?,
@@ -369,6 +377,10 @@ pub async fn serve(
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_period);
     listener::serve(listener, app, limits, shutdown, grace).await;
+    pools_stop.cancel();
+    for closed in pools_closed {
+        let _ = closed.await;
+    }
     tracing::info!("ironcrest stopped");
     Ok(())
 }

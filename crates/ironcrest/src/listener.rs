@@ -19,6 +19,7 @@ use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use ironcrest_config::ConnectionLimits;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -123,6 +124,10 @@ impl Gate {
 }
 
 /// Serves `app` on `listener` until `shutdown`; connections still open then get `grace`.
+/// Returns once every connection has ended: those still open after `grace` are aborted
+/// here, while the runtime still runs, so what their requests clean up when dropped (an
+/// upload's temporary file, a command's remote process) is started before the SSH pools
+/// close.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -144,10 +149,13 @@ pub async fn serve(
         counts: Arc::default(),
     };
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let mut reserve = reserve_descriptor();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
+            // Ended connections are reaped as they end, so the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -179,13 +187,14 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(client = %address, %error, "connection ended with an error");
             }
             drop(admitted);
         });
     }
+    // New connections are refused from here on.
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
@@ -193,9 +202,12 @@ pub async fn serve(
     {
         tracing::warn!(
             grace_period_s = grace.as_secs(),
+            connections = connections.len(),
             "in-flight requests cut off after the grace period"
         );
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
 }
 
 /// IPv4 clients of a dual-stack socket count as their IPv4 address.

@@ -38,6 +38,10 @@ use crate::exec::{self, Input, Limits, Streamed};
 use crate::sftp::{Session, Sftp, SftpError};
 use crate::{PoolSettings, RunError, SshError};
 
+/// How long a pool being shut down waits for its last commands and SFTP requests.
+/// A command stopped by TERM gets at most 7 s (exec's TERM and close graces) to end.
+const CLOSING_WAIT: Duration = Duration::from_secs(10);
+
 /// Result of a shared connection attempt: `None` while it runs.
 type Attempt = Option<Result<(), SshError>>;
 
@@ -613,7 +617,8 @@ impl SshPool {
     }
 
     /// Closes idle and dead connections every few seconds until `shutdown` completes,
-    /// then closes every connection. Spawn it once per pool.
+    /// then closes every connection, once the commands and SFTP requests still running
+    /// have ended (for at most [`CLOSING_WAIT`]). Spawn it once per pool.
     pub async fn maintain(self, shutdown: impl Future<Output = ()>) {
         let period = (self.inner.settings.idle_timeout() / 2)
             .clamp(Duration::from_millis(500), Duration::from_secs(5));
@@ -631,7 +636,39 @@ impl SshPool {
                 }
             }
         }
+        self.wait_until_idle(CLOSING_WAIT).await;
         self.close_all().await;
+    }
+
+    /// Waits until no connection runs a command or an SFTP request, for at most `limit`:
+    /// what requests cut off at shutdown left to do (stopping a command, removing an
+    /// upload's temporary file) holds its channel until done.
+    async fn wait_until_idle(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let busy = self
+                .inner
+                .lock()
+                .users
+                .values()
+                .flat_map(|u| &u.connections)
+                .filter(|c| !c.is_idle())
+                .count();
+            if busy == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                tracing::warn!(
+                    cluster = %self.inner.settings.cluster,
+                    connections = busy,
+                    "closing SSH connections that are still busy"
+                );
+                return;
+            }
+        }
     }
 
     /// Closes connections unused for `idle_timeout` and ones that died; returns how many.

@@ -19,7 +19,6 @@ mod harness;
 mod idempotency;
 mod limits;
 mod metrics;
-mod ssh_recovery;
 mod status;
 mod tasks;
 mod transfer;

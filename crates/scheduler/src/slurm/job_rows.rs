@@ -211,6 +211,12 @@ pub fn duration(value: &str) -> Option<i64> {
 /// accounting record adds what only it has: the exit code and signal, the steps (`tasks`),
 /// and any field the controller left empty. Order: accounting order, then controller-only
 /// jobs.
+/// Whether `rows` hold the record of job `job_id` (not only steps of it).
+pub fn holds(rows: &[Row], job_id: &str) -> bool {
+    rows.iter()
+        .any(|row| matches!(row, Row::Job(job) if job.job_id == job_id))
+}
+
 pub fn merge(sacct: Vec<Row>, squeue: Vec<Row>) -> Vec<Job> {
     let mut jobs: Vec<Job> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();

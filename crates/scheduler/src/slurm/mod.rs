@@ -16,7 +16,7 @@ mod srun;
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use ironcrest_remote::Caller;
+use ironcrest_remote::{Caller, CommandError};
 use ironcrest_ssh::SshPool;
 
 pub use comments::JobComments;
@@ -38,6 +38,33 @@ use crate::{
 };
 
 const SLURM: &str = "Slurm";
+/// The accounting database, as an unavailable scheduler names it.
+const ACCOUNTING: &str = "Slurm's accounting database (slurmdbd)";
+
+/// A failed accounting command (sacct, sacctmgr): slurmdbd, or its database, out of reach is
+/// [`SchedulerError::Unavailable`] naming it (a 503), not an unexpected answer of Slurm's.
+fn accounting(err: SchedulerError) -> SchedulerError {
+    match err {
+        SchedulerError::Command {
+            source: source @ CommandError::Failed { .. },
+            ..
+        } if accounting_unreachable(&source) => SchedulerError::Unavailable {
+            scheduler: ACCOUNTING,
+            message: source.to_string(),
+        },
+        other => other,
+    }
+}
+
+/// What sacct and sacctmgr print when slurmdbd or its database cannot be reached.
+fn accounting_unreachable(failure: &CommandError) -> bool {
+    let CommandError::Failed { stderr, .. } = failure else {
+        return false;
+    };
+    stderr.contains("Problem talking to the database")
+        || stderr.contains("Sending PersistInit msg")
+        || sbatch::is_transient(stderr)
+}
 
 pub struct SlurmCli {
     ssh: SshPool,
@@ -106,6 +133,7 @@ impl Scheduler for SlurmCli {
         self.run(user, &UserAccounts::new(&user.username)?)
             .await
             .map(Some)
+            .map_err(accounting)
     }
 
     #[tracing::instrument(
@@ -146,7 +174,8 @@ impl Scheduler for SlurmCli {
         let own = (!filter.all_users).then_some(user.username.as_str());
         let squeue = Squeue::list(own)?;
         let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
-        Ok(job_rows::merge(sacct?, squeue?))
+        // Without accounting a listing would lack the finished jobs: refused, not partial.
+        Ok(job_rows::merge(sacct.map_err(accounting)?, squeue?))
     }
 
     /// squeue of every user's jobs in any state the controller still holds (squeue has no
@@ -202,7 +231,8 @@ impl Scheduler for SlurmCli {
         let mut jobs = queue?;
         let queued: HashSet<String> = jobs.iter().map(|job| job.job_id.clone()).collect();
         jobs.extend(
-            accounting?
+            accounting
+                .map_err(self::accounting)?
                 .into_iter()
                 .filter(|job| !queued.contains(&job.job_id)),
         );
@@ -219,7 +249,17 @@ impl Scheduler for SlurmCli {
         let sacct = Sacct::job(job_id)?;
         let squeue = Squeue::job(job_id)?;
         let (sacct, squeue) = tokio::join!(self.run(user, &sacct), self.run(user, &squeue));
-        job_rows::merge(sacct?, squeue?)
+        let squeue = squeue?;
+        let sacct = match sacct.map_err(accounting) {
+            Ok(rows) => rows,
+            // Accounting is out of reach, but the controller still holds the job: its record
+            // alone, as while slurmdbd lags behind (no exit code yet).
+            Err(SchedulerError::Unavailable { .. }) if job_rows::holds(&squeue, job_id) => {
+                Vec::new()
+            }
+            Err(err) => return Err(err),
+        };
+        job_rows::merge(sacct, squeue)
             .into_iter()
             .find(|job| job.job_id == job_id)
             .ok_or(SchedulerError::JobNotFound)
@@ -324,5 +364,46 @@ pub(crate) mod fixtures {
             .find(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()))
             .unwrap_or_else(|| panic!("no job id in {command}"))
             .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(stderr: &str) -> SchedulerError {
+        SchedulerError::Command {
+            scheduler: SLURM,
+            source: CommandError::Failed {
+                exit_status: 1,
+                stderr: stderr.into(),
+            },
+        }
+    }
+
+    /// What the dev cluster's sacct and sacctmgr printed with slurmdbd, then MariaDB, stopped.
+    #[test]
+    fn an_unreachable_accounting_database_is_unavailable_naming_it() {
+        for stderr in [
+            "sacct: error: Problem talking to the database: Connection refused",
+            "sacct: error: Problem talking to the database: Unable to connect to database",
+            "sacctmgr: error: Sending PersistInit msg: Connection refused",
+            "sacctmgr: error: Sending PersistInit msg: Unable to connect to database",
+        ] {
+            let error = accounting(failed(stderr));
+            assert!(
+                matches!(
+                    error,
+                    SchedulerError::Unavailable {
+                        scheduler: ACCOUNTING,
+                        ..
+                    }
+                ),
+                "{stderr}: {error:?}"
+            );
+            assert!(error.to_string().ends_with(stderr), "{error}");
+        }
+        let other = accounting(failed("sacct: error: Invalid field requested: \"Nope\""));
+        assert!(matches!(other, SchedulerError::Command { .. }), "{other:?}");
     }
 }
