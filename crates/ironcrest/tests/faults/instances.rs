@@ -98,6 +98,8 @@ impl Instance {
     /// crash or a power cut would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // Frozen first, so it forks nothing the walk below would miss.
+            signal(child.id(), Signal::STOP);
             for pid in descendants(child.id()) {
                 signal(pid, Signal::KILL);
             }

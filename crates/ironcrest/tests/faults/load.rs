@@ -77,11 +77,17 @@ impl Op {
         Op::StagedDownload,
     ];
 
-    /// Requests that start a job come less often: each leaves a job on the cluster.
+    fn starts_jobs(self) -> bool {
+        matches!(self, Op::Submit | Op::StagedDownload)
+    }
+
+    /// Requests that start a job come seldom: the dev cluster runs a few jobs a minute
+    /// (one free core), and other tests' jobs queue behind the load's.
     fn pause(self) -> Duration {
-        match self {
-            Op::Submit | Op::StagedDownload => Duration::from_millis(1000),
-            _ => Duration::from_millis(150),
+        if self.starts_jobs() {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_millis(150)
         }
     }
 }
@@ -290,16 +296,17 @@ impl Load {
     }
 
     /// Waits until every op has answered at least `rounds` times since the current phase
-    /// began (each op's requests, whatever their outcome).
+    /// began (each op's requests, whatever their outcome); those that start jobs, once.
     pub async fn rounds(&self, rounds: usize) {
         let phase = Phase::from_u8(self.phase.load(Ordering::SeqCst));
         self.wait_until(&format!("{rounds} rounds in {phase:?}"), |answers| {
             self.ops.iter().all(|op| {
+                let wanted = if op.starts_jobs() { 1 } else { rounds };
                 answers
                     .iter()
                     .filter(|a| a.op == *op && a.started == phase)
                     .count()
-                    >= rounds
+                    >= wanted
             })
         })
         .await;
@@ -372,7 +379,9 @@ async fn request(target: &Target, op: Op) -> Answer {
                 .post(format!("{}/compute/{system}/jobs", target.url))
                 .json(&json!({"job": {
                     "name": name,
-                    "workingDirectory": fixture.dir_str(),
+                    "workingDirectory": "/home/fireuser",
+                    "standardOutput": "/dev/null",
+                    "standardError": "/dev/null",
                     "script": "#!/bin/bash\ntrue\n",
                 }}))
         }
@@ -542,10 +551,14 @@ pub fn verify(answers: &[Answer], during: impl Fn(&Answer) -> bool) {
 pub fn summary(answers: &[Answer]) -> String {
     let mut table: BTreeMap<(Op, Phase, String), (usize, Duration)> = BTreeMap::new();
     for answer in answers {
-        let status = match answer.status {
-            Some(status) if answer.is_success() || answer.message.is_empty() => status.to_string(),
-            Some(status) => format!("{status} {}", answer.message),
-            None => format!("none ({})", answer.message),
+        let status = match (answer.status, &answer.wrong_content) {
+            (Some(status), Some(wrong)) => {
+                let wrong: String = wrong.chars().take(120).collect();
+                format!("{status} with wrong content: {wrong}")
+            }
+            (Some(status), None) if answer.message.is_empty() => status.to_string(),
+            (Some(status), None) => format!("{status} {}", answer.message),
+            (None, _) => format!("none ({})", answer.message),
         };
         let entry = table
             .entry((answer.op, answer.started, status))

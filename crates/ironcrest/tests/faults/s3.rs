@@ -47,13 +47,15 @@ async fn s3_stopped_during_staged_transfers_then_restarted() {
     .await;
     let token = user_token().await;
     let fixture = Arc::new(Fixture::new("faults-s3"));
-    let target = fixture.dir.join("upload.bin");
+    // The transfers' files, apart from the load's.
+    let files = Fixture::new("faults-s3-files");
+    let target = files.dir.join("upload.bin");
     std::fs::write(&target, b"original").unwrap();
-    let source = fixture.dir.join("download.bin");
+    let source = files.dir.join("download.bin");
     let source_content = random_bytes(PART + 17);
     std::fs::write(&source, &source_content).unwrap();
-    chown_fireuser(&fixture.dir);
-    let entries = || listing(&fixture.dir);
+    chown_fireuser(&files.dir);
+    let entries = || listing(&files.dir);
     let files_before = entries();
     health_after(&server, &token, "s3", Utc::now()).await;
     let ops = [Op::Systems, Op::Ls, Op::Stat, Op::Head, Op::Jobs];
@@ -86,9 +88,9 @@ async fn s3_stopped_during_staged_transfers_then_restarted() {
     .await;
     assert_eq!(status, 201, "{download}");
 
-    let broken = Utc::now();
     load.enter(Phase::Outage);
     store.kill();
+    let broken = Utc::now();
     // Before a health check has seen it: a clear 424 naming the store (or the 503 below).
     let (status, answer) = post(
         &server,
@@ -151,8 +153,8 @@ async fn s3_stopped_during_staged_transfers_then_restarted() {
     );
     load.rounds(2).await;
 
-    let mended = Utc::now();
     store.restart();
+    let mended = Utc::now();
     let check = health_after(&server, &token, "s3", mended).await;
     assert_eq!(check["healthy"], true, "{check}");
     load.recover().await;

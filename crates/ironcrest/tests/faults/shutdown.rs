@@ -29,8 +29,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(config: &Path, port: u16, log: &Path) -> Self {
-        let log = std::fs::File::create(log).unwrap();
+    fn start(config: &Path, port: u16, log_path: &Path) -> Self {
+        let log = std::fs::File::create(log_path).unwrap();
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
@@ -39,10 +39,14 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = Self { child, port };
+        let mut server = Self { child, port };
         for _ in 0..600 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(log_path).unwrap_or_default();
+                panic!("ironcrest exited ({status}):\n{log}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -131,8 +135,12 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_leaves_nothing_behind
     config.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     config.server.shutdown_grace_period = GRACE;
     force_command(&mut config, wrapper);
-    config.clusters[0].name = SYSTEM.into();
-    config.clusters[0].probing.interval = 1;
+    let cluster = &mut config.clusters[0];
+    cluster.name = SYSTEM.into();
+    cluster.probing.interval = 1;
+    // Longer than the grace period and the pools' closing: the stalled upload is cut off
+    // by the shutdown, not by its own timeout.
+    cluster.ssh.timeout.command_execution = 30;
     let config_path = write_config(dir.path(), &config);
     let mut server = Server::start(&config_path, port, &dir.path().join("ironcrest.log"));
     let token = user_token().await;

@@ -96,8 +96,6 @@ async fn a_slow_login_node_times_out_as_configured_and_leaves_nothing_behind() {
         let cluster = &mut config.clusters[0];
         cluster.name = SYSTEM.into();
         cluster.ssh.timeout.command_execution = COMMAND_TIMEOUT;
-        cluster.ssh.max_clients = 3;
-        cluster.ssh.max_sessions_per_connection = 4;
     })
     .await;
     let token = user_token().await;
@@ -179,8 +177,8 @@ async fn a_slow_login_node_times_out_as_configured_and_leaves_nothing_behind() {
         "the keyed submission made another job"
     );
 
-    // Every slot came back: all the pool's channels at once work, and once idle only the
-    // standing SFTP sessions hold channels.
+    // Every slot came back: a burst works, and once idle only the standing SFTP sessions
+    // hold channels.
     let burst = at_once(
         &server.url,
         SYSTEM,

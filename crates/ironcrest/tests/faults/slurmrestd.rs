@@ -66,11 +66,11 @@ async fn slurmrestd_killed_then_restarted_in_rest_and_hybrid_mode() {
         load.rounds(2).await;
     }
 
-    let broken = Utc::now();
     for load in &loads {
         load.enter(Phase::Outage);
     }
     restd.kill();
+    let broken = Utc::now();
     for server in &servers {
         let check = health_after(server, &token, "scheduler", broken).await;
         assert_eq!(check["healthy"], false, "{check}");
@@ -79,8 +79,8 @@ async fn slurmrestd_killed_then_restarted_in_rest_and_hybrid_mode() {
         load.rounds(3).await;
     }
 
-    let mended = Utc::now();
     restd.restart();
+    let mended = Utc::now();
     for server in &servers {
         let check = health_after(server, &token, "scheduler", mended).await;
         assert_eq!(check["healthy"], true, "{check}");

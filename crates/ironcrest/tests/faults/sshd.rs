@@ -37,9 +37,9 @@ async fn sshd_killed_with_its_connections_then_restarted() {
     );
     load.rounds(2).await;
 
-    let broken = Utc::now();
     load.enter(Phase::Outage);
     sshd.instance.kill();
+    let broken = Utc::now();
     // The first health check after the kill shows it, on /status/systems and /metrics.
     for service in ["ssh", "scheduler"] {
         let check = health_after(&server, &token, service, broken).await;
@@ -50,8 +50,8 @@ async fn sshd_killed_with_its_connections_then_restarted() {
     assert_eq!(server.metric("ironcrest_health_up", &labels).await, 0.0);
     load.rounds(3).await;
 
-    let mended = Utc::now();
     sshd.instance.restart();
+    let mended = Utc::now();
     let check = health_after(&server, &token, "ssh", mended).await;
     assert_eq!(check["healthy"], true, "{check}");
     load.recover().await;
@@ -79,15 +79,16 @@ async fn sshd_killed_with_its_connections_then_restarted() {
     assert_no_job_twice(&answers);
 }
 
-/// sshd's MaxStartups at work: with as many unauthenticated connections pending as it
-/// allows, sshd drops every new one. Requests on the open connections go on; those that
+/// sshd's MaxStartups at work (here `PerSourceMaxStartups`, all clients being on loopback;
+/// the dev configuration's `MaxStartups` cannot be lowered with `-o`): with as many
+/// unauthenticated connections pending as it allows, sshd drops every new one. Requests on the open connections go on; those that
 /// need a new connection fail at once with 424, and succeed again once sshd accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sshd_refusing_new_connections_while_the_open_ones_live() {
     const SYSTEM: &str = "faults-sshd-startups";
     // Two users (fireuser, and the health checker's firesrv) open at most one connection
     // each at a time, so two pending connections are never refused in normal operation.
-    let sshd = Sshd::start(&["MaxStartups=2", "LoginGraceTime=0"]);
+    let sshd = Sshd::start(&["PerSourceMaxStartups=2", "LoginGraceTime=0"]);
     let server = TestServer::start_with(|config| {
         sshd.serve(config);
         let cluster = &mut config.clusters[0];
@@ -176,7 +177,8 @@ async fn sshd_refusing_new_connections_while_the_open_ones_live() {
     );
 }
 
-/// Waits until sshd drops a new connection without its banner.
+/// Waits until sshd drops a new connection without its banner (it says `Exceeded
+/// MaxStartups` instead).
 async fn wait_until_refused(port: u16) {
     for _ in 0..100 {
         let banner = tokio::task::spawn_blocking(move || {

@@ -124,9 +124,9 @@ async fn slurmctld_stopped_then_started() {
     );
     load.rounds(2).await;
 
-    let broken = Utc::now();
     load.enter(Phase::Outage);
     let stopped = Stopped::new(&["slurmctld"]);
+    let broken = Utc::now();
     let check = health_after(&server, &token, "scheduler", broken).await;
     assert_eq!(check["healthy"], false, "{check}");
     let labels = [("cluster", SYSTEM), ("service", "scheduler"), ("path", "")];
