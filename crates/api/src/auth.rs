@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::middleware::RequestIds;
 
 /// The caller a valid token names, and what the token grants (for the gateway).
+#[derive(Clone)]
 pub struct AuthenticatedUser {
     pub caller: Caller,
     pub grants: Arc<Grants>,

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Path};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use ironcrest_gateway::{Permit, Request, RouteFamily, ip};
 use ironcrest_services::{Cluster, ServiceError};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -47,12 +47,7 @@ impl FromRequestParts<AppState> for Call {
             .get::<MatchedPath>()
             .and_then(|path| RouteFamily::of(parts.method.as_str(), path.as_str()))
             .ok_or_else(|| internal("the route is in no route family"))?;
-        tracing::Span::current().record("route.family", tracing::field::display(family.as_str()));
-        let ids = parts
-            .extensions
-            .get::<RequestIds>()
-            .cloned()
-            .ok_or_else(|| internal("the request has no request ids"))?;
+        let head = RequestHead::of(parts, state)?;
         let user = AuthenticatedUser::from_request_parts(parts, state).await?;
         // `Path` (not `RawPathParams`) so a path that does not decode is refused in the words
         // a handler's own `Path` would use.
@@ -65,14 +60,61 @@ impl FromRequestParts<AppState> for Call {
         let system = params
             .remove("system_name")
             .ok_or_else(|| internal("the route has no system_name"))?;
+        Call::on_system(&head, state, user, &system, family, params).await
+    }
+}
+
+/// What the call context reads of a request's head, taken once: enough to admit calls on
+/// systems the request names elsewhere than in its path (FirecREST v1's `X-Machine-Name`,
+/// a v1 task id), after the handler has started.
+#[derive(Clone)]
+pub(crate) struct RequestHead {
+    method: Method,
+    path: String,
+    client_address: IpAddr,
+    ids: RequestIds,
+    audit: Option<AuditRecord>,
+}
+
+impl RequestHead {
+    pub(crate) fn of(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ids = parts
+            .extensions
+            .get::<RequestIds>()
+            .cloned()
+            .ok_or_else(|| internal("the request has no request ids"))?;
+        Ok(Self {
+            method: parts.method.clone(),
+            path: parts.uri.path().to_string(),
+            client_address: client_address(parts, state),
+            ids,
+            audit: AuditRecord::of(&parts.extensions),
+        })
+    }
+}
+
+impl Call {
+    /// The call on `system` (404 `System not found` if there is none) of a route in
+    /// `family`, whose other path parameters are `params`, once the gateway admitted it.
+    /// Every way of naming the system ends here: v2's `{system_name}`, v1's header and task
+    /// ids.
+    pub(crate) async fn on_system(
+        head: &RequestHead,
+        state: &AppState,
+        user: AuthenticatedUser,
+        system: &str,
+        family: RouteFamily,
+        params: BTreeMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        tracing::Span::current().record("route.family", tracing::field::display(family.as_str()));
         let cluster = state
             .clusters
-            .get(&system)
+            .get(system)
             .map_err(|error| ApiError::Service {
                 error,
                 user: user.caller.username.clone(),
             })?;
-        let audit = AuditRecord::of(&parts.extensions);
+        let audit = head.audit.clone();
         if let Some(record) = &audit {
             record.system(cluster.name(), family.as_str());
             for (name, value) in &params {
@@ -82,11 +124,11 @@ impl FromRequestParts<AppState> for Call {
             }
         }
         tracing::Span::current().set_attribute("ironcrest.system", cluster.name().to_string());
-        let permit = admit(parts, state, &user, &cluster, family, &params).await?;
+        let permit = admit(head, state, &user, &cluster, family, &params).await?;
         Ok(Call {
             cluster,
             user,
-            ids,
+            ids: head.ids.clone(),
             family,
             audit,
             permit,
@@ -101,7 +143,7 @@ impl FromRequestParts<AppState> for Call {
 /// answered like any other.
 #[tracing::instrument(name = "gateway.admit", level = "debug", skip_all, fields(route.family = family.as_str()))]
 async fn admit(
-    parts: &Parts,
+    head: &RequestHead,
     state: &AppState,
     user: &AuthenticatedUser,
     cluster: &Cluster,
@@ -116,16 +158,15 @@ async fn admit(
         )
         .increment(1);
     }
-    let client_address = client_address(parts, state);
     let request = Request {
         user: &user.caller.username,
         grants: &user.grants,
         system: cluster.name(),
         family,
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
+        method: head.method.as_str(),
+        path: &head.path,
         params,
-        client_address,
+        client_address: head.client_address,
         access_token: &user.caller.access_token,
     };
     state

@@ -58,7 +58,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn status_and_message(&self) -> (StatusCode, String) {
+    pub(crate) fn status_and_message(&self) -> (StatusCode, String) {
         match self {
             ApiError::NotAuthenticated => (StatusCode::UNAUTHORIZED, "Not authenticated".into()),
             ApiError::Auth(err @ AuthError::MissingClaim { .. }) => {

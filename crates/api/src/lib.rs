@@ -1,5 +1,6 @@
 //! The HTTP API, wire-compatible with FirecREST v2: routes, wire models, the OpenAPI
-//! document, and [`error::ApiError`], the one place where errors become HTTP responses.
+//! document, and [`error::ApiError`], the one place where errors become HTTP responses;
+//! and FirecREST v1 beside it under a prefix ([`v1`]), a façade over the same services.
 
 mod audit;
 mod auth;
@@ -15,6 +16,7 @@ mod multipart;
 mod openapi;
 mod routes;
 pub mod ui;
+pub mod v1;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub struct AppState {
     /// The web page for users and its sessions (`ui.enabled`); `None`: no `/ui` routes,
     /// and no session cookie is read.
     pub ui: Option<Arc<ui::Ui>>,
+    /// Whether and where FirecREST v1 is served (`v1`, docs/v1.md).
+    pub v1: ironcrest_config::V1Config,
 }
 
 /// The whole application, ready to serve.
@@ -76,7 +80,12 @@ pub fn router(state: AppState) -> Router {
     let page = state.metrics.clone();
     let trace_context = state.trace_context.clone();
     let page_for_users = state.ui.is_some().then(|| ui::router(state.clone()));
-    let api = routes::router()
+    let v1_prefix = state.v1.enabled.then(|| state.v1.prefix.clone());
+    let mut routes = routes::router();
+    if let Some(prefix) = &v1_prefix {
+        routes = routes.merge(v1::router(prefix));
+    }
+    let api = routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::audit_requests,
@@ -86,8 +95,11 @@ pub fn router(state: AppState) -> Router {
     if let Some(page_for_users) = page_for_users {
         app = app.merge(page_for_users);
     }
+    if let Some(prefix) = &v1_prefix {
+        app = app.merge(v1::docs(prefix));
+    }
     if let Some(render) = page {
         app = app.merge(metrics::router(render));
     }
-    middleware::wrap(app, trace_context)
+    middleware::wrap(app, trace_context, v1_prefix)
 }

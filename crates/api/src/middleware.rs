@@ -37,7 +37,9 @@ const APP_VERSION_HEADER: HeaderName = HeaderName::from_static("f7t-appversion")
 const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("f7t-timestamp");
 const IRONCREST_VERSION_HEADER: HeaderName = HeaderName::from_static("x-ironcrest-version");
 
-pub fn wrap(app: Router, trace_context: Option<TraceContext>) -> Router {
+/// Wraps the routed `app`; paths under `v1_prefix` keep their case (v1 was not lower-cased:
+/// its reservation names and task ids are case-sensitive).
+pub fn wrap(app: Router, trace_context: Option<TraceContext>, v1_prefix: Option<String>) -> Router {
     let span_trace_context = trace_context.clone();
     // Outermost first. A refused id is answered before the id layers, so it is neither
     // echoed nor logged; `RequestIds` are read from the headers once both ids are set.
@@ -73,9 +75,18 @@ pub fn wrap(app: Router, trace_context: Option<TraceContext>) -> Router {
     // Rewriting the URI must happen before routing, so the routed app sits behind the
     // rewrite as a fallback service of an otherwise empty router.
     let rewritten = ServiceBuilder::new()
-        .map_request(lowercase_path)
+        .map_request(move |request: Request| match &v1_prefix {
+            Some(prefix) if is_under(request.uri().path(), prefix) => request,
+            _ => lowercase_path(request),
+        })
         .service(app.layer(layers));
     Router::new().fallback_service(rewritten)
+}
+
+/// Whether `path` is `prefix` or lies under it.
+fn is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn lowercase_path(mut request: Request) -> Request {

@@ -54,16 +54,26 @@ impl Reader {
 
     /// Buffers until `needle` is in the buffer and returns its offset.
     async fn find(&mut self, needle: &[u8], limit: usize) -> Result<usize, MultipartError> {
+        self.find_within(needle, limit)
+            .await?
+            .ok_or_else(|| MultipartError("A multipart header block is too long.".into()))
+    }
+
+    /// Buffers until `needle` is in the buffer and returns its offset; `None` once more
+    /// than `limit` bytes are buffered without it.
+    async fn find_within(
+        &mut self,
+        needle: &[u8],
+        limit: usize,
+    ) -> Result<Option<usize>, MultipartError> {
         let mut searched = 0;
         loop {
             if let Some(at) = memmem::find(&self.buffer[searched..], needle) {
-                return Ok(searched + at);
+                return Ok(Some(searched + at));
             }
             searched = self.buffer.len().saturating_sub(needle.len() - 1);
             if self.buffer.len() > limit {
-                return Err(MultipartError(
-                    "A multipart header block is too long.".into(),
-                ));
+                return Ok(None);
             }
             if !self.fill().await? {
                 return Err(incomplete());
@@ -101,45 +111,91 @@ impl Reader {
     }
 }
 
+/// Reads `body` up to its `file` part: fields are kept (up to `limit` bytes of values) when
+/// a limit is given, else skipped without being held.
+async fn read_form(
+    headers: &HeaderMap,
+    body: Body,
+    limit: Option<usize>,
+) -> Result<(Fields, Option<FilePart>), MultipartError> {
+    let boundary = boundary(headers)?;
+    let mut reader = Reader {
+        body: body.into_data_stream(),
+        buffer: BytesMut::new(),
+    };
+    // The first boundary may follow a preamble; every later one follows a CRLF.
+    let mut dash_boundary = b"--".to_vec();
+    dash_boundary.extend_from_slice(&boundary);
+    reader.skip_past(&dash_boundary).await?;
+    let mut delimiter = b"\r\n".to_vec();
+    delimiter.extend_from_slice(&dash_boundary);
+    let mut fields = Fields::new();
+    let mut kept = 0;
+    loop {
+        // After a boundary: `--` ends the form, CRLF starts a part.
+        reader.need(2).await?;
+        if reader.buffer.starts_with(b"--") {
+            return Ok((fields, None));
+        }
+        let line_end = reader.find(b"\r\n", MAX_HEADER_BLOCK).await?;
+        reader.buffer.advance(line_end + 2);
+        let end = reader.find(b"\r\n\r\n", MAX_HEADER_BLOCK).await?;
+        let block = reader.buffer.split_to(end + 4);
+        let part = PartHeaders::parse(&block[..end])?;
+        if part.name.as_deref() == Some(b"file".as_slice()) {
+            let file = FilePart {
+                file_name: part.file_name.unwrap_or_default(),
+                reader,
+                delimiter,
+                done: false,
+            };
+            return Ok((fields, Some(file)));
+        }
+        let Some(limit) = limit else {
+            reader.skip_past(&delimiter).await?;
+            continue;
+        };
+        let too_long = || MultipartError(format!("The form's fields exceed {limit} bytes."));
+        let at = reader
+            .find_within(&delimiter, limit.saturating_sub(kept) + delimiter.len())
+            .await?
+            .ok_or_else(too_long)?;
+        if kept + at > limit {
+            return Err(too_long());
+        }
+        kept += at;
+        let value = reader.buffer.split_to(at).to_vec();
+        reader.buffer.advance(delimiter.len());
+        let name = String::from_utf8_lossy(&part.name.unwrap_or_default()).into_owned();
+        fields.push((name, value));
+    }
+}
+
 fn incomplete() -> MultipartError {
     MultipartError("The multipart body ended before its closing boundary.".into())
 }
 
+/// A form's text fields (name, value) in the order they came.
+pub type Fields = Vec<(String, Vec<u8>)>;
+
 impl FilePart {
     /// Finds the `file` part of the form `body` (skipping others) and reads its headers.
     pub async fn from_body(headers: &HeaderMap, body: Body) -> Result<Self, MultipartError> {
-        let boundary = boundary(headers)?;
-        let mut reader = Reader {
-            body: body.into_data_stream(),
-            buffer: BytesMut::new(),
-        };
-        // The first boundary may follow a preamble; every later one follows a CRLF.
-        let mut dash_boundary = b"--".to_vec();
-        dash_boundary.extend_from_slice(&boundary);
-        reader.skip_past(&dash_boundary).await?;
-        let mut delimiter = b"\r\n".to_vec();
-        delimiter.extend_from_slice(&dash_boundary);
-        loop {
-            // After a boundary: `--` ends the form, CRLF starts a part.
-            reader.need(2).await?;
-            if reader.buffer.starts_with(b"--") {
-                return Err(MultipartError("Field required: `file`.".into()));
-            }
-            let line_end = reader.find(b"\r\n", MAX_HEADER_BLOCK).await?;
-            reader.buffer.advance(line_end + 2);
-            let end = reader.find(b"\r\n\r\n", MAX_HEADER_BLOCK).await?;
-            let block = reader.buffer.split_to(end + 4);
-            let part = PartHeaders::parse(&block[..end])?;
-            if part.name.as_deref() == Some(b"file".as_slice()) {
-                return Ok(FilePart {
-                    file_name: part.file_name.unwrap_or_default(),
-                    reader,
-                    delimiter,
-                    done: false,
-                });
-            }
-            reader.skip_past(&delimiter).await?;
+        match read_form(headers, body, None).await? {
+            (_, Some(file)) => Ok(file),
+            (_, None) => Err(MultipartError("Field required: `file`.".into())),
         }
+    }
+
+    /// The fields of the form `body` that come before its `file` part (at most `limit`
+    /// bytes of values in all), and that part if there is one (`None`: the form has only
+    /// fields). Clients send fields first (requests, httpx); one after the file is not read.
+    pub async fn with_fields(
+        headers: &HeaderMap,
+        body: Body,
+        limit: usize,
+    ) -> Result<(Fields, Option<Self>), MultipartError> {
+        read_form(headers, body, Some(limit)).await
     }
 
     /// The next bytes of the file, `None` at its end.
@@ -464,5 +520,64 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
         assert!(FilePart::from_body(&headers, Body::empty()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn fields_before_the_file_are_kept_within_the_limit() {
+        let body = form(
+            &[
+                (
+                    b"Content-Disposition: form-data; name=\"targetPath\"",
+                    b"/home/u\r\n--boundar",
+                ),
+                (b"Content-Disposition: form-data; name=\"p\"", b"True"),
+                (
+                    b"Content-Disposition: form-data; name=\"file\"; filename=\"a\"",
+                    b"data",
+                ),
+            ],
+            "boundary",
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "multipart/form-data; boundary=boundary".parse().unwrap(),
+        );
+        for chunk in [1, 5, body.len()] {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = body
+                .chunks(chunk)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let stream = Body::from_stream(futures::stream::iter(chunks));
+            let (fields, file) = FilePart::with_fields(&headers, stream, 64).await.unwrap();
+            assert_eq!(
+                fields,
+                vec![
+                    ("targetPath".to_string(), b"/home/u\r\n--boundar".to_vec()),
+                    ("p".to_string(), b"True".to_vec())
+                ]
+            );
+            let mut file = file.expect("a file part");
+            assert_eq!(file.chunk().await.unwrap().unwrap().as_ref(), b"data");
+        }
+        let only_fields = form(
+            &[(b"Content-Disposition: form-data; name=\"a\"", b"1")],
+            "b",
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            "multipart/form-data; boundary=b".parse().unwrap(),
+        );
+        let (fields, file) = FilePart::with_fields(&headers, Body::from(only_fields.clone()), 64)
+            .await
+            .unwrap();
+        assert_eq!(fields, vec![("a".to_string(), b"1".to_vec())]);
+        assert!(file.is_none());
+        let error = FilePart::with_fields(&headers, Body::from(only_fields), 0)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(error.0, "The form's fields exceed 0 bytes.");
     }
 }

@@ -12,6 +12,7 @@ mod secret;
 mod telemetry;
 mod tracing_config;
 mod ui;
+mod v1;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -29,6 +30,7 @@ pub use secret::Secret;
 pub use telemetry::*;
 pub use tracing_config::*;
 pub use ui::UiConfig;
+pub use v1::V1Config;
 
 /// One thing wrong with a configuration, named by its dotted field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +127,9 @@ impl Config {
         let discovery = self.auth.authentication.oidc_discovery_url.as_deref();
         for (field, message) in self.ui.problems(discovery) {
             problems.push(format!("ui.{field}"), message);
+        }
+        for (field, message) in self.v1.problems() {
+            problems.push(format!("v1.{field}"), message);
         }
         if self.clusters.is_empty() {
             problems.push("clusters", "at least one cluster is required");

@@ -32,6 +32,8 @@ pub struct Config {
     #[serde(default)]
     pub job_events: crate::JobEventsConfig,
     pub ui: crate::UiConfig,
+    #[serde(default)]
+    pub v1: crate::V1Config,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -56,6 +56,27 @@ impl RouteFamily {
         }
     }
 
+    /// The family of a FirecREST v1 route, from its template under the v1 prefix
+    /// (`/utilities/ls`) and method, so v1 and v2 requests meet the same policy: utilities
+    /// are filesystem reads or writes, `/compute` reads and writes jobs, `/storage` is
+    /// transfer, and `/reservations` reads status or (creating, changing, deleting) writes
+    /// to the scheduler like a job. `/status` and `/tasks` are on no system by path (a task
+    /// is admitted in the family of what it does), so `None`.
+    pub fn of_v1(method: &str, template: &str) -> Option<Self> {
+        let read = method == "GET" || method == "HEAD";
+        let service = template.trim_start_matches('/').split('/').next()?;
+        match service {
+            "utilities" if read => Some(Self::FilesystemRead),
+            "utilities" => Some(Self::FilesystemWrite),
+            "compute" if read => Some(Self::ComputeRead),
+            "compute" => Some(Self::ComputeWrite),
+            "storage" => Some(Self::Transfer),
+            "reservations" if read => Some(Self::StatusRead),
+            "reservations" => Some(Self::ComputeWrite),
+            _ => None,
+        }
+    }
+
     /// The name logged as `route.family` and used in the configuration.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -125,6 +146,43 @@ mod tests {
             Some(RouteFamily::ComputeWrite)
         );
         assert_eq!(of("GET", "/status/systems"), None);
+    }
+
+    #[test]
+    fn v1_routes_fall_in_the_families_of_what_they_do() {
+        let of = RouteFamily::of_v1;
+        assert_eq!(
+            of("GET", "/utilities/ls"),
+            Some(RouteFamily::FilesystemRead)
+        );
+        assert_eq!(
+            of("GET", "/utilities/download"),
+            Some(RouteFamily::FilesystemRead)
+        );
+        assert_eq!(
+            of("POST", "/utilities/upload"),
+            Some(RouteFamily::FilesystemWrite)
+        );
+        assert_eq!(
+            of("DELETE", "/utilities/rm"),
+            Some(RouteFamily::FilesystemWrite)
+        );
+        assert_eq!(of("GET", "/compute/acct"), Some(RouteFamily::ComputeRead));
+        assert_eq!(
+            of("DELETE", "/compute/jobs/{jobid}"),
+            Some(RouteFamily::ComputeWrite)
+        );
+        assert_eq!(
+            of("POST", "/storage/xfer-internal/mv"),
+            Some(RouteFamily::Transfer)
+        );
+        assert_eq!(of("GET", "/reservations"), Some(RouteFamily::StatusRead));
+        assert_eq!(
+            of("PUT", "/reservations/{reservation}"),
+            Some(RouteFamily::ComputeWrite)
+        );
+        assert_eq!(of("GET", "/status/systems"), None);
+        assert_eq!(of("GET", "/tasks/{taskid}"), None);
     }
 
     #[test]

@@ -366,6 +366,7 @@ pub async fn serve(
                 http.clone(),
             ))
         }),
+        v1: config.v1.clone(),
     });
     let address = listener.local_addr()?;
     let limits = listener::Limits::from_config(&config.server.connections);

@@ -21,7 +21,10 @@ pub use job::{
     TimeWindow,
 };
 pub use measured::Measured;
-pub use model::{Account, Node, NodeState, Partition, PingStatus, Reservation};
+pub use model::{
+    Account, Node, NodeState, Partition, PingStatus, Reservation, ReservationChange,
+    ReservationSpec,
+};
 
 /// Every command this crate runs over SSH, for the cluster-side guard's allowlist (see
 /// `ironcrest-services`' `allowlist` test, which checks that none is missing).
@@ -35,6 +38,7 @@ pub fn remote_commands() -> Vec<CommandExamples> {
         CommandExamples::of::<slurm::Sbatch>(),
         CommandExamples::of::<slurm::Partitions>(),
         CommandExamples::of::<slurm::Reservations>(),
+        CommandExamples::of::<slurm::ReservationUpdate>(),
         CommandExamples::of::<slurm::Ping>(),
         CommandExamples::of::<slurm::JobStreams>(),
         CommandExamples::of::<slurm::BatchScript>(),
@@ -134,6 +138,18 @@ pub trait Scheduler: Send + Sync {
         job_id: &str,
         command: &str,
     ) -> Result<(), SchedulerError>;
+    /// Makes, changes or deletes a reservation, as the scheduler lets the user (Slurm: its
+    /// operators and administrators; anyone else is `AccessDenied`). `NotSupported` where
+    /// the backend does not manage reservations.
+    async fn change_reservation(
+        &self,
+        _user: &Caller,
+        _change: &ReservationChange,
+    ) -> Result<(), SchedulerError> {
+        Err(SchedulerError::NotSupported(
+            "Reservations are not managed through this scheduler backend.".into(),
+        ))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use ironcrest_remote::Caller;
 
 use crate::{
     Account, CommentedJob, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, Partition,
-    PingStatus, Reservation, Scheduler, SchedulerError,
+    PingStatus, Reservation, ReservationChange, Scheduler, SchedulerError,
 };
 
 /// A scheduler backend whose calls are measured; otherwise the backend itself.
@@ -71,6 +71,18 @@ impl Scheduler for Measured {
     async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
         self.measure("reservations", self.inner.reservations(user))
             .await
+    }
+
+    async fn change_reservation(
+        &self,
+        user: &Caller,
+        change: &ReservationChange,
+    ) -> Result<(), SchedulerError> {
+        self.measure(
+            "change_reservation",
+            self.inner.change_reservation(user, change),
+        )
+        .await
     }
 
     async fn accounts(&self, user: &Caller) -> Result<Option<Vec<Account>>, SchedulerError> {

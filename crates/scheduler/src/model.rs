@@ -64,6 +64,77 @@ pub struct Reservation {
     pub state: Option<String>,
 }
 
+/// A reservation to make or change (FirecREST v1's `/reservations`): for `account`,
+/// `node_count` nodes (with `features`, if any) from `start` to `end` (`YYYY-MM-DDTHH:MM:SS`,
+/// the cluster's time). Only the scheduler's operators may make reservations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationSpec {
+    pub name: String,
+    pub account: String,
+    pub node_count: u32,
+    pub features: Option<String>,
+    pub start: String,
+    pub end: String,
+}
+
+/// What [`crate::Scheduler::change_reservation`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReservationChange {
+    Create(ReservationSpec),
+    /// The reservation `spec.name` takes `spec`'s other values.
+    Update(ReservationSpec),
+    Delete {
+        name: String,
+    },
+}
+
+impl ReservationSpec {
+    /// What the scheduler's own parsers would read otherwise than meant: names, accounts
+    /// and features are words (features joined by `&`/`|`), times are ISO without a zone.
+    pub fn check(&self) -> Result<(), String> {
+        check_reservation_name(&self.name)?;
+        let word = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if self.account.is_empty() || !self.account.chars().all(word) {
+            return Err(format!(
+                "account {:?} must be letters, digits, '.', '_' or '-'",
+                self.account
+            ));
+        }
+        if self.node_count == 0 {
+            return Err("numberOfNodes must be at least 1".into());
+        }
+        if let Some(features) = &self.features
+            && (features.is_empty() || !features.chars().all(|c| word(c) || "&|".contains(c)))
+        {
+            return Err(format!(
+                "nodeType {features:?} must be node features: letters, digits, '.', '_', '-', joined by '&' or '|'"
+            ));
+        }
+        for (field, time) in [("starttime", &self.start), ("endtime", &self.end)] {
+            if chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S").is_err() {
+                return Err(format!("{field} {time:?} is not YYYY-MM-DDTHH:MM:SS"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reservation's name: letters, digits, `.`, `_`, `-` (what `scontrol` keeps as given).
+pub fn check_reservation_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "reservation {name:?} must be 1 to 200 letters, digits, '.', '_' or '-'"
+        ))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Account {
     pub name: String,

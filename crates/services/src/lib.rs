@@ -29,6 +29,7 @@ pub fn remote_commands() -> Vec<CommandExamples> {
     commands.extend([
         CommandExamples::of::<Sha256Sum>(),
         CommandExamples::of::<Compress>(),
+        CommandExamples::of::<CopyTree>(),
         CommandExamples::of::<UtcOffsets>(),
         CommandExamples::of::<Cat>(),
         CommandExamples::of::<Extract>(),
@@ -36,6 +37,7 @@ pub fn remote_commands() -> Vec<CommandExamples> {
         CommandExamples::of::<Head>(),
         CommandExamples::of::<Ls>(),
         CommandExamples::of::<ChangedEntry>(),
+        CommandExamples::of::<Rename>(),
         CommandExamples::of::<Rm>(),
         CommandExamples::of::<Stat>(),
         CommandExamples::of::<StatBatch>(),

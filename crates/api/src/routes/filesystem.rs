@@ -91,7 +91,7 @@ fn query_value(query: &[u8], key: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-fn percent_decode(input: &[u8]) -> Vec<u8> {
+pub(crate) fn percent_decode(input: &[u8]) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;

@@ -92,6 +92,7 @@ clusters:
             std::time::Duration::from_secs(config.idempotency.window),
         )),
         ui: None,
+        v1: config.v1.clone(),
     };
     edit(&mut state);
     App {

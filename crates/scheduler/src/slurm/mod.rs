@@ -24,7 +24,9 @@ pub use sacct::Sacct;
 pub use sacctmgr::UserAccounts;
 pub use sbatch::Sbatch;
 pub use scancel::Scancel;
-pub use scontrol::{BatchScript, JobStreams, Partitions, Ping, Reservations, Streams};
+pub use scontrol::{
+    BatchScript, JobStreams, Partitions, Ping, ReservationUpdate, Reservations, Streams,
+};
 pub use sinfo::Nodes;
 pub use squeue::Squeue;
 pub use srun::Attach;
@@ -34,7 +36,7 @@ use ironcrest_remote::RemoteCommand;
 use crate::comment::{CommentedJob, JobComment};
 use crate::{
     Account, Job, JobDescription, JobFilter, JobId, JobMetadata, Node, ParseError, Partition,
-    PingStatus, Reservation, Scheduler, SchedulerError,
+    PingStatus, Reservation, ReservationChange, Scheduler, SchedulerError,
 };
 
 const SLURM: &str = "Slurm";
@@ -121,6 +123,20 @@ impl Scheduler for SlurmCli {
     )]
     async fn reservations(&self, user: &Caller) -> Result<Vec<Reservation>, SchedulerError> {
         self.run(user, &Reservations).await
+    }
+
+    #[tracing::instrument(
+        name = "scheduler.change_reservation",
+        level = "debug",
+        skip_all,
+        fields(scheduler = "slurm")
+    )]
+    async fn change_reservation(
+        &self,
+        user: &Caller,
+        change: &ReservationChange,
+    ) -> Result<(), SchedulerError> {
+        self.run(user, &ReservationUpdate::new(change)?).await
     }
 
     #[tracing::instrument(

@@ -3,8 +3,11 @@
 
 use ironcrest_remote::{CommandError, CommandLine, Output, QuoteError, RemoteCommand};
 
+use super::SLURM;
 use super::key_value::{non_null, parse_record};
-use crate::{JobId, Partition, PingStatus, Reservation};
+use crate::{
+    JobId, Partition, PingStatus, Reservation, ReservationChange, ReservationSpec, SchedulerError,
+};
 
 /// `scontrol -a show -o <entity>` with times as epoch seconds.
 fn show_all(entity: &'static str) -> CommandLine {
@@ -129,6 +132,97 @@ impl RemoteCommand for Reservations {
 
     fn examples() -> Vec<Self> {
         vec![Self]
+    }
+}
+
+/// `scontrol create reservation …`, `scontrol update ReservationName=… …` and `scontrol
+/// delete ReservationName=…`: what Slurm lets its operators and administrators do; anyone
+/// else is told `Invalid user id` (or `Access/permission denied`).
+pub struct ReservationUpdate {
+    line: CommandLine,
+}
+
+impl ReservationUpdate {
+    pub fn new(change: &ReservationChange) -> Result<Self, QuoteError> {
+        let with_spec = |line: ironcrest_remote::CommandLineBuilder, spec: &ReservationSpec| {
+            line.option("ReservationName", &spec.name)?
+                .option("Accounts", &spec.account)?
+                .option("NodeCnt", spec.node_count.to_string())?
+                .option_if("Features", spec.features.as_ref())?
+                .option("StartTime", &spec.start)?
+                .option("EndTime", &spec.end)
+        };
+        let line = match change {
+            ReservationChange::Create(spec) => with_spec(
+                CommandLine::builder("scontrol")
+                    .word("create")
+                    .word("reservation"),
+                spec,
+            )?,
+            ReservationChange::Update(spec) => {
+                with_spec(CommandLine::builder("scontrol").word("update"), spec)?
+            }
+            ReservationChange::Delete { name } => CommandLine::builder("scontrol")
+                .word("delete")
+                .option("ReservationName", name)?,
+        };
+        Ok(Self { line: line.build() })
+    }
+}
+
+impl RemoteCommand for ReservationUpdate {
+    type Parsed = ();
+    /// Why Slurm refused.
+    type Error = SchedulerError;
+
+    fn command_line(&self) -> CommandLine {
+        self.line.clone()
+    }
+
+    fn parse(&self, output: Output) -> Result<(), SchedulerError> {
+        if output.exit_status == 0 {
+            return Ok(());
+        }
+        let message = output.stderr_text().trim().to_string();
+        if message.contains("Invalid user id") || message.contains("Access/permission denied") {
+            Err(SchedulerError::AccessDenied {
+                scheduler: SLURM,
+                message,
+            })
+        } else if message.is_empty() {
+            Err(SchedulerError::Command {
+                scheduler: SLURM,
+                source: CommandError::failed(&output),
+            })
+        } else {
+            Err(SchedulerError::Rejected {
+                scheduler: SLURM,
+                message,
+            })
+        }
+    }
+
+    fn examples() -> Vec<Self> {
+        let spec = |features: Option<&str>| ReservationSpec {
+            name: "resv".into(),
+            account: "project".into(),
+            node_count: 2,
+            features: features.map(String::from),
+            start: "2030-01-01T00:00:00".into(),
+            end: "2030-01-01T01:00:00".into(),
+        };
+        [
+            ReservationChange::Create(spec(Some("gpu"))),
+            ReservationChange::Create(spec(None)),
+            ReservationChange::Update(spec(Some("gpu"))),
+            ReservationChange::Update(spec(None)),
+            ReservationChange::Delete {
+                name: "resv".into(),
+            },
+        ]
+        .iter()
+        .map(|change| Self::new(change).expect("no NUL"))
+        .collect()
     }
 }
 
@@ -468,5 +562,65 @@ mod tests {
             .parse(fixtures::slurm("scontrol_batch_script_unknown").output)
             .unwrap();
         assert_eq!(unknown, None);
+    }
+
+    fn captured_change(name: &str, change: ReservationChange) -> Result<(), SchedulerError> {
+        let fixture = fixtures::slurm(name);
+        let command = ReservationUpdate::new(&change).unwrap();
+        assert_eq!(
+            command.command_line().to_string(),
+            fixture.command,
+            "{name}"
+        );
+        command.parse(fixture.output)
+    }
+
+    #[test]
+    fn reservations_are_made_changed_and_deleted_by_operators_only() {
+        let spec = |account: &str, end: &str, features: Option<&str>| ReservationSpec {
+            name: "v1-capture".into(),
+            account: account.into(),
+            node_count: 1,
+            features: features.map(String::from),
+            start: "2030-01-01T00:00:00".into(),
+            end: end.into(),
+        };
+        let end = "2030-01-01T01:00:00";
+        let create = |s| ReservationChange::Create(s);
+        captured_change(
+            "scontrol_reservation_create",
+            create(spec("project1", end, None)),
+        )
+        .unwrap();
+        let denied = captured_change(
+            "scontrol_reservation_create_denied",
+            create(spec("project1", end, None)),
+        );
+        assert!(
+            matches!(denied, Err(SchedulerError::AccessDenied { .. })),
+            "{denied:?}"
+        );
+        let refused = captured_change(
+            "scontrol_reservation_create_feature",
+            create(spec("project1", end, Some("x"))),
+        );
+        assert!(
+            matches!(&refused, Err(SchedulerError::Rejected { message, .. }) if message.contains("Invalid feature")),
+            "{refused:?}"
+        );
+        captured_change(
+            "scontrol_reservation_update",
+            ReservationChange::Update(spec("project1", "2030-01-01T02:00:00", None)),
+        )
+        .unwrap();
+        let delete = || ReservationChange::Delete {
+            name: "v1-capture".into(),
+        };
+        captured_change("scontrol_reservation_delete", delete()).unwrap();
+        let unknown = captured_change("scontrol_reservation_delete_unknown", delete());
+        assert!(
+            matches!(unknown, Err(SchedulerError::Rejected { .. })),
+            "{unknown:?}"
+        );
     }
 }

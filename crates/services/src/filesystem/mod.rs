@@ -321,6 +321,36 @@ pub async fn rm(cluster: &Cluster, user: &Caller, raw: &[u8]) -> Result<(), Serv
     run(cluster, user, command).await
 }
 
+/// `mv --force source target` (FirecREST v1's `rename`): both must lie under a configured
+/// file system.
+pub async fn rename(
+    cluster: &Cluster,
+    user: &Caller,
+    source: &[u8],
+    target: &[u8],
+) -> Result<(), ServiceError> {
+    let _change = Change::new(cluster, user);
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let command = commands::Rename::new(timeout(cluster), source.as_bytes(), target.as_bytes())?;
+    run(cluster, user, command).await
+}
+
+/// `cp --force -dR --preserve=all source target` (FirecREST v1's `copy`), within the
+/// command timeout: larger copies are transfer jobs.
+pub async fn copy(
+    cluster: &Cluster,
+    user: &Caller,
+    source: &[u8],
+    target: &[u8],
+) -> Result<(), ServiceError> {
+    let _change = Change::new(cluster, user);
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let command = commands::CopyTree::new(timeout(cluster), source.as_bytes(), target.as_bytes())?;
+    run(cluster, user, command).await
+}
+
 pub async fn mkdir(
     cluster: &Cluster,
     user: &Caller,

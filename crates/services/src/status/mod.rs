@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use ironcrest_config::ProbedService;
 use ironcrest_remote::Caller;
-use ironcrest_scheduler::{Account, Node, Partition, Reservation};
+use ironcrest_scheduler::model::check_reservation_name;
+use ironcrest_scheduler::{Account, Node, Partition, Reservation, ReservationChange};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -52,6 +53,23 @@ pub async fn reservations(
     user: &Caller,
 ) -> Result<Vec<Reservation>, ServiceError> {
     Ok(cluster.scheduler.reservations(user).await?)
+}
+
+/// Makes, changes or deletes a reservation (FirecREST v1's `/reservations`), once its
+/// values are ones the scheduler's parsers read as meant; the scheduler decides whether the
+/// user may (Slurm: operators and administrators only, else 403).
+pub async fn change_reservation(
+    cluster: &Cluster,
+    user: &Caller,
+    change: &ReservationChange,
+) -> Result<(), ServiceError> {
+    cluster.require_healthy(ProbedService::Scheduler)?;
+    let checked = match change {
+        ReservationChange::Create(spec) | ReservationChange::Update(spec) => spec.check(),
+        ReservationChange::Delete { name } => check_reservation_name(name),
+    };
+    checked.map_err(ServiceError::InvalidRequest)?;
+    Ok(cluster.scheduler.change_reservation(user, change).await?)
 }
 
 /// A user's `userinfo`, the one query of the [`Cluster::userinfo_cache`].
