@@ -437,7 +437,8 @@ pub fn extraction(extension: &str, source: &[u8]) -> Result<Compression, String>
     let name = String::from_utf8_lossy(source).to_ascii_lowercase();
     let extension = if extension == "auto" || extension.is_empty() {
         [
-            ".tar.gz", ".tgz", ".gz", ".tar.bz2", ".tbz2", ".bz2", ".tar.xz", ".txz", ".xz", ".tar",
+            ".tar.gz", ".tgz", ".gz", ".tar.bz2", ".tbz2", ".bz2", ".tar.xz", ".txz", ".xz",
+            ".tar", ".zip",
         ]
         .into_iter()
         .find(|suffix| name.ends_with(suffix))
