@@ -22,7 +22,8 @@ pub struct ErrorBody {
     pub caused_by: Option<Vec<String>>,
     pub data: Option<serde_json::Value>,
     pub user: Option<String>,
-    /// `maintenance` when the system is under maintenance (firecrest-ui's maintenance page).
+    /// `maintenance` when the system is under maintenance (firecrest-ui's maintenance page);
+    /// `overloaded` when the server sheds load (retry after `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
 }
@@ -273,8 +274,11 @@ impl IntoResponse for ApiError {
             ),
             _ => ("error", None),
         };
-        let reason =
-            matches!(self, ApiError::Denied(Denial::Maintenance { .. })).then_some("maintenance");
+        let reason = match &self {
+            ApiError::Denied(Denial::Maintenance { .. }) => Some("maintenance"),
+            ApiError::Denied(Denial::Overloaded { .. }) => Some("overloaded"),
+            _ => None,
+        };
         let body = ErrorBody {
             error_type,
             message,
@@ -300,6 +304,9 @@ impl IntoResponse for ApiError {
         }) = &self
         {
             too_many_requests_headers(response.headers_mut(), *retry_after, rate.as_ref());
+        }
+        if let ApiError::Denied(Denial::Overloaded { retry_after, .. }) = &self {
+            too_many_requests_headers(response.headers_mut(), *retry_after, None);
         }
         if let ApiError::Service {
             error: ServiceError::TooMuchWork(_),
@@ -333,6 +340,9 @@ fn denial_status(denial: &Denial) -> StatusCode {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
         }
         Denial::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Denial::Overloaded { status, .. } => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+        }
     }
 }
 
@@ -602,6 +612,27 @@ mod tests {
         let queued = denial(None);
         assert_eq!(queued.headers()[header::RETRY_AFTER], "2");
         assert!(queued.headers().get("ratelimit").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_shed_request_is_its_configured_status_with_retry_after_and_the_reason() {
+        for status in [503, 429] {
+            let response = ApiError::Denied(Denial::Overloaded {
+                message: "The server is overloaded: …".into(),
+                cause: ironcrest_gateway::ShedCause::QueueFull,
+                retry_after: std::time::Duration::from_secs(2),
+                status,
+            })
+            .into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["reason"], "overloaded");
+            assert_eq!(body["message"], "The server is overloaded: …");
+        }
     }
 
     /// Errors as the real tools print them, made on this machine under `LC_ALL=C`: each

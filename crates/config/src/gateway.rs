@@ -111,6 +111,65 @@ pub struct LimitsConfig {
     /// Work a user may have started and not finished.
     #[serde(default)]
     pub work: WorkLimits,
+    /// The server's own bound on requests on the systems, all users together: on by
+    /// default, so load beyond what it can serve is shed early instead of queueing.
+    #[serde(default)]
+    pub overload: OverloadLimit,
+}
+
+/// Requests on the systems served at once by this server, all users together; more wait
+/// for a place, a bounded number for a bounded time, and the rest are shed at once.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverloadLimit {
+    /// Requests on the systems being served at once; 0 turns shedding off.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Requests that may wait for a place; one more is shed at once.
+    #[serde(default = "default_max_queued")]
+    pub max_queued: usize,
+    /// Seconds a request may wait for a place before it is shed.
+    #[serde(default = "default_overload_queue_timeout")]
+    pub queue_timeout: f64,
+    /// The `Retry-After` of a shed request, in seconds.
+    #[serde(default = "default_overload_retry_after")]
+    pub retry_after: u64,
+    /// The status of a shed request: 503 (the server is overloaded), or 429 for clients
+    /// that wait and retry only on 429 (pyfirecrest).
+    #[serde(default = "default_overload_status")]
+    pub status: u16,
+}
+
+impl Default for OverloadLimit {
+    fn default() -> Self {
+        Self {
+            max_in_flight: default_max_in_flight(),
+            max_queued: default_max_queued(),
+            queue_timeout: default_overload_queue_timeout(),
+            retry_after: default_overload_retry_after(),
+            status: default_overload_status(),
+        }
+    }
+}
+
+fn default_max_in_flight() -> usize {
+    256
+}
+
+fn default_max_queued() -> usize {
+    1024
+}
+
+fn default_overload_queue_timeout() -> f64 {
+    5.0
+}
+
+fn default_overload_retry_after() -> u64 {
+    1
+}
+
+fn default_overload_status() -> u16 {
+    503
 }
 
 /// A token bucket: `requests` per `period` seconds, up to `burst` at once.

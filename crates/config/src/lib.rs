@@ -564,6 +564,22 @@ fn check_gateway(gateway: &GatewayConfig, problems: &mut Problems) {
             );
         }
     }
+    let overload = &gateway.limits.overload;
+    if !(overload.queue_timeout >= 0.0 && overload.queue_timeout.is_finite()) {
+        problems.push(
+            "gateway.limits.overload.queue_timeout",
+            "must be a number of seconds",
+        );
+    }
+    if overload.retry_after == 0 {
+        problems.push(
+            "gateway.limits.overload.retry_after",
+            "must be at least 1 second (clients told 0 retry at once)",
+        );
+    }
+    if !matches!(overload.status, 429 | 503) {
+        problems.push("gateway.limits.overload.status", "must be 503 or 429");
+    }
     let windows = gateway
         .maintenance
         .global

@@ -331,3 +331,43 @@ fn metrics_are_on_by_default_and_a_separate_listener_must_differ_from_the_api() 
         .collect();
     assert_eq!(fields, ["telemetry.metrics.listen"]);
 }
+
+#[test]
+fn load_shedding_is_on_by_default_and_its_answer_is_checked() {
+    let known_hosts = known_hosts_file();
+    let yaml = valid_yaml(known_hosts.path());
+    let config = Config::from_yaml(&yaml).unwrap();
+    assert_eq!(
+        config.gateway.limits.overload,
+        OverloadLimit {
+            max_in_flight: 256,
+            max_queued: 1024,
+            queue_timeout: 5.0,
+            retry_after: 1,
+            status: 503,
+        }
+    );
+
+    let off = format!("{yaml}gateway: {{limits: {{overload: {{max_in_flight: 0}}}}}}\n");
+    let config = Config::from_yaml(&off).unwrap();
+    assert_eq!(config.gateway.limits.overload.max_in_flight, 0);
+    assert_eq!(config.gateway.limits.overload.max_queued, 1024);
+
+    let bad = format!(
+        "{yaml}gateway: {{limits: {{overload: {{queue_timeout: -1, retry_after: 0, status: 500}}}}}}\n"
+    );
+    let fields: Vec<String> = Config::from_yaml(&bad)
+        .unwrap_err()
+        .problems()
+        .into_iter()
+        .map(|p| p.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "gateway.limits.overload.queue_timeout",
+            "gateway.limits.overload.retry_after",
+            "gateway.limits.overload.status",
+        ]
+    );
+}

@@ -6,7 +6,7 @@
 //! address ([`ip`]), maintenance and termination rules ([`maintenance`]), the token's scopes
 //! for the route family, the embedded policy (`policy`), OpenFGA ([`openfga`]), then the
 //! rate limits (`limits`); an admitted request then waits for its user's concurrency slot,
-//! when limited. The first refusal is the answer, a [`Denial`]. The layers come from the
+//! when limited, and for one of the server's places (`overload`), shed when there is none. The first refusal is the answer, a [`Denial`]. The layers come from the
 //! `gateway` configuration section and are swapped whole by [`Gateway::reload`] (SIGHUP), so
 //! a request sees either the old rules or the new; OpenFGA (`auth.authorization`) is set at
 //! startup.
@@ -17,6 +17,7 @@ pub mod ip;
 mod limits;
 mod maintenance;
 pub mod openfga;
+mod overload;
 mod policy;
 
 use std::collections::BTreeMap;
@@ -33,12 +34,14 @@ use secrecy::SecretString;
 pub use api_keys::{KeyHolder, KeyRefusal};
 pub use family::RouteFamily;
 pub use limits::{RateState, whole_seconds};
+pub use overload::ShedCause;
 
 use crate::api_keys::ApiKeys;
 use crate::ip::IpFilter;
 use crate::limits::{Limits, Slot};
 use crate::maintenance::{Maintenance, Overrides, Termination};
 pub use crate::openfga::OpenFga;
+use crate::overload::Place;
 use crate::policy::Policy;
 
 /// A request on a system, as the gateway sees it.
@@ -69,6 +72,7 @@ pub enum Layer {
     OpenFga,
     RateLimit,
     Concurrency,
+    Overload,
 }
 
 impl Layer {
@@ -82,6 +86,7 @@ impl Layer {
             Layer::OpenFga => "openfga",
             Layer::RateLimit => "rate_limit",
             Layer::Concurrency => "concurrency",
+            Layer::Overload => "overload",
         }
     }
 }
@@ -113,6 +118,14 @@ pub enum Denial {
         retry_after: Duration,
         rate: Option<RateState>,
     },
+    /// The server sheds load: `status` (503, or 429 when configured) with `Retry-After`.
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        cause: ShedCause,
+        retry_after: Duration,
+        status: u16,
+    },
 }
 
 impl Denial {
@@ -123,6 +136,7 @@ impl Denial {
             Denial::Terminated { .. } => Layer::Termination,
             Denial::Unavailable { layer, .. } => *layer,
             Denial::TooManyRequests { layer, .. } => *layer,
+            Denial::Overloaded { .. } => Layer::Overload,
         }
     }
 }
@@ -132,6 +146,8 @@ impl Denial {
 pub struct Permit {
     /// The user's concurrency slot, when concurrency is limited.
     _slot: Option<Slot>,
+    /// The request's place among the server's, when shedding is on.
+    _place: Option<Place>,
 }
 
 /// The rules of one configuration; replaced whole on reload.
@@ -327,8 +343,20 @@ impl Gateway {
         if decided.is_ok() {
             decided = rules.limits.rates.check(request);
         }
+        // The user's slot first: a request waiting behind its own user's others holds none
+        // of the server's places.
         let decided = match decided {
-            Ok(()) => rules.limits.enter(request).await,
+            Ok(()) => match rules.limits.enter(request).await {
+                Ok(slot) => rules
+                    .limits
+                    .place(request)
+                    .await
+                    .map(|place| Permit {
+                        _slot: slot,
+                        _place: place,
+                    }),
+                Err(denial) => Err(denial),
+            },
             Err(denial) => Err(denial),
         };
         let outcome = match &decided {
@@ -359,7 +387,7 @@ impl Gateway {
                 "denied"
             ),
         }
-        decided.map(|slot| Permit { _slot: slot })
+        decided
     }
 
     fn decide(&self, rules: &Rules, request: &Request<'_>) -> Result<(), Denial> {
@@ -595,5 +623,55 @@ limits:
             ))
             .unwrap();
         assert!(gateway.admit(&request(&writer, &params)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_for_its_users_slot_before_a_place_and_a_shed_one_is_counted() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _recording = metrics::set_default_local_recorder(&recorder);
+        let gateway = Gateway::new(&config(
+            r#"
+limits:
+  concurrency: {per_user: 1, queue_timeout: 0}
+  overload: {max_in_flight: 1, max_queued: 0, retry_after: 2}
+"#,
+        ))
+        .unwrap();
+        let params = BTreeMap::new();
+        let grants = Grants::default();
+        let alice = request(&grants, &params);
+        let bob = Request {
+            user: "bob",
+            ..request(&grants, &params)
+        };
+        let permit = gateway.admit(&alice).await.unwrap();
+        // Refused by her own slot: she takes no place, and is not counted as shed.
+        let denial = gateway.admit(&alice).await.unwrap_err();
+        assert_eq!(denial.layer(), Layer::Concurrency);
+        match gateway.admit(&bob).await.unwrap_err() {
+            Denial::Overloaded {
+                cause,
+                retry_after,
+                status,
+                ..
+            } => {
+                assert_eq!(cause, ShedCause::QueueFull);
+                assert_eq!(retry_after, Duration::from_secs(2));
+                assert_eq!(status, 503);
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(permit);
+        assert!(gateway.admit(&bob).await.is_ok(), "the place came back");
+        let family = |outcome: &str| ("filesystem-write".to_string(), outcome.to_string());
+        assert_eq!(
+            decisions(&snapshotter),
+            BTreeMap::from([
+                (family("allowed"), 2),
+                (family("concurrency"), 1),
+                (family("overload"), 1),
+            ])
+        );
     }
 }

@@ -20,6 +20,7 @@ use governor::{Quota, RateLimiter};
 use ironcrest_config::{LimitsConfig, RateKey, RateLimit};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::overload::{Overload, Place};
 use crate::{Denial, Layer, Request, RouteFamily};
 
 /// Keyed buckets drop their idle keys every this many checks.
@@ -379,6 +380,7 @@ impl Concurrency {
 pub(crate) struct Limits {
     pub(crate) rates: RateLimits,
     pub(crate) concurrency: Option<Concurrency>,
+    pub(crate) overload: Option<Overload>,
 }
 
 impl Limits {
@@ -389,6 +391,7 @@ impl Limits {
                 .concurrency
                 .as_ref()
                 .map(|c| Concurrency::new(c.per_user, c.queue_timeout)),
+            overload: Overload::new(&config.overload),
         }
     }
 
@@ -396,6 +399,14 @@ impl Limits {
     pub(crate) async fn enter(&self, request: &Request<'_>) -> Result<Option<Slot>, Denial> {
         match &self.concurrency {
             Some(concurrency) => concurrency.enter(request.user).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The request's place among the server's when shedding is on (after waiting in turn).
+    pub(crate) async fn place(&self, request: &Request<'_>) -> Result<Option<Place>, Denial> {
+        match &self.overload {
+            Some(overload) => overload.enter(request.family).await.map(Some),
             None => Ok(None),
         }
     }
