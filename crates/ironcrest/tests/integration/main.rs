@@ -19,6 +19,7 @@ mod harness;
 mod idempotency;
 mod limits;
 mod metrics;
+mod overload;
 mod status;
 mod tasks;
 mod transfer;
