@@ -347,14 +347,10 @@ impl Gateway {
         // of the server's places.
         let decided = match decided {
             Ok(()) => match rules.limits.enter(request).await {
-                Ok(slot) => rules
-                    .limits
-                    .place(request)
-                    .await
-                    .map(|place| Permit {
-                        _slot: slot,
-                        _place: place,
-                    }),
+                Ok(slot) => rules.limits.place(request).await.map(|place| Permit {
+                    _slot: slot,
+                    _place: place,
+                }),
                 Err(denial) => Err(denial),
             },
             Err(denial) => Err(denial),

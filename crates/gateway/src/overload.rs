@@ -217,7 +217,10 @@ mod tests {
         assert_eq!(cause(overload.enter(READ).await), ShedCause::QueueFull);
 
         drop(held);
-        waiter.await.unwrap().expect("the waiter got the freed place");
+        waiter
+            .await
+            .unwrap()
+            .expect("the waiter got the freed place");
         assert_eq!(overload.waiting.load(Ordering::Acquire), 0);
 
         // Nothing frees the place in time: shed after queue_timeout.

@@ -31,7 +31,8 @@ pub struct V1ErrorBody {
 /// An error of a v1 route: the v2 error and the operation it interrupted.
 #[derive(Debug)]
 pub struct V1Error {
-    pub error: ApiError,
+    /// Boxed: an `ApiError` is large, and every v1 result carries this.
+    pub error: Box<ApiError>,
     /// v1's `description`, e.g. `Error on ls operation`.
     pub operation: String,
 }
@@ -39,7 +40,7 @@ pub struct V1Error {
 impl V1Error {
     pub fn new(operation: impl Into<String>, error: ApiError) -> Self {
         Self {
-            error,
+            error: Box::new(error),
             operation: operation.into(),
         }
     }
@@ -179,7 +180,7 @@ impl IntoResponse for V1Error {
         let (v2_status, v2_message) = self.error.status_and_message();
         let reading = reading(&self.error, v2_status);
         // v2's response first: its log line and its headers (Retry-After, WWW-Authenticate).
-        let (mut parts, _) = self.error.into_response().into_parts();
+        let (mut parts, _) = (*self.error).into_response().into_parts();
         parts.status = reading.status;
         parts.headers.remove(header::CONTENT_LENGTH);
         if let Some((name, text)) = reading.header {

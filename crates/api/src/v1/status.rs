@@ -322,7 +322,7 @@ fn parameter(
 /// Megabytes as v1 counts them (MiB), whole where exact.
 fn megabytes(bytes: u64) -> Value {
     let mib = 1024 * 1024;
-    if bytes % mib == 0 {
+    if bytes.is_multiple_of(mib) {
         json!(bytes / mib)
     } else {
         json!(bytes as f64 / mib as f64)

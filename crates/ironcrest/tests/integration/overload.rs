@@ -185,7 +185,10 @@ async fn past_its_places_and_queue_the_server_sheds_with_503_and_serves_the_admi
         ]
     );
     let shed_after = server.metric("ironcrest_overload_shed_total", &full).await;
-    assert!(shed_after - shed_before >= 4.0, "{shed_before} → {shed_after}");
+    assert!(
+        shed_after - shed_before >= 4.0,
+        "{shed_before} → {shed_after}"
+    );
 
     // Routes on no system take no place.
     assert_eq!(
