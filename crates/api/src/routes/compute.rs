@@ -648,6 +648,59 @@ mod tests {
     }
 
     #[test]
+    fn a_long_poll_names_known_states_and_waits_at_most_the_maximum() {
+        let query = |wait: Option<u64>, until: Option<&str>| JobWaitQuery {
+            wait,
+            until: until.map(String::from),
+        };
+        let max = || Ok(Duration::from_secs(60));
+        assert!(query(None, None).waiting(max).unwrap().is_none());
+        assert!(query(Some(0), Some("")).waiting(max).unwrap().is_none());
+        let (until, wait) = query(Some(60), None).waiting(max).unwrap().unwrap();
+        assert_eq!(
+            (until, wait),
+            (AwaitedStates::Final, Duration::from_secs(60))
+        );
+        let (until, _) = query(Some(5), Some("running, completed"))
+            .waiting(max)
+            .unwrap()
+            .unwrap();
+        assert!(until.includes("RUNNING") && until.includes("COMPLETED"));
+        assert!(!until.includes("PENDING") && !until.includes("FAILED"));
+        for (wait, until) in [
+            (Some(61), None),
+            (Some(5), Some("DONE")),
+            (None, Some("RUNNING")),
+            (Some(5), Some("RUNNING,")),
+        ] {
+            assert!(
+                query(wait, until).waiting(max).is_err(),
+                "{wait:?} {until:?}"
+            );
+        }
+        assert!(AwaitedStates::Final.includes("CANCELLED"));
+        assert!(!AwaitedStates::Final.includes("COMPLETING"));
+    }
+
+    #[test]
+    fn an_event_filter_takes_job_ids_only() {
+        let filter = |jobs: &str| EventsQuery {
+            jobs: Some(jobs.into()),
+        };
+        assert_eq!(filter("").job_ids().unwrap(), None);
+        let ids = filter("12,345,12").job_ids().unwrap().unwrap();
+        assert_eq!(ids.len(), 2);
+        for bad in ["12,", "x", "1;2", "0", "12 ,3"] {
+            assert!(filter(bad).job_ids().is_err(), "{bad:?}");
+        }
+        let many = (1..=1001)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(filter(&many).job_ids().is_err());
+    }
+
+    #[test]
     fn job_ids_are_validated() {
         assert!(
             checked_job_id("123".into(), |e| ApiError::Service {

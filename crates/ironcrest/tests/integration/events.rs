@@ -567,3 +567,54 @@ async fn streams_are_limited_and_the_poller_runs_only_while_watched() {
     drop(server);
     assert!(last.next().await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_slurmrestd_the_stream_tells_a_jobs_end_with_its_exit_code() {
+    const SYSTEM: &str = "events-rest";
+    let url = env("IRONCREST_DEV_SLURMRESTD_URL");
+    let server = server(SYSTEM, |config| {
+        let scheduler = &mut config.clusters[0].scheduler;
+        scheduler.connection_mode = ironcrest_config::ConnectionMode::Rest;
+        scheduler.api_url = Some(url);
+        scheduler.api_version = Some("0.0.38".into());
+    })
+    .await;
+    let token = user_token().await;
+    let mut stream = EventStream::open(&server, SYSTEM, &token, "", None).await;
+    stream.until("ready").await;
+    // slurmrestd takes no `--begin` directive: the job may be seen first running, or ended.
+    let job = json!({
+        "workingDirectory": HOME,
+        "name": unique("it-events-rest"),
+        "script": "#!/bin/bash\nsleep 2\nexit 3\n",
+        "standardOutput": "/dev/null",
+        "reservation": env("IRONCREST_DEV_SLURM_RESERVATION"),
+    });
+    let response = server
+        .http
+        .post(format!("{}/compute/{SYSTEM}/jobs", server.url))
+        .bearer_auth(&token)
+        .json(&json!({ "job": job }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let job_id = response.json::<Value>().await.unwrap()["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let life = stream.life_of(&job_id).await;
+    let end = &life.last().unwrap().data;
+    assert_eq!(
+        (end["state"].as_str(), end["exitCode"].as_i64()),
+        (Some("FAILED"), Some(3)),
+        "{life:#?}"
+    );
+    let failed = server
+        .metric(
+            "ironcrest_job_event_polls_total",
+            &[("cluster", SYSTEM), ("outcome", "failed")],
+        )
+        .await;
+    assert_eq!(failed, 0.0, "a round failed through slurmrestd");
+}
