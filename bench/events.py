@@ -173,11 +173,12 @@ async def main():
     parser.add_argument("--seconds", type=float, default=20, help="each measuring window")
     parser.add_argument("--poll-interval", type=int, default=2)
     parser.add_argument("--job-every", type=float, default=4, help="seconds between two submitted jobs")
+    parser.add_argument("--binary", default=None, help="the ironcrest to start (default: the release build)")
     args, _ = parser.parse_known_args()
     env = os.environ
     repo = env["IRONCREST_DEV_REPO"]
     target = env.get("CARGO_TARGET_DIR", os.path.join(repo, "target"))
-    binary = os.path.join(target, "release", "ironcrest")
+    binary = args.binary or os.path.join(target, "release", "ironcrest")
     with open(os.path.join(env["IRONCREST_DEV_PREFIX"], "ironcrest", "config.yaml")) as f:
         base = yaml.safe_load(f)
     config = copy.deepcopy(base)
