@@ -177,8 +177,9 @@ async fn admit(
 }
 
 impl Call {
-    /// Gives back the request's concurrency slot early, for a handler that goes on
-    /// waiting without working the cluster (a long poll).
+    /// Gives back the request's concurrency slot and its place among the server's (load
+    /// shedding) early, for a handler that goes on waiting without working the cluster (a
+    /// long poll).
     pub(crate) fn release_slot(&mut self) {
         drop(std::mem::take(&mut self.permit));
     }

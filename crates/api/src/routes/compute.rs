@@ -533,7 +533,8 @@ async fn job(
     let job = match waiting {
         None => compute::job(&call.cluster, &call.user.caller, &job_id).await,
         Some((until, wait)) => {
-            // A waiting long poll does no cluster work: it gives its concurrency slot back.
+            // A waiting long poll does no cluster work: it gives its concurrency slot and its
+            // place among the server's (load shedding) back.
             call.release_slot();
             compute::wait_for_job(&call.cluster, &call.user.caller, &job_id, &until, wait).await
         }
