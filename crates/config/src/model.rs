@@ -31,6 +31,7 @@ pub struct Config {
     pub idempotency: crate::IdempotencyConfig,
     #[serde(default)]
     pub job_events: crate::JobEventsConfig,
+    #[serde(default)]
     pub ui: crate::UiConfig,
     #[serde(default)]
     pub v1: crate::V1Config,
