@@ -82,12 +82,13 @@ impl Op {
     }
 
     /// Requests that start a job come seldom: the dev cluster runs a few jobs a minute
-    /// (one free core), and other tests' jobs queue behind the load's.
+    /// (one free core), and other tests' jobs queue behind the load's. A job listing (a
+    /// day of the cluster's jobs) costs the scheduler most of the rest.
     fn pause(self) -> Duration {
-        if self.starts_jobs() {
-            Duration::from_secs(5)
-        } else {
-            Duration::from_millis(150)
+        match self {
+            Op::Submit | Op::StagedDownload => Duration::from_secs(5),
+            Op::Jobs => Duration::from_secs(1),
+            _ => Duration::from_millis(150),
         }
     }
 }
@@ -218,7 +219,14 @@ impl Target {
             url: url.to_string(),
             system: system.to_string(),
             token: Mutex::new(token.to_string()),
-            http: reqwest::Client::builder().timeout(timeout).build().unwrap(),
+            // Idle connections are dropped before the server's `header_timeout` closes
+            // them, as a careful client does (a request on one it is closing just then
+            // would fail on the client's side).
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
             fixture,
             submitted: Mutex::new(Vec::new()),
         }

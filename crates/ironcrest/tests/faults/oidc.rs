@@ -166,7 +166,7 @@ async fn idp_down_then_back_with_a_rotated_key() {
     let token = issued_token(&idp).await;
     assert_eq!(kid_of(&token), old_key.kid);
     let fixture = Arc::new(Fixture::new("faults-idp"));
-    let ops = [Op::Systems, Op::Ls, Op::Stat, Op::Userinfo, Op::Jobs];
+    let ops = [Op::Systems, Op::Ls, Op::Stat, Op::Userinfo];
     let load = Load::start(&server.url, SYSTEM, &token, fixture, &ops, CLIENT_TIMEOUT);
     load.rounds(2).await;
 
@@ -228,7 +228,7 @@ async fn idp_hanging_blocks_no_request_past_the_fetch_timeout() {
     let (idp, server) = provider_and_server(dir.path(), SYSTEM, &key).await;
     let token = issued_token(&idp).await;
     let fixture = Arc::new(Fixture::new("faults-idp-hang"));
-    let ops = [Op::Systems, Op::Ls, Op::Stat, Op::Userinfo, Op::Jobs];
+    let ops = [Op::Systems, Op::Ls, Op::Stat, Op::Userinfo];
     let load = Load::start(&server.url, SYSTEM, &token, fixture, &ops, CLIENT_TIMEOUT);
     load.rounds(2).await;
 

@@ -15,10 +15,11 @@ use crate::instances::shared_dir;
 use crate::load::{Answer, Fixture, Load, Op, Phase, at_once, jobs_named, unique, verify};
 
 const SYSTEM: &str = "faults-slow";
-/// `ssh.timeout.command_execution` of the test server.
-const COMMAND_TIMEOUT: u64 = 2;
-/// How long the slow node makes each command wait: past the command timeout.
-const DELAY: u64 = 6;
+/// `ssh.timeout.command_execution` of the test server: above what a listing takes on a
+/// busy 2-core machine.
+const COMMAND_TIMEOUT: u64 = 4;
+/// How long the slow node makes each command wait: well past the command timeout.
+const DELAY: u64 = 8;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The forced command: while `<dir>/slow.<user>` exists, the user's commands wait `delay`

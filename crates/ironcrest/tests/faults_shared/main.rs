@@ -26,6 +26,9 @@ use crate::load::{Answer, Fixture, Load, Op, Phase, assert_no_job_twice, verify}
 /// slack bound every request.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How the API names the accounting database when it cannot be reached.
+const ACCOUNTING: &str = "Slurm's accounting database (slurmdbd) is unavailable: ";
+
 /// One shared outage at a time, whatever the test threads.
 static OUTAGE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -183,6 +186,23 @@ async fn slurmdbd_or_its_database_stopped_then_started() {
             .get_json(&format!("/compute/{SYSTEM}/jobs/{job_id}"), &token)
             .await;
         assert_eq!(job["jobs"][0]["jobId"], job_id.as_str(), "{job}");
+        // A keyed submission cannot look for its earlier job: refused, not submitted blind.
+        let keyed = server
+            .http
+            .post(format!("{}/compute/{SYSTEM}/jobs", server.url))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", load::unique("faults-slurmdbd-key"))
+            .json(&serde_json::json!({"job": {"name": "faults-slurmdbd-keyed",
+                "workingDirectory": "/home/fireuser", "script": "#!/bin/bash\ntrue\n"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(keyed.status(), 503);
+        let body: Value = keyed.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().starts_with(ACCOUNTING),
+            "{body}"
+        );
         // Accounting is no part of the health checks: the scheduler is healthy.
         let check = health_after(&server, &token, "scheduler", Utc::now()).await;
         assert_eq!(check["healthy"], true, "{check}");
@@ -191,9 +211,8 @@ async fn slurmdbd_or_its_database_stopped_then_started() {
         load.recover().await;
         load.rounds(2).await;
         let answers = load.finish().await;
-        let accounting = "Slurm's accounting database (slurmdbd) is unavailable: ";
         verify(&answers, |answer| {
-            matches!(answer.op, Op::Jobs | Op::Userinfo) && answer.is(503, accounting)
+            matches!(answer.op, Op::Jobs | Op::Userinfo) && answer.is(503, ACCOUNTING)
         });
         for op in [Op::Jobs, Op::Submit] {
             let during: Vec<&Answer> = answers
@@ -204,7 +223,7 @@ async fn slurmdbd_or_its_database_stopped_then_started() {
                 !during.is_empty(),
                 "{services:?}: no {op:?} during the outage"
             );
-            let refused = during.iter().any(|a| a.is(503, accounting));
+            let refused = during.iter().any(|a| a.is(503, ACCOUNTING));
             // Listings are refused; submissions go through.
             assert_eq!(refused, op == Op::Jobs, "{services:?} {op:?}: {during:?}");
         }

@@ -43,29 +43,22 @@ const SLURM: &str = "Slurm";
 /// The accounting database, as an unavailable scheduler names it.
 const ACCOUNTING: &str = "Slurm's accounting database (slurmdbd)";
 
-/// A failed accounting command (sacct, sacctmgr): slurmdbd, or its database, out of reach is
-/// [`SchedulerError::Unavailable`] naming it (a 503), not an unexpected answer of Slurm's.
+/// A failed accounting command (sacct, sacctmgr) is [`SchedulerError::Unavailable`] naming
+/// the accounting database (a 503): they run with fixed, valid arguments, so when they fail
+/// the database did not answer. slurmdbd down, its MariaDB down or going down: Slurm says so
+/// in many words (`Problem talking to the database`, `Sending PersistInit msg`, `DBD_*
+/// failure`, even `insufficient priority`), all kept in the message.
 fn accounting(err: SchedulerError) -> SchedulerError {
     match err {
         SchedulerError::Command {
             source: source @ CommandError::Failed { .. },
             ..
-        } if accounting_unreachable(&source) => SchedulerError::Unavailable {
+        } => SchedulerError::Unavailable {
             scheduler: ACCOUNTING,
             message: source.to_string(),
         },
         other => other,
     }
-}
-
-/// What sacct and sacctmgr print when slurmdbd or its database cannot be reached.
-fn accounting_unreachable(failure: &CommandError) -> bool {
-    let CommandError::Failed { stderr, .. } = failure else {
-        return false;
-    };
-    stderr.contains("Problem talking to the database")
-        || stderr.contains("Sending PersistInit msg")
-        || sbatch::is_transient(stderr)
 }
 
 pub struct SlurmCli {
@@ -399,10 +392,12 @@ mod tests {
 
     /// What the dev cluster's sacct and sacctmgr printed with slurmdbd, then MariaDB, stopped.
     #[test]
-    fn an_unreachable_accounting_database_is_unavailable_naming_it() {
+    fn a_failing_accounting_command_is_the_database_unavailable() {
         for stderr in [
             "sacct: error: Problem talking to the database: Connection refused",
+            "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent connection to host:localhost:6819: Connection refused\nsacct: error: Getting response to message type: DBD_GET_JOBS_COND\nsacct: error: DBD_GET_JOBS_COND failure: Unspecified error",
             "sacct: error: Problem talking to the database: Unable to connect to database",
+            "sacct: error: Immediate execution impossible, insufficient priority",
             "sacctmgr: error: Sending PersistInit msg: Connection refused",
             "sacctmgr: error: Sending PersistInit msg: Unable to connect to database",
         ] {
@@ -419,7 +414,17 @@ mod tests {
             );
             assert!(error.to_string().ends_with(stderr), "{error}");
         }
-        let other = accounting(failed("sacct: error: Invalid field requested: \"Nope\""));
-        assert!(matches!(other, SchedulerError::Command { .. }), "{other:?}");
+        // Output it cannot read is not an outage.
+        let unreadable = accounting(SchedulerError::Command {
+            scheduler: SLURM,
+            source: CommandError::UnexpectedOutput {
+                command: "sacct",
+                detail: "?".into(),
+            },
+        });
+        assert!(
+            matches!(unreadable, SchedulerError::Command { .. }),
+            "{unreadable:?}"
+        );
     }
 }
