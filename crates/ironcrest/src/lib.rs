@@ -129,13 +129,16 @@ fn scheduler(
 
 /// Runs the server until SIGTERM or Ctrl-C; SIGHUP reloads the gateway's rules from `path`.
 pub async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
+    // Watched before the port is bound: a SIGTERM as soon as connections are accepted
+    // stops the server gracefully instead of killing it.
+    let stop_signal = stop_signal()?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let shutdown = CancellationToken::new();
     let signal_token = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop_signal.await;
         tracing::info!("shutdown requested");
         signal_token.cancel();
     });
@@ -193,22 +196,25 @@ async fn reopen_on_usr1(audit: Arc<AuditLog>, shutdown: CancellationToken) {
     }
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => return std::future::pending().await,
-            };
+/// SIGTERM or SIGINT (Ctrl-C), each watched from the moment this returns.
+#[cfg(unix)]
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// Builds every backend from `config` and serves on `listener` until `shutdown` is
