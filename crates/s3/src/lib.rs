@@ -412,6 +412,24 @@ impl S3Client {
             .map(drop)
     }
 
+    /// Whether `object` is stored (uploaded whole, or a completed multipart upload).
+    pub async fn object_exists(&self, object: &StagedObject) -> Result<bool, S3Error> {
+        let url = self.object_url(Endpoint::Private, object);
+        match self.send("HeadObject", "HEAD", &url, &[], Vec::new()).await {
+            Ok(_) => Ok(true),
+            Err(S3Error::Refused { status: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Deletes `object`; one that is not there is no error (S3 answers 204 either way).
+    pub async fn delete_object(&self, object: &StagedObject) -> Result<(), S3Error> {
+        let url = self.object_url(Endpoint::Private, object);
+        self.send("DeleteObject", "DELETE", &url, &[], Vec::new())
+            .await
+            .map(drop)
+    }
+
     /// Lists the buckets: the health probe, since it needs nothing but valid credentials.
     pub async fn probe(&self) -> Result<(), S3Error> {
         let url = format!("{}/", self.private_url);

@@ -35,12 +35,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// What a task does: a transfer job of the `/filesystem/{system}/transfer/…` operation of
-/// that name, or `job`, a job submitted through `POST /compute/{system}/jobs`.
+/// that name (`rsync`: FirecREST v1's `xfer-internal/rsync`), or `job`, a job submitted
+/// through `POST /compute/{system}/jobs`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKindName {
     Mv,
     Cp,
+    Rsync,
     Rm,
     Compress,
     Extract,
@@ -350,6 +352,7 @@ fn kind_name(kind: TaskKind) -> TaskKindName {
     match kind {
         TaskKind::Transfer(TransferKind::Mv) => TaskKindName::Mv,
         TaskKind::Transfer(TransferKind::Cp) => TaskKindName::Cp,
+        TaskKind::Transfer(TransferKind::Rsync) => TaskKindName::Rsync,
         TaskKind::Transfer(TransferKind::Rm) => TaskKindName::Rm,
         TaskKind::Transfer(TransferKind::Compress) => TaskKindName::Compress,
         TaskKind::Transfer(TransferKind::Extract) => TaskKindName::Extract,

@@ -194,14 +194,6 @@ impl TaskId {
     pub fn system(&self) -> &str {
         &self.s
     }
-
-    pub fn task(&self) -> &Task {
-        &self.task
-    }
-
-    pub fn created(&self) -> i64 {
-        self.t
-    }
 }
 
 /// A task's state when it is read: v1's status code and the `data` its status carries.
@@ -343,42 +335,52 @@ impl FromRequestParts<AppState> for TaskReader {
 }
 
 impl TaskReader {
-    /// The task `id` names as it stands now, or `None` if it is not the caller's (or not a
-    /// task at all). A refusal of the gateway is an error; a failure of what the task
-    /// reads is the task's (status 400).
-    async fn read(&self, state: &AppState, id: &str) -> Result<Option<TaskView>, V1Error> {
+    /// The call on the system of the caller's task `id`, admitted in the family of what
+    /// reading the task does, and the task; `None` if `id` names no task of the caller's (or
+    /// its system is gone). A refusal of the gateway is an error.
+    pub async fn call_for(
+        &self,
+        state: &AppState,
+        id: &str,
+    ) -> Result<Option<(Call, Task, i64)>, V1Error> {
         let Some(decoded) = TaskId::decode(id, &self.user.caller.username) else {
             return Ok(None);
         };
-        let task = decoded.task();
-        let call = match Call::on_system(
+        match Call::on_system(
             &self.head,
             state,
             self.user.clone(),
             decoded.system(),
-            task.family(),
+            decoded.task.family(),
             BTreeMap::new(),
         )
         .await
         {
-            Ok(call) => call,
-            // The system is gone from the configuration: the task with it.
-            Err(ApiError::Service { .. }) => return Ok(None),
-            Err(error) => return Err(V1Error::new("Error on tasks operation", error)),
+            Ok(call) => Ok(Some((call, decoded.task, decoded.t))),
+            Err(ApiError::Service { .. }) => Ok(None),
+            Err(error) => Err(V1Error::new("Error on tasks operation", error)),
+        }
+    }
+
+    /// The task `id` names as it stands now, or `None` if it is not the caller's (or not a
+    /// task at all). A failure of what the task reads is the task's (status 400).
+    async fn read(&self, state: &AppState, id: &str) -> Result<Option<TaskView>, V1Error> {
+        let Some((call, task, created)) = self.call_for(state, id).await? else {
+            return Ok(None);
         };
-        let progress = match task {
+        let progress = match &task {
             Task::Failed { message, .. } => Progress::failed(message.clone()),
             Task::TransferJob { job } => storage::transfer_job(&call, job).await,
             Task::StagedUpload { .. } | Task::StagedDownload { .. } => {
-                storage::staged(&call, task).await
+                storage::staged(&call, &task).await
             }
             compute => compute::progress(&call, compute).await,
         };
-        let now = chrono::Utc::now().timestamp();
-        let finished_at = if progress.status == 200 || progress.status >= 400 {
-            now
+        let finished = matches!(progress.status, 114 | 115 | 117 | 118) || progress.status >= 200;
+        let updated = if finished {
+            chrono::Utc::now().timestamp()
         } else {
-            decoded.created()
+            created
         };
         Ok(Some(TaskView {
             task_id: id.to_string(),
@@ -389,9 +391,9 @@ impl TaskReader {
             data: progress.data,
             service: task.service(),
             system: call.cluster.name().to_string(),
-            created_at: local_time(decoded.created()),
-            updated_at: local_time(finished_at),
-            last_modify: local_time(finished_at),
+            created_at: local_time(created),
+            updated_at: local_time(updated),
+            last_modify: local_time(updated),
             task_url: format!("{}/tasks/{id}", state.v1.prefix),
         }))
     }

@@ -62,9 +62,10 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 8] = [
+    pub const ALL: [TaskKind; 9] = [
         Self::Transfer(TransferKind::Mv),
         Self::Transfer(TransferKind::Cp),
+        Self::Transfer(TransferKind::Rsync),
         Self::Transfer(TransferKind::Rm),
         Self::Transfer(TransferKind::Compress),
         Self::Transfer(TransferKind::Extract),
@@ -267,6 +268,9 @@ pub struct Task {
     pub error: Option<String>,
     /// A transfer job's log files.
     pub logs: Option<TransferLogs>,
+    /// The id that names a transfer's log files and staged object, as its job's comment
+    /// recorded it.
+    pub work: Option<uuid::Uuid>,
 }
 
 impl Task {
@@ -478,9 +482,8 @@ impl Source {
             part_size,
         };
         let derived = state::derive(&observed, now);
-        let logs = self
-            .work()
-            .and_then(|work| transfer::job_logs(cluster, user, work).ok());
+        let work = self.work();
+        let logs = work.and_then(|work| transfer::job_logs(cluster, user, work).ok());
         Task {
             id: self.id,
             state: derived.state,
@@ -490,6 +493,7 @@ impl Source {
             progress: derived.progress,
             error: derived.error,
             logs,
+            work,
         }
     }
 }

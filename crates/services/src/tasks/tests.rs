@@ -441,6 +441,7 @@ fn a_page_holds_the_states_asked_for_and_says_whether_more_follow() {
         progress: TaskProgress::default(),
         error: None,
         logs: None,
+        work: None,
     };
     let tasks = || {
         [

@@ -10,9 +10,12 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ironcrest_config::{ClusterConfig, DataTransferConfig, ProbedService, WorkLimits};
+use ironcrest_config::{
+    ClusterConfig, DataTransferConfig, ProbedService, SchedulerType, WorkLimits,
+};
 use ironcrest_remote::Caller;
-use ironcrest_s3::{Endpoint, Method, S3Client, S3Error, StagedObject};
+use ironcrest_s3::{Endpoint, S3Client, S3Error, StagedObject};
+pub use ironcrest_s3::Method;
 use ironcrest_scheduler::{Job, JobDescription, JobEnv, JobFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -217,7 +220,7 @@ impl StagedUpload {
 /// What a transfer job does and what names its files; everything a transfer job shares.
 struct JobPlan<'a> {
     kind: TransferKind,
-    account: Option<&'a str>,
+    options: JobOptions<'a>,
     script: TransferScript<'a>,
     /// What the job's comment records of the request (see [`crate::tasks`]).
     arguments: TaskArguments,
@@ -225,12 +228,85 @@ struct JobPlan<'a> {
     work: uuid::Uuid,
 }
 
+/// How a transfer job is submitted besides its script: the account (for `{account}` in the
+/// site's directives) and, on Slurm, FirecREST v1's time limit and the job it waits for.
+/// An account alone converts into these options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobOptions<'a> {
+    pub account: Option<&'a str>,
+    /// Slurm's `--time`: `minutes`, `minutes:seconds`, `hours:minutes:seconds`, `days-hours`,
+    /// `days-hours:minutes`, `days-hours:minutes:seconds`.
+    pub time_limit: Option<&'a str>,
+    /// A job that must complete successfully first (`--dependency=afterok:<id>`).
+    pub after_job: Option<&'a str>,
+}
+
+impl<'a> From<Option<&'a str>> for JobOptions<'a> {
+    fn from(account: Option<&'a str>) -> Self {
+        Self {
+            account,
+            ..Self::default()
+        }
+    }
+}
+
+impl JobOptions<'_> {
+    /// The directives the time limit and the dependency add, checked: only digits and the
+    /// separators Slurm's time formats use, a job id; Slurm only.
+    fn directives(&self, scheduler: SchedulerType) -> Result<Vec<String>, ServiceError> {
+        let mut lines = Vec::new();
+        if let Some(time) = self.time_limit {
+            if !is_slurm_time(time) {
+                return Err(ServiceError::InvalidField {
+                    field: "time",
+                    message: format!(
+                        "{time:?} is not a time limit: minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes or days-hours:minutes:seconds"
+                    ),
+                });
+            }
+            lines.push(format!("#SBATCH --time={time}"));
+        }
+        if let Some(job) = self.after_job {
+            if !ironcrest_scheduler::job::is_valid_job_id(job) {
+                return Err(ServiceError::InvalidField {
+                    field: "stageOutJobId",
+                    message: format!("{job:?} is not a job id"),
+                });
+            }
+            lines.push(format!("#SBATCH --dependency=afterok:{job}"));
+        }
+        if !lines.is_empty() && scheduler != SchedulerType::Slurm {
+            return Err(ServiceError::InvalidRequest(
+                "A time limit or a job to wait for is given to transfer jobs on Slurm systems only."
+                    .into(),
+            ));
+        }
+        Ok(lines)
+    }
+}
+
+/// `[days-]hours:minutes:seconds` and the shorter forms Slurm's `--time` reads.
+fn is_slurm_time(text: &str) -> bool {
+    let numbers = |part: &str, most: usize| {
+        let fields: Vec<&str> = part.split(':').collect();
+        fields.len() <= most
+            && fields
+                .iter()
+                .all(|f| (1..=4).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match text.split_once('-') {
+        Some((days, clock)) => numbers(days, 1) && numbers(clock, 3),
+        None => numbers(text, 3),
+    }
+}
+
 const JOB_PATH: &str = "/bin:/usr/bin/:/usr/local/bin/";
 
 /// The names Ironcrest gives its transfer jobs; a staged upload's is `IngressFileTransfer`.
-const TRANSFER_JOB_NAMES: [&str; 6] = [
+const TRANSFER_JOB_NAMES: [&str; 7] = [
     "MoveFiles",
     "CopyFiles",
+    "SyncFiles",
     "DeleteFiles",
     "CompressFiles",
     "IngressFileTransfer",
@@ -243,6 +319,8 @@ const STAGED_UPLOAD_JOB_NAME: &str = "IngressFileTransfer";
 pub enum TransferKind {
     Mv,
     Cp,
+    /// `rsync -a` (FirecREST v1's `xfer-internal/rsync`).
+    Rsync,
     Rm,
     Compress,
     Extract,
@@ -251,9 +329,10 @@ pub enum TransferKind {
 }
 
 impl TransferKind {
-    pub const ALL: [TransferKind; 7] = [
+    pub const ALL: [TransferKind; 8] = [
         Self::Mv,
         Self::Cp,
+        Self::Rsync,
         Self::Rm,
         Self::Compress,
         Self::Extract,
@@ -265,6 +344,7 @@ impl TransferKind {
         match self {
             Self::Mv => "mv",
             Self::Cp => "cp",
+            Self::Rsync => "rsync",
             Self::Rm => "rm",
             Self::Compress => "compress",
             Self::Extract => "extract",
@@ -287,6 +367,7 @@ impl TransferKind {
         match self {
             Self::Mv => "MoveFiles",
             Self::Cp => "CopyFiles",
+            Self::Rsync => "SyncFiles",
             Self::Rm => "DeleteFiles",
             Self::Compress | Self::Extract => "CompressFiles",
             Self::Upload => STAGED_UPLOAD_JOB_NAME,
@@ -349,10 +430,11 @@ async fn submit(
     let name = plan.kind.job_name();
     check_work_caps(cluster, user, name).await?;
     let working_directory = work_dir(&cluster.config, &user.username)?;
-    let directives = directives(
+    let mut directives = directives(
         &cluster.config.data_operation.datatransfer_jobs_directives,
-        plan.account,
+        plan.options.account,
     )?;
+    directives.extend(plan.options.directives(cluster.config.scheduler.kind)?);
     let log_directory = log_directory(&cluster.config, &working_directory, &user.username);
     ensure_log_directory(cluster, user, &log_directory).await?;
     let days = cluster.config.data_operation.transfer_log_max_age_days;
@@ -515,12 +597,12 @@ fn directives(templates: &[String], account: Option<&str>) -> Result<Vec<String>
         .collect())
 }
 
-pub async fn mv(
+pub async fn mv<'a>(
     cluster: &Cluster,
     user: &Caller,
     source: &[u8],
     target: &[u8],
-    account: Option<&str>,
+    options: impl Into<JobOptions<'a>>,
 ) -> Result<TransferJob, ServiceError> {
     let source = check_path(cluster, source)?;
     let target = check_path(cluster, target)?;
@@ -533,17 +615,17 @@ pub async fn mv(
         target_path: Some(display(target.as_bytes())),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Mv, account, script, arguments, work_id(user));
+    let plan = plan(TransferKind::Mv, options.into(), script, arguments, work_id(user));
     submit(cluster, user, plan).await
 }
 
-pub async fn cp(
+pub async fn cp<'a>(
     cluster: &Cluster,
     user: &Caller,
     source: &[u8],
     target: &[u8],
     dereference: bool,
-    account: Option<&str>,
+    options: impl Into<JobOptions<'a>>,
 ) -> Result<TransferJob, ServiceError> {
     let source = check_path(cluster, source)?;
     let target = check_path(cluster, target)?;
@@ -558,15 +640,15 @@ pub async fn cp(
         dereference: Some(dereference),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Cp, account, script, arguments, work_id(user));
+    let plan = plan(TransferKind::Cp, options.into(), script, arguments, work_id(user));
     submit(cluster, user, plan).await
 }
 
-pub async fn rm(
+pub async fn rm<'a>(
     cluster: &Cluster,
     user: &Caller,
     path: &[u8],
-    account: Option<&str>,
+    options: impl Into<JobOptions<'a>>,
 ) -> Result<TransferJob, ServiceError> {
     let path = check_path(cluster, path)?;
     let script = TransferScript::Delete {
@@ -576,12 +658,35 @@ pub async fn rm(
         path: Some(display(path.as_bytes())),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Rm, account, script, arguments, work_id(user));
+    let plan = plan(TransferKind::Rm, options.into(), script, arguments, work_id(user));
+    submit(cluster, user, plan).await
+}
+
+/// `rsync -a source target` as a job (FirecREST v1's `xfer-internal/rsync`).
+pub async fn rsync(
+    cluster: &Cluster,
+    user: &Caller,
+    source: &[u8],
+    target: &[u8],
+    options: JobOptions<'_>,
+) -> Result<TransferJob, ServiceError> {
+    let source = check_path(cluster, source)?;
+    let target = check_path(cluster, target)?;
+    let script = TransferScript::Sync {
+        source: source.as_bytes(),
+        target: target.as_bytes(),
+    };
+    let arguments = TaskArguments {
+        source_path: Some(display(source.as_bytes())),
+        target_path: Some(display(target.as_bytes())),
+        ..TaskArguments::default()
+    };
+    let plan = plan(TransferKind::Rsync, options, script, arguments, work_id(user));
     submit(cluster, user, plan).await
 }
 
 #[allow(clippy::too_many_arguments)]
-pub async fn compress(
+pub async fn compress<'a>(
     cluster: &Cluster,
     user: &Caller,
     source: &[u8],
@@ -589,7 +694,7 @@ pub async fn compress(
     pattern: Option<&str>,
     compression: Compression,
     dereference: bool,
-    account: Option<&str>,
+    options: impl Into<JobOptions<'a>>,
 ) -> Result<TransferJob, ServiceError> {
     let source = check_path(cluster, source)?;
     let target = check_path(cluster, target)?;
@@ -612,7 +717,7 @@ pub async fn compress(
     };
     let plan = plan(
         TransferKind::Compress,
-        account,
+        options.into(),
         script,
         arguments,
         work_id(user),
@@ -620,13 +725,13 @@ pub async fn compress(
     submit(cluster, user, plan).await
 }
 
-pub async fn extract(
+pub async fn extract<'a>(
     cluster: &Cluster,
     user: &Caller,
     source: &[u8],
     target: &[u8],
     compression: Compression,
-    account: Option<&str>,
+    options: impl Into<JobOptions<'a>>,
 ) -> Result<TransferJob, ServiceError> {
     let source = check_path(cluster, source)?;
     let target = check_path(cluster, target)?;
@@ -643,7 +748,7 @@ pub async fn extract(
     };
     let plan = plan(
         TransferKind::Extract,
-        account,
+        options.into(),
         script,
         arguments,
         work_id(user),
@@ -655,17 +760,17 @@ pub async fn extract(
 /// the account.
 fn plan<'a>(
     kind: TransferKind,
-    account: Option<&'a str>,
+    options: JobOptions<'a>,
     script: TransferScript<'a>,
     arguments: TaskArguments,
     work: uuid::Uuid,
 ) -> JobPlan<'a> {
     JobPlan {
         kind,
-        account,
+        options,
         script,
         arguments: TaskArguments {
-            account: account.filter(|a| !a.is_empty()).map(str::to_string),
+            account: options.account.filter(|a| !a.is_empty()).map(str::to_string),
             ..arguments
         },
         work,
@@ -723,7 +828,7 @@ pub async fn upload(
     let script = TransferScript::StageIn {
         target: target.as_bytes(),
         partial: &partial,
-        size,
+        size: Some(size),
         part_size: staging.part_size,
         parallel: staging.parallel_runs,
         wait_limit: staging.client.ttl().as_secs(),
@@ -736,7 +841,7 @@ pub async fn upload(
         file_size: Some(size),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Upload, account, script, arguments, work);
+    let plan = plan(TransferKind::Upload, account.into(), script, arguments, work);
     let job = staged.submit_or_abort(staging, cluster, user, plan).await?;
     let directives = TransferDirectives {
         transfer_method: TransferMethod::S3,
@@ -746,6 +851,97 @@ pub async fn upload(
         download_url: None,
     };
     Ok((job, directives))
+}
+
+/// A staged upload the client sends in one `PUT` (FirecREST v1's): the job that fetches
+/// the object into its target, and the presigned URL to send it to.
+pub struct WholeUpload {
+    pub job: TransferJob,
+    pub put_url: String,
+}
+
+/// Client → cluster through S3 in one request, the size unknown beforehand (so at most S3's
+/// 5 GiB for one `PUT`): a presigned `PUT` URL of the object, and a job that waits for it
+/// within the URL's lifetime, checks it against its ETag and renames it over `target`. Its
+/// task is an `upload` task, as a multipart one's.
+pub async fn upload_whole(
+    cluster: &Cluster,
+    user: &Caller,
+    target: &[u8],
+    account: Option<&str>,
+) -> Result<WholeUpload, ServiceError> {
+    let staging = staging(cluster, TransferMethod::S3)?;
+    let target = check_path(cluster, target)?;
+    let (directory, name) = target.split_parent();
+    if name.is_empty() {
+        return Err(ServiceError::InvalidRequest(format!(
+            "'{}' names no file to upload to.",
+            display(target.as_bytes())
+        )));
+    }
+    let work = work_id(user);
+    let bucket = staging.bucket(&user.username).await?;
+    let object = StagedObject::new(&bucket, work, &String::from_utf8_lossy(name));
+    let presign = |endpoint, method| staging.client.presign(endpoint, method, &object, &[]);
+    let partial = partial_name(directory);
+    let script = TransferScript::StageIn {
+        target: target.as_bytes(),
+        partial: &partial,
+        size: None,
+        part_size: staging.part_size,
+        parallel: staging.parallel_runs,
+        wait_limit: staging.client.ttl().as_secs(),
+        head_url: &presign(Endpoint::Private, Method::Head)?,
+        get_url: &presign(Endpoint::Private, Method::Get)?,
+        delete_url: &presign(Endpoint::Private, Method::Delete)?,
+    };
+    let arguments = TaskArguments {
+        path: Some(display(target.as_bytes())),
+        ..TaskArguments::default()
+    };
+    let plan = plan(TransferKind::Upload, account.into(), script, arguments, work);
+    let job = submit(cluster, user, plan).await?;
+    Ok(WholeUpload {
+        job,
+        put_url: presign(Endpoint::Public, Method::Put)?,
+    })
+}
+
+/// The user's staged object of a transfer under `work` of the file `path` (an upload's
+/// target, a download's source): `<work id>/<file name>` in their bucket.
+fn staged_object(user: &Caller, work: uuid::Uuid, path: &str) -> Result<StagedObject, ServiceError> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    Ok(StagedObject::new(&S3Client::bucket_for(&user.username)?, work, name))
+}
+
+/// A presigned URL for the client of the staged object of the transfer under `work` of the
+/// file `path`: `PUT` for an upload in one request, `GET` for a download. Signed anew each
+/// time: URLs are not stored.
+pub fn staged_url(
+    cluster: &Cluster,
+    user: &Caller,
+    work: uuid::Uuid,
+    path: &str,
+    method: Method,
+) -> Result<String, ServiceError> {
+    let staging = staging(cluster, TransferMethod::S3)?;
+    let object = staged_object(user, work, path)?;
+    Ok(staging.client.presign(Endpoint::Public, method, &object, &[])?)
+}
+
+/// Deletes the staged object of the transfer under `work` of the file `path`: its URLs stop
+/// working.
+pub async fn delete_staged(
+    cluster: &Cluster,
+    user: &Caller,
+    work: uuid::Uuid,
+    path: &str,
+) -> Result<(), ServiceError> {
+    let staging = staging(cluster, TransferMethod::S3)?;
+    Ok(staging
+        .client
+        .delete_object(&staged_object(user, work, path)?)
+        .await?)
 }
 
 /// Cluster → client through S3: a job uploads `source` in parts; the client gets the
@@ -792,7 +988,7 @@ pub async fn download(
         file_size: Some(size),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Download, account, script, arguments, work);
+    let plan = plan(TransferKind::Download, account.into(), script, arguments, work);
     let job = staged.submit_or_abort(staging, cluster, user, plan).await?;
     let directives = TransferDirectives {
         transfer_method: TransferMethod::S3,

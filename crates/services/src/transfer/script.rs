@@ -52,6 +52,11 @@ pub enum TransferScript<'a> {
     Delete {
         path: &'a [u8],
     },
+    /// `rsync -a` (FirecREST v1's `xfer-internal/rsync`).
+    Sync {
+        source: &'a [u8],
+        target: &'a [u8],
+    },
     Compress {
         parent: &'a [u8],
         base: &'a [u8],
@@ -71,7 +76,8 @@ pub enum TransferScript<'a> {
         target: &'a [u8],
         /// The temporary file beside the target.
         partial: &'a [u8],
-        size: u64,
+        /// The size the client announced; `None`: whatever the object's is.
+        size: Option<u64>,
         part_size: u64,
         /// Parts digested at once.
         parallel: u32,
@@ -165,6 +171,18 @@ impl TransferScript<'_> {
                 banner("Copy Files Job")
                     + &step(&line, "Files were successfully copied.", "copy files")?
             }
+            TransferScript::Sync { source, target } => {
+                let line = CommandLine::builder("rsync")
+                    .word("-a")
+                    .operands([source, target])?
+                    .build();
+                banner("Sync Files Job")
+                    + &step(
+                        &line,
+                        "Files were successfully synchronised.",
+                        "synchronise files",
+                    )?
+            }
             TransferScript::Delete { path } => {
                 let line = CommandLine::builder("rm")
                     .word("-R")
@@ -220,6 +238,7 @@ impl TransferScript<'_> {
             } => format!(
                 "{banner}target={target}\npartial={partial}\nsize={size}\npart_size={part_size}\nparallel={parallel}\nwait_limit={wait_limit}\nhead_url={head_url}\nget_url={get_url}\ndelete_url={delete_url}\n{FUNCTIONS}{STAGE_IN}",
                 banner = banner("Upload File Job"),
+                size = size.map(|size| size.to_string()).unwrap_or_default(),
                 target = word(target)?,
                 partial = word(partial)?,
                 head_url = word(head_url)?,

@@ -296,12 +296,19 @@ fn multipart_etag(body: &[u8], part_size: usize) -> String {
 
 /// Runs a stage-in of `body` announced with `etag`; returns the run and the target's bytes.
 fn stage_in(body: &[u8], etag: &str) -> (Ran, Option<Vec<u8>>) {
-    stage_in_served(body, etag, body, 0)
+    stage_in_served(body, etag, body, 0, Some(body.len() as u64))
 }
 
 /// A stage-in of an object of `body`'s size and `etag` whose GET serves `served`, then
-/// exits with `status` (as curl does when a download is cut short).
-fn stage_in_served(body: &[u8], etag: &str, served: &[u8], status: i32) -> (Ran, Option<Vec<u8>>) {
+/// exits with `status` (as curl does when a download is cut short); `announced` is the
+/// size the client gave, if any.
+fn stage_in_served(
+    body: &[u8],
+    etag: &str,
+    served: &[u8],
+    status: i32,
+    announced: Option<u64>,
+) -> (Ran, Option<Vec<u8>>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = fake_s3(dir.path(), FAKE_CURL);
     std::fs::write(fake.join("body"), served).expect("body");
@@ -320,7 +327,7 @@ fn stage_in_served(body: &[u8], etag: &str, served: &[u8], status: i32) -> (Ran,
         &TransferScript::StageIn {
             target: &bytes(&target),
             partial: &bytes(&partial),
-            size: body.len() as u64,
+            size: announced,
             part_size: 5,
             parallel: 2,
             wait_limit: 10,
@@ -349,6 +356,17 @@ fn stage_in_checks_the_content_against_a_multipart_or_whole_md5_etag() {
         );
         assert_eq!(target.as_deref(), Some(&body[..]));
     }
+}
+
+#[test]
+fn an_upload_announced_without_a_size_takes_the_objects_and_is_still_checked() {
+    let body = b"twelve bytes and a tail";
+    let (ran, target) = stage_in_served(body, &hex_md5(body), body, 0, None);
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    assert_eq!(target.as_deref(), Some(&body[..]));
+    let (ran, target) = stage_in_served(body, &hex_md5(b"another body of bytes"), body, 0, None);
+    assert_eq!(ran.status, 9, "{}", ran.stdout);
+    assert_eq!(target, None);
 }
 
 #[test]
@@ -382,7 +400,7 @@ fn stage_in_refuses_content_that_differs_from_the_etag_and_leaves_no_target() {
 fn stage_in_of_a_download_cut_short_fails_and_leaves_no_target() {
     let body = b"twenty-three bytes long";
     for etag in [multipart_etag(body, 5), hex_md5(body)] {
-        let (ran, target) = stage_in_served(body, &etag, &body[..12], 18);
+        let (ran, target) = stage_in_served(body, &etag, &body[..12], 18, Some(body.len() as u64));
         assert_eq!(ran.status, 6, "{etag}: {}", ran.stderr);
         assert!(
             ran.stderr.contains(

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Part of a transfer job script: Ironcrest writes the job's values (each one quoted word)
 # above this text. Checked by shellcheck in scripts/test.
-# Set above: target partial size part_size parallel wait_limit head_url get_url delete_url.
+# Set above: target partial size part_size parallel wait_limit head_url get_url delete_url;
+# `size` is empty for an upload announced without one (FirecREST v1's): the object's then.
 # shellcheck disable=SC2154
 header() { tr -d '\r' | sed -n "s/^$1: *//Ip" | head -n 1; }
 work=
@@ -18,6 +19,7 @@ until headers=$(curl --silent --fail --head -- "$head_url"); do
   if [ $(( now - started )) -lt 120 ]; then sleep 0.5; else sleep 30; fi
 done
 length=$(printf '%s\n' "$headers" | header Content-Length)
+[ -n "$size" ] || size=$length
 [ "$length" = "$size" ] || fail 5 "upload the file: the staged object has $length bytes, $size were announced"
 etag=$(printf '%s\n' "$headers" | header ETag | tr -d '"')
 get() { curl --silent --show-error --fail --retry 5 -- "$get_url"; }
