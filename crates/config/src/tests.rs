@@ -48,6 +48,19 @@ clusters:
 }
 
 #[test]
+fn the_optional_sections_default_when_left_out() {
+    let known_hosts = known_hosts_file();
+    let config = Config::from_yaml(&valid_yaml(known_hosts.path())).unwrap();
+    assert!(!config.ui.enabled);
+    assert_eq!(config.v1, V1Config::default());
+    assert!(config.v1.enabled);
+    assert_eq!(config.v1.prefix, "/v1");
+    let moved = valid_yaml(known_hosts.path()) + "v1: {prefix: /status}\n";
+    let problems = Config::from_yaml(&moved).unwrap_err().problems();
+    assert_eq!(problems[0].field, "v1.prefix", "{problems:?}");
+}
+
+#[test]
 fn a_valid_configuration_loads_and_is_normalised() {
     let known_hosts = known_hosts_file();
     let config = Config::from_yaml(&valid_yaml(known_hosts.path())).unwrap();

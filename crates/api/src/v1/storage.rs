@@ -11,13 +11,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ironcrest_scheduler::SchedulerError;
+use ironcrest_services::ServiceError;
 use ironcrest_services::filesystem::{self, Compression};
-use ironcrest_services::transfer::{self, JobOptions, Method, TransferJob, TransferMethod};
-use ironcrest_services::{ServiceError, compute};
+use ironcrest_services::tasks::{self, TaskKind, TaskState};
+use ironcrest_services::transfer::{
+    self, JobOptions, Method, TransferJob, TransferKind, TransferMethod,
+};
 use serde_json::{Value, json};
 
 use super::MachineCall;
-use super::compute as v1_compute;
 use super::error::V1Error;
 use super::form::{Fields, V1Form, invalid};
 use super::tasks::{Progress, Service, Task, TaskId, TaskReader, created};
@@ -61,28 +63,35 @@ fn options<'f>(call: &MachineCall, fields: &'f Fields) -> Result<JobOptions<'f>,
     })
 }
 
-/// The task of a transfer job just submitted, or of the scheduler's refusal of it.
+/// The task of a transfer job of `kind` just submitted (the services' task `<kind>-<job>`,
+/// under the id a listing gives it too), or of the scheduler's refusal of it.
 fn answered(
     state: &AppState,
     call: &MachineCall,
+    kind: TransferKind,
     submitted: Result<TransferJob, ServiceError>,
 ) -> Result<Response, V1Error> {
-    let task = match submitted {
+    let (cluster, user) = (call.cluster.name(), &call.user.caller.username);
+    let id = match submitted {
         Ok(job) => {
             call.audit("transfer_job_id", &job.job_id);
-            Task::TransferJob { job: job.job_id }
+            let id = format!("{}-{}", kind.as_str(), job.job_id);
+            TaskId::of(cluster, user, Task::Tracked { id })
         }
         Err(ServiceError::Scheduler(
             error @ (SchedulerError::Rejected { .. }
             | SchedulerError::PolicyLimit { .. }
             | SchedulerError::AccessDenied { .. }),
-        )) => Task::Failed {
-            service: Service::Storage,
-            message: error.to_string(),
-        },
+        )) => TaskId::new(
+            cluster,
+            user,
+            Task::Failed {
+                service: Service::Storage,
+                message: error.to_string(),
+            },
+        ),
         Err(error) => return Err(call.fail(error)),
     };
-    let id = TaskId::new(call.cluster.name(), &call.user.caller.username, task);
     Ok(created(state, StatusCode::CREATED, &id))
 }
 
@@ -96,7 +105,7 @@ async fn rsync(
     let options = options(&call, &form)?;
     let submitted =
         transfer::rsync(&call.cluster, &call.user.caller, source, target, options).await;
-    answered(&state, &call, submitted)
+    answered(&state, &call, TransferKind::Rsync, submitted)
 }
 
 async fn mv(
@@ -108,7 +117,7 @@ async fn mv(
     let target = path(&call, &form, "targetPath", "target_path")?;
     let options = options(&call, &form)?;
     let submitted = transfer::mv(&call.cluster, &call.user.caller, source, target, options).await;
-    answered(&state, &call, submitted)
+    answered(&state, &call, TransferKind::Mv, submitted)
 }
 
 async fn cp(
@@ -128,7 +137,7 @@ async fn cp(
         options,
     )
     .await;
-    answered(&state, &call, submitted)
+    answered(&state, &call, TransferKind::Cp, submitted)
 }
 
 async fn rm(
@@ -139,7 +148,7 @@ async fn rm(
     let target = path(&call, &form, "targetPath", "path")?;
     let options = options(&call, &form)?;
     let submitted = transfer::rm(&call.cluster, &call.user.caller, target, options).await;
-    answered(&state, &call, submitted)
+    answered(&state, &call, TransferKind::Rm, submitted)
 }
 
 async fn compress(
@@ -162,7 +171,7 @@ async fn compress(
         options,
     )
     .await;
-    answered(&state, &call, submitted)
+    answered(&state, &call, TransferKind::Compress, submitted)
 }
 
 async fn extract(
@@ -188,7 +197,7 @@ async fn extract(
         options,
     )
     .await;
-    answered(&state, &call, submitted)
+    answered(&state, &call, TransferKind::Extract, submitted)
 }
 
 /// The last component of a client's path (`/` or `\\` separated).
@@ -230,24 +239,10 @@ async fn upload(
         target.to_vec()
     };
     let account = form.present("account").map_err(|e| call.refuse(e))?;
-    let task = match transfer::upload_whole(cluster, user, &target, account).await {
-        Ok(staged) => {
-            call.audit("transfer_job_id", &staged.job.job_id);
-            Task::StagedUpload {
-                job: staged.job.job_id,
-                object: staged.object_key,
-                source,
-                target: String::from_utf8_lossy(&target).into_owned(),
-            }
-        }
-        Err(ServiceError::Scheduler(error)) => Task::Failed {
-            service: Service::Storage,
-            message: error.to_string(),
-        },
-        Err(error) => return Err(call.fail(error)),
-    };
-    let id = TaskId::new(cluster.name(), &user.username, task);
-    Ok(created(&state, StatusCode::CREATED, &id))
+    let submitted = transfer::upload_whole(cluster, user, &target, &source, account)
+        .await
+        .map(|staged| staged.job);
+    answered(&state, &call, TransferKind::Upload, submitted)
 }
 
 async fn download(
@@ -257,24 +252,16 @@ async fn download(
 ) -> Result<Response, V1Error> {
     let source = path(&call, &form, "sourcePath", "path")?;
     let account = form.present("account").map_err(|e| call.refuse(e))?;
-    let (cluster, user) = (&call.cluster, &call.user.caller);
-    let task = match transfer::download(cluster, user, source, TransferMethod::S3, account).await {
-        Ok((job, directives)) => {
-            call.audit("transfer_job_id", &job.job_id);
-            Task::StagedDownload {
-                job: job.job_id,
-                object: directives.object_key.unwrap_or_default(),
-                source: String::from_utf8_lossy(source).into_owned(),
-            }
-        }
-        Err(ServiceError::Scheduler(error)) => Task::Failed {
-            service: Service::Storage,
-            message: error.to_string(),
-        },
-        Err(error) => return Err(call.fail(error)),
-    };
-    let id = TaskId::new(cluster.name(), &user.username, task);
-    Ok(created(&state, StatusCode::CREATED, &id))
+    let submitted = transfer::download(
+        &call.cluster,
+        &call.user.caller,
+        source,
+        TransferMethod::S3,
+        account,
+    )
+    .await
+    .map(|(job, _)| job);
+    answered(&state, &call, TransferKind::Download, submitted)
 }
 
 /// `xfer-external/invalidate` (`X-Task-Id`): deletes a staged download's object, so its URL
@@ -298,16 +285,25 @@ async fn invalidate(
         .get("x-task-id")
         .and_then(|value| value.to_str().ok())
         .ok_or_else(|| refuse("The X-Task-Id header names the task."))?;
-    let (call, task, _) = reader
+    let (call, decoded) = reader
         .call_for(&state, id)
         .await?
         .ok_or_else(|| refuse(&format!("Task {id} does not exist")))?;
-    let Task::StagedDownload { object, .. } = task else {
+    let Task::Tracked { id: tracked_id, .. } = decoded.task() else {
         return Err(refuse("Only a staged download's URL can be invalidated."));
     };
-    transfer::delete_staged(&call.cluster, &call.user.caller, &object)
+    let fail = |error| V1Error::new(OPERATION, call.error(error));
+    let task = tracked(&call, tracked_id).await.map_err(fail)?;
+    let (TaskKind::Transfer(TransferKind::Download), Some(work), Some(path)) = (
+        task.kind(),
+        task.work,
+        task.arguments.as_ref().and_then(|a| a.path.as_deref()),
+    ) else {
+        return Err(refuse("Only a staged download's URL can be invalidated."));
+    };
+    transfer::delete_staged(&call.cluster, &call.user.caller, work, path)
         .await
-        .map_err(|error| V1Error::new(OPERATION, call.error(error)))?;
+        .map_err(fail)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"success": "URL invalidated successfully"})),
@@ -315,132 +311,133 @@ async fn invalidate(
         .into_response())
 }
 
-/// A transfer job's task: done once submitted, its result the job and its files (v1 read
-/// the job's outcome from its files, or its state through `compute/jobs`).
-pub async fn transfer_job(call: &Call, job: &str) -> Progress {
-    v1_compute::submitted(call, job)
-        .await
-        .unwrap_or_else(|error| Progress::failed(error.to_string()))
+/// The services' task `id` of the caller's.
+pub async fn tracked(call: &Call, id: &str) -> Result<tasks::Task, ServiceError> {
+    let id = tasks::TaskId::parse(id)?;
+    tasks::get(&call.cluster, &call.user.caller, &id).await
 }
 
-/// Where a staged transfer's job is: waiting or at work, done, or failed (and why).
-enum JobOutcome {
-    Active { running: bool },
-    Done,
-    Failed(String),
-}
-
-async fn outcome(call: &Call, job: &str) -> Result<JobOutcome, ServiceError> {
-    let job = compute::job(&call.cluster, &call.user.caller, job).await?;
-    Ok(if job.is_active() {
-        JobOutcome::Active {
-            running: job.status.state == "RUNNING",
+/// A task of the services' model as v1 tells it. A transfer job's task is done once the job
+/// is submitted, its data the job and its log files (v1 clients follow the job through
+/// `compute/jobs`). A staged upload waits for the client's object (111, with the command
+/// that sends it), which the job then fetches (112 queued, 113 at work) into place (114),
+/// or fails (115); a staged download's job stages the file (116), whose URL is then handed
+/// out (117), or fails (118).
+pub fn progress(call: &Call, task: &tasks::Task) -> Progress {
+    let system = call.cluster.name();
+    let path = task.arguments.as_ref().and_then(|a| a.path.clone());
+    let failed = || {
+        task.error
+            .clone()
+            .unwrap_or_else(|| format!("The transfer job ended {}", task.progress.job_state))
+    };
+    let url = |method| match (task.work, path.as_deref()) {
+        (Some(work), Some(path)) => {
+            transfer::staged_url(&call.cluster, &call.user.caller, work, path, method)
+                .map_err(|error| error.to_string())
         }
-    } else if job.status.state == "COMPLETED" && job.status.exit_code.unwrap_or(0) == 0 {
-        JobOutcome::Done
-    } else {
-        JobOutcome::Failed(format!(
-            "The transfer job {} ended {}{}",
-            job.job_id,
-            job.status.state,
-            job.status
-                .exit_code
-                .map_or_else(String::new, |code| format!(" (exit code {code})"))
-        ))
-    })
-}
-
-/// A staged transfer's task, in v1's statuses: an upload waits for the client's object
-/// (111, with the command that sends it), then the job fetches it (112 queued, 113 at
-/// work) into place (114) or fails (115); a download's job stages the file (116) and its
-/// URL is handed out (117), or it fails (118).
-pub async fn staged(call: &Call, task: &Task) -> Progress {
-    let system = call.cluster.name().to_string();
-    match task {
-        Task::StagedUpload {
-            job,
-            object,
-            source,
-            target,
-        } => {
-            let base = json!({"source": source, "target": target, "system_name": system, "user": call.user.caller.username});
-            let with = |status: u16, msg: Value| {
-                let mut data = base.clone();
-                data["msg"] = msg;
-                data["status"] = json!(status.to_string());
-                Progress { status, data }
+        _ => Err("The transfer's job no longer says what it staged.".to_string()),
+    };
+    match task.kind() {
+        TaskKind::Transfer(TransferKind::Upload) => {
+            // The client's file as it named it (v1's uploads), else the target's name.
+            let source = task
+                .arguments
+                .as_ref()
+                .and_then(|a| a.source_path.clone())
+                .or_else(|| path.as_deref().map(|p| file_name(p).to_string()))
+                .unwrap_or_default();
+            let with = |status: u16, msg: Value| Progress {
+                status,
+                data: json!({
+                    "user": call.user.caller.username,
+                    "system_name": system,
+                    "source": source,
+                    "target": path,
+                    "status": status.to_string(),
+                    "msg": msg,
+                }),
             };
-            let state = async {
-                let outcome = outcome(call, job).await?;
-                let uploaded = match outcome {
-                    JobOutcome::Active { .. } => {
-                        transfer::staged_object_exists(&call.cluster, &call.user.caller, object)
-                            .await?
-                    }
-                    _ => true,
-                };
-                Ok::<_, ServiceError>((outcome, uploaded))
-            };
-            match state.await {
-                Ok((JobOutcome::Active { .. }, false)) => {
-                    match transfer::staged_url(
-                        &call.cluster,
-                        &call.user.caller,
-                        object,
-                        Method::Put,
-                    ) {
-                        Ok(url) => with(111, upload_instructions(source, &url)),
-                        Err(error) => with(115, json!(error.to_string())),
-                    }
-                }
-                Ok((JobOutcome::Active { running: false }, true)) => with(
+            // The object is in S3 once the model counts its bytes (an upload in one `PUT`
+            // has no parts to count).
+            let uploaded = task.progress.bytes_done.is_some();
+            match (task.state, uploaded) {
+                (TaskState::Pending | TaskState::Running, false) => match url(Method::Put) {
+                    Ok(url) => with(111, upload_instructions(&source, &url)),
+                    Err(message) => with(115, json!(message)),
+                },
+                (TaskState::Pending, true) => with(
                     112,
                     json!("Object Storage confirms that upload to Object Storage has finished"),
                 ),
-                Ok((JobOutcome::Active { running: true }, true)) => with(
+                (TaskState::Running, true) => with(
                     113,
                     json!("Download from Object Storage to server has started"),
                 ),
-                Ok((JobOutcome::Done, _)) => with(
+                (TaskState::Succeeded, _) => with(
                     114,
                     json!("Download from Object Storage to server has finished"),
                 ),
-                Ok((JobOutcome::Failed(message), _)) => with(115, json!(message)),
-                Err(error) => with(115, json!(error.to_string())),
+                _ => with(115, json!(failed())),
             }
         }
-        Task::StagedDownload {
-            job,
-            object,
-            source,
-        } => {
-            let base = json!({"source": source, "system_name": system});
-            let with = |status: u16, key: &str, value: Value| {
-                let mut data = base.clone();
-                data[key] = value;
-                Progress { status, data }
-            };
-            match outcome(call, job).await {
-                Ok(JobOutcome::Active { .. }) => Progress {
-                    status: 116,
-                    data: base,
-                },
-                Ok(JobOutcome::Done) => {
-                    match transfer::staged_url(
-                        &call.cluster,
-                        &call.user.caller,
-                        object,
-                        Method::Get,
-                    ) {
-                        Ok(url) => with(117, "url", json!(url)),
-                        Err(error) => with(118, "error", json!(error.to_string())),
+        TaskKind::Transfer(TransferKind::Download) => {
+            let mut data = json!({"source": path, "system_name": system});
+            let status = match task.state {
+                TaskState::Pending | TaskState::Running => 116,
+                TaskState::Succeeded => match url(Method::Get) {
+                    Ok(url) => {
+                        data["url"] = json!(url);
+                        117
                     }
+                    Err(message) => {
+                        data["error"] = json!(message);
+                        118
+                    }
+                },
+                _ => {
+                    data["error"] = json!(failed());
+                    118
                 }
-                Ok(JobOutcome::Failed(message)) => with(118, "error", json!(message)),
-                Err(error) => with(118, "error", json!(error.to_string())),
-            }
+            };
+            Progress { status, data }
         }
-        _ => Progress::failed("Not a staged transfer."),
+        _ => Progress::done(json!({
+            "result": "Job submitted",
+            "jobid": job_number(task.job_id()),
+            "job_file": "command-not-found",
+            "job_file_out": task.logs.as_ref().map_or("stdout-file-not-found", |l| l.output_log.as_str()),
+            "job_file_err": task.logs.as_ref().map_or("stderr-file-not-found", |l| l.error_log.as_str()),
+            "job_data_out": "",
+            "job_data_err": "",
+        })),
+    }
+}
+
+/// A job id as v1 gives it: a number where it is one.
+fn job_number(job_id: &str) -> Value {
+    job_id
+        .parse::<u64>()
+        .map_or_else(|_| json!(job_id), |id| json!(id))
+}
+
+/// A task of a listing as v1 lists it, with what v1's task says of it: a job submitted
+/// through the API is a submission's task (without its files: a listing runs no command per
+/// task), anything else is its model task.
+pub fn listed(call: &Call, task: &tasks::Task) -> (Task, Progress) {
+    match task.kind() {
+        TaskKind::Job => (
+            Task::Submitted {
+                job: task.job_id().to_string(),
+            },
+            Progress::done(json!({"result": "Job submitted", "jobid": job_number(task.job_id())})),
+        ),
+        TaskKind::Transfer(_) => (
+            Task::Tracked {
+                id: task.id.to_string(),
+            },
+            progress(call, task),
+        ),
     }
 }
 

@@ -1,9 +1,11 @@
 //! v1's tasks, without a task store: a task id says what the task is — the system, the
 //! user it belongs to, when it was made, and what it tracks (a job that was submitted or
-//! cancelled, a job query to answer, a transfer job, a staged upload or download, or an
-//! operation that failed at once with its message) — so any replica answers for it, after
-//! any restart. Reading a task asks the systems that hold its state (the scheduler, the S3
-//! store) then; a query's task is answered when it is read.
+//! cancelled, a job query to answer, an operation that failed at once with its message, or a
+//! task of the services' task model: a transfer job, a staged upload or download, by its
+//! `<kind>-<job id>`) — so any replica answers for it, after any restart. Reading a task
+//! asks the systems that hold its state (the scheduler, the S3 store, through
+//! `ironcrest_services::tasks` for the model's tasks) then; a query's task is answered when
+//! it is read. v2's `/tasks/{system}` and v1's `/tasks` are two wire forms of that one model.
 //!
 //! An id is the base64url (unpadded) of a small JSON object. It binds the task to its user
 //! by a hash of the user's name: a task id of another user reads as "does not exist", and a
@@ -83,25 +85,11 @@ pub enum Task {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         names: Vec<String>,
     },
-    /// `storage/xfer-internal/*`: the transfer job.
-    #[serde(rename = "xfer")]
-    TransferJob { job: String },
-    /// `storage/xfer-external/upload`: the staged object (its key in the user's bucket) the
-    /// client uploads, and the job that moves it to `target`.
-    #[serde(rename = "upload")]
-    StagedUpload {
-        job: String,
-        object: String,
-        source: String,
-        target: String,
-    },
-    /// `storage/xfer-external/download`: the job that stages `source` as `object`.
-    #[serde(rename = "download")]
-    StagedDownload {
-        job: String,
-        object: String,
-        source: String,
-    },
+    /// A task of the services' model (`storage/xfer-internal/*`, `xfer-external/*`): a
+    /// transfer job, a staged upload or a staged download, by its `<kind>-<job id>`. Its id
+    /// is the same made and listed.
+    #[serde(rename = "task")]
+    Tracked { id: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,9 +118,7 @@ impl Task {
     pub fn service(&self) -> Service {
         match self {
             Task::Failed { service, .. } => *service,
-            Task::TransferJob { .. } | Task::StagedUpload { .. } | Task::StagedDownload { .. } => {
-                Service::Storage
-            }
+            Task::Tracked { .. } => Service::Storage,
             _ => Service::Compute,
         }
     }
@@ -155,8 +141,10 @@ pub struct TaskId {
     s: String,
     /// The owner: the first 8 bytes of SHA-256 of the user name, in hex.
     u: String,
-    /// Made at, in seconds since the epoch.
-    t: i64,
+    /// Made at, in seconds since the epoch; left out where the task's source says (a job's
+    /// submission), so that an id listed twice is the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<i64>,
     #[serde(flatten)]
     task: Task,
 }
@@ -169,12 +157,22 @@ fn owner(username: &str) -> String {
 }
 
 impl TaskId {
+    /// The id of a task made now.
     pub fn new(system: &str, username: &str, task: Task) -> Self {
+        Self {
+            t: Some(chrono::Utc::now().timestamp()),
+            ..Self::of(system, username, task)
+        }
+    }
+
+    /// The id of a task whose source knows when it was made (a job): the same however often
+    /// it is listed.
+    pub fn of(system: &str, username: &str, task: Task) -> Self {
         Self {
             v: VERSION,
             s: system.to_string(),
             u: owner(username),
-            t: chrono::Utc::now().timestamp(),
+            t: None,
             task,
         }
     }
@@ -194,6 +192,10 @@ impl TaskId {
     pub fn system(&self) -> &str {
         &self.s
     }
+
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
 }
 
 /// A task's state when it is read: v1's status code and the `data` its status carries.
@@ -212,6 +214,11 @@ impl Progress {
             status: 400,
             data: Value::String(message.into()),
         }
+    }
+
+    /// Whether nothing will change the task any more.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status, 114 | 115 | 117 | 118) || self.status >= 200
     }
 }
 
@@ -342,60 +349,141 @@ impl TaskReader {
         &self,
         state: &AppState,
         id: &str,
-    ) -> Result<Option<(Call, Task, i64)>, V1Error> {
+    ) -> Result<Option<(Call, TaskId)>, V1Error> {
         let Some(decoded) = TaskId::decode(id, &self.user.caller.username) else {
             return Ok(None);
         };
-        match Call::on_system(
-            &self.head,
-            state,
-            self.user.clone(),
-            decoded.system(),
-            decoded.task.family(),
-            BTreeMap::new(),
-        )
-        .await
+        match self
+            .call_on(state, decoded.system(), decoded.task.family())
+            .await
         {
-            Ok(call) => Ok(Some((call, decoded.task, decoded.t))),
+            Ok(call) => Ok(Some((call, decoded))),
             Err(ApiError::Service { .. }) => Ok(None),
             Err(error) => Err(V1Error::new("Error on tasks operation", error)),
         }
     }
 
+    async fn call_on(
+        &self,
+        state: &AppState,
+        system: &str,
+        family: RouteFamily,
+    ) -> Result<Call, ApiError> {
+        Call::on_system(
+            &self.head,
+            state,
+            self.user.clone(),
+            system,
+            family,
+            BTreeMap::new(),
+        )
+        .await
+    }
+
     /// The task `id` names as it stands now, or `None` if it is not the caller's (or not a
     /// task at all). A failure of what the task reads is the task's (status 400).
     async fn read(&self, state: &AppState, id: &str) -> Result<Option<TaskView>, V1Error> {
-        let Some((call, task, created)) = self.call_for(state, id).await? else {
+        let Some((call, decoded)) = self.call_for(state, id).await? else {
             return Ok(None);
         };
-        let progress = match &task {
-            Task::Failed { message, .. } => Progress::failed(message.clone()),
-            Task::TransferJob { job } => storage::transfer_job(&call, job).await,
-            Task::StagedUpload { .. } | Task::StagedDownload { .. } => {
-                storage::staged(&call, &task).await
+        let now = chrono::Utc::now().timestamp();
+        let (progress, created, updated) = match &decoded.task {
+            Task::Failed { message, .. } => (Progress::failed(message.clone()), None, None),
+            Task::Tracked { id } => match storage::tracked(&call, id).await {
+                Ok(task) => {
+                    let progress = storage::progress(&call, &task);
+                    (progress, task.created, task.updated)
+                }
+                Err(error) => (Progress::failed(error.to_string()), None, None),
+            },
+            compute => (compute::progress(&call, compute).await, None, None),
+        };
+        let created = created.or(decoded.t).unwrap_or(now);
+        // A query is answered now; a transfer changed when its source says.
+        let updated = updated.unwrap_or(if progress.is_final() { now } else { created });
+        Ok(Some(view(
+            state,
+            &call,
+            id,
+            &decoded.task,
+            progress,
+            created,
+            updated,
+        )))
+    }
+
+    /// Every recent task of the caller's on every system the gateway lets them read tasks
+    /// on: the services' task model (one job listing, one read of the jobs' comments and,
+    /// with staged tasks, one S3 listing per system), each under its v1 id. A system that
+    /// cannot answer now is left out, unless none can.
+    async fn list(&self, state: &AppState) -> Result<BTreeMap<String, TaskView>, V1Error> {
+        let mut tasks = BTreeMap::new();
+        let mut failure = None;
+        let mut answered = false;
+        for cluster in state.clusters.iter() {
+            let listed = async {
+                let call = self
+                    .call_on(state, cluster.name(), RouteFamily::ComputeRead)
+                    .await?;
+                let page = ironcrest_services::tasks::list(
+                    &call.cluster,
+                    &call.user.caller,
+                    &ironcrest_services::tasks::TaskFilter::default(),
+                )
+                .await
+                .map_err(|error| call.error(error))?;
+                Ok::<_, ApiError>((call, page))
+            };
+            let (call, page) = match listed.await {
+                Ok(listed) => listed,
+                Err(error) => {
+                    tracing::warn!(system = cluster.name(), error = ?error, "v1 task listing left out a system");
+                    failure.get_or_insert(error);
+                    continue;
+                }
+            };
+            answered = true;
+            for task in page.tasks {
+                let (v1_task, progress) = storage::listed(&call, &task);
+                let id = TaskId::of(call.cluster.name(), &call.user.caller.username, v1_task);
+                let encoded = id.encode();
+                let now = chrono::Utc::now().timestamp();
+                let created = task.created.unwrap_or(now);
+                let updated = task.updated.unwrap_or(created);
+                let view = view(state, &call, &encoded, &id.task, progress, created, updated);
+                tasks.insert(encoded, view);
             }
-            compute => compute::progress(&call, compute).await,
-        };
-        let finished = matches!(progress.status, 114 | 115 | 117 | 118) || progress.status >= 200;
-        let updated = if finished {
-            chrono::Utc::now().timestamp()
-        } else {
-            created
-        };
-        Ok(Some(TaskView {
-            task_id: id.to_string(),
-            hash_id: id.to_string(),
-            user: call.user.caller.username.clone(),
-            status: progress.status.to_string(),
-            description: described(progress.status),
-            data: progress.data,
-            service: task.service(),
-            system: call.cluster.name().to_string(),
-            created_at: local_time(created),
-            updated_at: local_time(updated),
-            last_modify: local_time(updated),
-            task_url: format!("{}/tasks/{id}", state.v1.prefix),
-        }))
+        }
+        match failure {
+            Some(error) if !answered => Err(V1Error::new("Error on tasks operation", error)),
+            _ => Ok(tasks),
+        }
+    }
+}
+
+/// A task as v1 shows it, from what it tracks and where that stands.
+fn view(
+    state: &AppState,
+    call: &Call,
+    id: &str,
+    task: &Task,
+    progress: Progress,
+    created: i64,
+    updated: i64,
+) -> TaskView {
+    TaskView {
+        task_id: id.to_string(),
+        hash_id: id.to_string(),
+        user: call.user.caller.username.clone(),
+        status: progress.status.to_string(),
+        description: described(progress.status),
+        data: progress.data,
+        service: task.service(),
+        system: call.cluster.name().to_string(),
+        created_at: local_time(created),
+        updated_at: local_time(updated),
+        last_modify: local_time(updated),
+        task_url: format!("{}/tasks/{id}", state.v1.prefix),
     }
 }
 
@@ -411,12 +499,20 @@ pub struct TaskResponse {
 }
 
 /// `GET /tasks?tasks=a,b`: the named tasks of the caller (others are left out, as v1 does
-/// for ids it does not know).
+/// for ids it does not know); without `tasks`, every recent task of the caller's.
 async fn tasks(
     State(state): State<AppState>,
     reader: TaskReader,
     V1Query(query): V1Query,
 ) -> Result<Json<TasksResponse>, V1Error> {
+    let asked = query
+        .present("tasks")
+        .map_err(|e| V1Error::new("Error on tasks operation", e))?;
+    if asked.is_none() {
+        return Ok(Json(TasksResponse {
+            tasks: reader.list(&state).await?,
+        }));
+    }
     let ids = query
         .present("tasks")
         .map_err(|e| V1Error::new("Error on tasks operation", e))?
@@ -497,23 +593,18 @@ mod tests {
                 what: SchedulerQuery::Nodes,
                 names: vec!["n1".into()],
             },
-            Task::TransferJob { job: "3".into() },
-            Task::StagedUpload {
-                job: "4".into(),
-                object: "a/b".into(),
-                source: "x".into(),
-                target: "/home/u/x".into(),
-            },
-            Task::StagedDownload {
-                job: "5".into(),
-                object: "c/d".into(),
-                source: "/home/u/y".into(),
-            },
+            Task::Tracked { id: "mv-3".into() },
         ];
         for task in tasks {
             let id = TaskId::new("c", "u", task.clone());
             assert_eq!(TaskId::decode(&id.encode(), "u").unwrap().task, task);
         }
+        let listed = |job: &str| TaskId::of("c", "u", Task::Submitted { job: job.into() }).encode();
+        assert_eq!(
+            listed("9"),
+            listed("9"),
+            "a listed task's id is the same every time"
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use ironcrest_config::{
     ClusterConfig, DataTransferConfig, ProbedService, SchedulerType, WorkLimits,
 };
 use ironcrest_remote::Caller;
-use ironcrest_s3::{Endpoint, S3Client, S3Error, StagedObject};
 pub use ironcrest_s3::Method;
+use ironcrest_s3::{Endpoint, S3Client, S3Error, StagedObject};
 use ironcrest_scheduler::{Job, JobDescription, JobEnv, JobFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -615,7 +615,13 @@ pub async fn mv<'a>(
         target_path: Some(display(target.as_bytes())),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Mv, options.into(), script, arguments, work_id(user));
+    let plan = plan(
+        TransferKind::Mv,
+        options.into(),
+        script,
+        arguments,
+        work_id(user),
+    );
     submit(cluster, user, plan).await
 }
 
@@ -640,7 +646,13 @@ pub async fn cp<'a>(
         dereference: Some(dereference),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Cp, options.into(), script, arguments, work_id(user));
+    let plan = plan(
+        TransferKind::Cp,
+        options.into(),
+        script,
+        arguments,
+        work_id(user),
+    );
     submit(cluster, user, plan).await
 }
 
@@ -658,11 +670,18 @@ pub async fn rm<'a>(
         path: Some(display(path.as_bytes())),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Rm, options.into(), script, arguments, work_id(user));
+    let plan = plan(
+        TransferKind::Rm,
+        options.into(),
+        script,
+        arguments,
+        work_id(user),
+    );
     submit(cluster, user, plan).await
 }
 
-/// `rsync -a source target` as a job (FirecREST v1's `xfer-internal/rsync`).
+/// `rsync -a source target` as a job (FirecREST v1's `xfer-internal/rsync`). A source
+/// ending in `/` keeps it, as rsync reads it: the directory's contents, not the directory.
 pub async fn rsync(
     cluster: &Cluster,
     user: &Caller,
@@ -670,18 +689,29 @@ pub async fn rsync(
     target: &[u8],
     options: JobOptions<'_>,
 ) -> Result<TransferJob, ServiceError> {
+    let contents = source.ends_with(b"/");
     let source = check_path(cluster, source)?;
     let target = check_path(cluster, target)?;
+    let source = match source.as_bytes() {
+        path if contents && path != b"/" => [path, b"/"].concat(),
+        path => path.to_vec(),
+    };
     let script = TransferScript::Sync {
-        source: source.as_bytes(),
+        source: &source,
         target: target.as_bytes(),
     };
     let arguments = TaskArguments {
-        source_path: Some(display(source.as_bytes())),
+        source_path: Some(display(&source)),
         target_path: Some(display(target.as_bytes())),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Rsync, options, script, arguments, work_id(user));
+    let plan = plan(
+        TransferKind::Rsync,
+        options,
+        script,
+        arguments,
+        work_id(user),
+    );
     submit(cluster, user, plan).await
 }
 
@@ -770,7 +800,10 @@ fn plan<'a>(
         options,
         script,
         arguments: TaskArguments {
-            account: options.account.filter(|a| !a.is_empty()).map(str::to_string),
+            account: options
+                .account
+                .filter(|a| !a.is_empty())
+                .map(str::to_string),
             ..arguments
         },
         work,
@@ -841,7 +874,13 @@ pub async fn upload(
         file_size: Some(size),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Upload, account.into(), script, arguments, work);
+    let plan = plan(
+        TransferKind::Upload,
+        account.into(),
+        script,
+        arguments,
+        work,
+    );
     let job = staged.submit_or_abort(staging, cluster, user, plan).await?;
     let directives = TransferDirectives {
         transfer_method: TransferMethod::S3,
@@ -863,11 +902,13 @@ pub struct WholeUpload {
 /// Client → cluster through S3 in one request, the size unknown beforehand (so at most S3's
 /// 5 GiB for one `PUT`): a presigned `PUT` URL of the object, and a job that waits for it
 /// within the URL's lifetime, checks it against its ETag and renames it over `target`. Its
-/// task is an `upload` task, as a multipart one's.
+/// task is an `upload` task, as a multipart one's; `source`, the client's name of its file,
+/// is recorded with its arguments (as `sourcePath`) for the client to be told again.
 pub async fn upload_whole(
     cluster: &Cluster,
     user: &Caller,
     target: &[u8],
+    source: &str,
     account: Option<&str>,
 ) -> Result<WholeUpload, ServiceError> {
     let staging = staging(cluster, TransferMethod::S3)?;
@@ -897,9 +938,16 @@ pub async fn upload_whole(
     };
     let arguments = TaskArguments {
         path: Some(display(target.as_bytes())),
+        source_path: Some(source.to_string()),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Upload, account.into(), script, arguments, work);
+    let plan = plan(
+        TransferKind::Upload,
+        account.into(),
+        script,
+        arguments,
+        work,
+    );
     let job = submit(cluster, user, plan).await?;
     Ok(WholeUpload {
         job,
@@ -909,9 +957,17 @@ pub async fn upload_whole(
 
 /// The user's staged object of a transfer under `work` of the file `path` (an upload's
 /// target, a download's source): `<work id>/<file name>` in their bucket.
-fn staged_object(user: &Caller, work: uuid::Uuid, path: &str) -> Result<StagedObject, ServiceError> {
+fn staged_object(
+    user: &Caller,
+    work: uuid::Uuid,
+    path: &str,
+) -> Result<StagedObject, ServiceError> {
     let name = path.rsplit('/').next().unwrap_or(path);
-    Ok(StagedObject::new(&S3Client::bucket_for(&user.username)?, work, name))
+    Ok(StagedObject::new(
+        &S3Client::bucket_for(&user.username)?,
+        work,
+        name,
+    ))
 }
 
 /// A presigned URL for the client of the staged object of the transfer under `work` of the
@@ -926,7 +982,9 @@ pub fn staged_url(
 ) -> Result<String, ServiceError> {
     let staging = staging(cluster, TransferMethod::S3)?;
     let object = staged_object(user, work, path)?;
-    Ok(staging.client.presign(Endpoint::Public, method, &object, &[])?)
+    Ok(staging
+        .client
+        .presign(Endpoint::Public, method, &object, &[])?)
 }
 
 /// Deletes the staged object of the transfer under `work` of the file `path`: its URLs stop
@@ -988,7 +1046,13 @@ pub async fn download(
         file_size: Some(size),
         ..TaskArguments::default()
     };
-    let plan = plan(TransferKind::Download, account.into(), script, arguments, work);
+    let plan = plan(
+        TransferKind::Download,
+        account.into(),
+        script,
+        arguments,
+        work,
+    );
     let job = staged.submit_or_abort(staging, cluster, user, plan).await?;
     let directives = TransferDirectives {
         transfer_method: TransferMethod::S3,
