@@ -558,7 +558,11 @@ mod tests {
                 ]
             );
             let mut file = file.expect("a file part");
-            assert_eq!(file.chunk().await.unwrap().unwrap().as_ref(), b"data");
+            let mut data = Vec::new();
+            while let Some(bytes) = file.chunk().await.unwrap() {
+                data.extend_from_slice(&bytes);
+            }
+            assert_eq!(data, b"data");
         }
         let only_fields = form(
             &[(b"Content-Disposition: form-data; name=\"a\"", b"1")],

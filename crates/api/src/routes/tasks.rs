@@ -122,7 +122,7 @@ pub struct TaskLinks {
 #[schema(as = Task)]
 pub struct TaskWire {
     /// `<kind>-<job id>`: any replica answers for it (docs/tasks-events-retries.md).
-    #[schema(pattern = "^(mv|cp|rm|compress|extract|upload|download|job)-[1-9][0-9]{0,9}$")]
+    #[schema(pattern = "^(mv|cp|rsync|rm|compress|extract|upload|download|job)-[1-9][0-9]{0,9}$")]
     id: String,
     kind: TaskKindName,
     state: TaskStateName,
@@ -170,7 +170,7 @@ pub struct TasksQuery {
     state: Option<String>,
     /// Only tasks of these kinds, comma-separated (`upload,download`).
     #[param(
-        pattern = "^((mv|cp|rm|compress|extract|upload|download|job)(,(mv|cp|rm|compress|extract|upload|download|job))*)?$"
+        pattern = "^((mv|cp|rsync|rm|compress|extract|upload|download|job)(,(mv|cp|rsync|rm|compress|extract|upload|download|job))*)?$"
     )]
     kind: Option<String>,
     #[param(schema_with = time_window_schema)]
@@ -179,7 +179,9 @@ pub struct TasksQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Only tasks older than this one: the last task of the previous page.
-    #[param(pattern = "^((mv|cp|rm|compress|extract|upload|download|job)-[1-9][0-9]{0,9})?$")]
+    #[param(
+        pattern = "^((mv|cp|rsync|rm|compress|extract|upload|download|job)-[1-9][0-9]{0,9})?$"
+    )]
     after: Option<String>,
 }
 
@@ -288,7 +290,7 @@ async fn list_tasks(
 
 #[utoipa::path(get, path = "/tasks/{system_name}/{task_id}", tag = "tasks",
     params(("If-None-Match" = Option<String>, Header, description = super::IF_NONE_MATCH), ("system_name" = String, Path, description = super::SYSTEM_NAME),
-        ("task_id" = String, Path, pattern = "^(mv|cp|rm|compress|extract|upload|download|job)-[1-9][0-9]{0,9}$")),
+        ("task_id" = String, Path, pattern = "^(mv|cp|rsync|rm|compress|extract|upload|download|job)-[1-9][0-9]{0,9}$")),
     responses((status = 200, body = TaskResponse, headers(("ETag" = String))), (status = 304, description = super::NOT_MODIFIED, headers(("ETag" = String))), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -309,7 +311,7 @@ async fn get_task(
 /// progress. One that has ended is a 409.
 #[utoipa::path(delete, path = "/tasks/{system_name}/{task_id}", tag = "tasks",
     params(("system_name" = String, Path, description = super::SYSTEM_NAME),
-        ("task_id" = String, Path, pattern = "^(mv|cp|rm|compress|extract|upload|download|job)-[1-9][0-9]{0,9}$")),
+        ("task_id" = String, Path, pattern = "^(mv|cp|rsync|rm|compress|extract|upload|download|job)-[1-9][0-9]{0,9}$")),
     responses((status = 204), (status = "4XX", description = super::REFUSED, body = crate::error::ErrorBody),
         (status = "5XX", description = super::FAILED, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
