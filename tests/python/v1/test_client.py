@@ -298,3 +298,32 @@ def test_tasks_are_the_callers_and_answered_by_id(v1):
     assert task["user"] == "fireuser" and task["data"]["jobid"] == job["jobid"]
     # Ids that name no task of the caller's are left out, as v1 did.
     assert v1._tasks(["not-a-task"]) == {}
+
+
+# -- reservations --------------------------------------------------------------------------
+
+
+def test_reservations_are_listed_and_changed_by_scheduler_operators_only(v1):
+    listed = {r["reservationname"]: r for r in v1.all_reservations(SYSTEM)}
+    assert listed[RESERVATION]["state"] == "ACTIVE" and listed[RESERVATION]["nodes"]
+    # fireuser is no Slurm operator: scontrol refuses, as 403 with X-Permission-Denied.
+    changes = [
+        lambda: v1.create_reservation(
+            SYSTEM, "v1-test", "project1", "1", "", "2030-01-01T00:00:00", "2030-01-01T01:00:00"
+        ),
+        lambda: v1.update_reservation(
+            SYSTEM, RESERVATION, "project1", "1", "", "2030-01-01T00:00:00", "2030-01-01T01:00:00"
+        ),
+        lambda: v1.delete_reservation(SYSTEM, RESERVATION),
+    ]
+    for change in changes:
+        with pytest.raises(HeaderException) as raised:
+            change()
+        assert raised.value.responses[-1].status_code == 403
+        assert header_of(raised.value) == "X-Permission-Denied"
+    # Values scontrol would read otherwise than meant are refused before it runs.
+    with pytest.raises(FirecrestException) as raised:
+        v1.create_reservation(SYSTEM, "v1-test", "project1", "1", "", "tomorrow", "2030-01-01T01:00:00")
+    assert raised.value.responses[-1].status_code == 400
+    assert "starttime" in raised.value.responses[-1].json()["error"]
+    assert RESERVATION in {r["reservationname"] for r in v1.all_reservations(SYSTEM)}
