@@ -120,10 +120,18 @@ async fn userinfo_is_the_token_user_with_groups_and_accounts() {
         })
         .collect();
     accounts.sort();
-    assert_eq!(
-        accounts,
-        [("project1".to_string(), false), ("staff".to_string(), true)]
-    );
+    // The dev environment's Slurm accounts of fireuser: one per Unix group (for the UI's
+    // account choice), project1, and staff as the default.
+    let expected: Vec<(String, bool)> = [
+        ("fireuser", false),
+        ("hpcusers", false),
+        ("project1", false),
+        ("staff", true),
+    ]
+    .into_iter()
+    .map(|(name, default)| (name.to_string(), default))
+    .collect();
+    assert_eq!(accounts, expected);
 }
 
 #[tokio::test]
