@@ -444,6 +444,9 @@ pub struct JobWaitQuery {
     /// A long poll: answer once the job is in one of the `until` states, or after this many
     /// seconds (at most `job_events.max_wait`, 60 by default; more is 400), with the job as
     /// it is then. Absent or 0: answer at once.
+    // The document states the default limit; a server configured otherwise names its own in
+    // the 400.
+    #[param(maximum = 60)]
     wait: Option<u64>,
     /// The states to wait for, separated by commas (Slurm's names, e.g. `RUNNING` or
     /// `COMPLETED,FAILED`); needs `wait`. Default: any final state.
