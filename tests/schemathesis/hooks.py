@@ -159,6 +159,10 @@ def before_call(context, case, kwargs):  # noqa: ARG001 - the hook's signature
     wait = (case.query or {}).get("wait")
     if isinstance(wait, int) and wait > 5:
         case.query = {**case.query, "wait": 5}
+    # `until` needs a `wait` (a 400 otherwise), a rule between two parameters that OpenAPI
+    # cannot state: without a wait, leave `until` out.
+    if case.query and "until" in case.query and not (isinstance(wait, int) and wait > 0):
+        case.query = {key: value for key, value in case.query.items() if key != "until"}
     if case.query:
         case.query = {
             key: confine(value) if isinstance(key, str) and _norm(key) in PATH_KEYS else value
