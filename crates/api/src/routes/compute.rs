@@ -450,6 +450,10 @@ pub struct JobWaitQuery {
     wait: Option<u64>,
     /// The states to wait for, separated by commas (Slurm's names, e.g. `RUNNING` or
     /// `COMPLETED,FAILED`); needs `wait`. Default: any final state.
+    // The pattern names every state (a test keeps it so); any case is accepted.
+    #[param(
+        pattern = "^ *(PENDING|RUNNING|SUSPENDED|REQUEUED|REQUEUE_HOLD|REQUEUE_FED|CONFIGURING|COMPLETING|RESIZING|RESV_DEL_HOLD|SIGNALING|STAGE_OUT|STOPPED|BOOT_FAIL|CANCELLED|COMPLETED|DEADLINE|FAILED|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|REVOKED|SPECIAL_EXIT|TIMEOUT)( *, *(PENDING|RUNNING|SUSPENDED|REQUEUED|REQUEUE_HOLD|REQUEUE_FED|CONFIGURING|COMPLETING|RESIZING|RESV_DEL_HOLD|SIGNALING|STAGE_OUT|STOPPED|BOOT_FAIL|CANCELLED|COMPLETED|DEADLINE|FAILED|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|REVOKED|SPECIAL_EXIT|TIMEOUT))* *$"
+    )]
     until: Option<String>,
 }
 
@@ -620,6 +624,28 @@ impl AuditArgs for AttachRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_until_pattern_names_exactly_the_job_states() {
+        use utoipa::OpenApi;
+        let json = serde_json::to_value(ComputeDoc::openapi()).unwrap();
+        let parameters = json["paths"]["/compute/{system_name}/jobs/{job_id}"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let until = parameters.iter().find(|p| p["name"] == "until").unwrap();
+        let pattern = until["schema"]["pattern"].as_str().unwrap();
+        let first = pattern
+            .strip_prefix("^ *(")
+            .and_then(|rest| rest.split_once(')'))
+            .unwrap()
+            .0;
+        let mut documented: Vec<&str> = first.split('|').collect();
+        let mut states: Vec<&str> = ACTIVE_STATES.iter().chain(FINAL_STATES).copied().collect();
+        documented.sort_unstable();
+        states.sort_unstable();
+        assert_eq!(documented, states);
+        assert_eq!(pattern, format!("^ *({first})( *, *({first}))* *$"));
+    }
 
     #[test]
     fn the_document_lists_the_compute_routes() {
