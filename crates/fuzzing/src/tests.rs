@@ -81,30 +81,3 @@ fn the_validators_target_accepts_valid_values_and_its_guard_check_bites() {
     let unnormalised = std::panic::catch_unwind(|| assert_normalised(b"/home/../etc"));
     assert!(unnormalised.is_err());
 }
-
-#[test]
-fn zz_timing_probe() {
-    let seed = Target::SacctSqueue
-        .seeds()
-        .into_iter()
-        .max_by_key(Vec::len)
-        .unwrap();
-    let seed = &seed[..seed.len().min(8192)];
-    let out = output(seed);
-    for (name, f) in [
-        ("sacct", parse::<slurm::Sacct> as fn(&Output)),
-        ("squeue", parse::<slurm::Squeue>),
-        ("comments", parse::<slurm::JobComments>),
-    ] {
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            f(&out);
-        }
-        eprintln!("{name}: {:?} per run", t.elapsed() / 20);
-    }
-    let t = std::time::Instant::now();
-    for _ in 0..20 {
-        let _ = slurm::Sacct::examples();
-    }
-    eprintln!("sacct examples: {:?}", t.elapsed() / 20);
-}
