@@ -933,9 +933,9 @@ class Jobs:
             o.extra["job_id"] = str(job_id)
         return o
 
-    def _pool(self, tasks):
+    def _pool(self, tasks, workers=WORKERS):
         """Runs `(key, fn)` tasks concurrently into self.results."""
-        with cf.ThreadPoolExecutor(WORKERS) as pool:
+        with cf.ThreadPoolExecutor(workers) as pool:
             futures = {key: pool.submit(run_one, fn, None) for key, fn in tasks}
         for key, f in futures.items():
             self.results[key] = f.result()
@@ -964,8 +964,11 @@ class Jobs:
         )
         self._pool(transfers + held)  # transfers first: they are the long pole
         self._observe([key for key, _ in held])
+        # Two at a time: a listing reads the user's whole recent history (thousands of jobs on
+        # a dev cluster that has run the suites for weeks), and eight at once on 2 cores, beside
+        # the held jobs, ran past the 10 s command timeout (408).
         self._pool([(("filter", h.id), lambda _, h=h: API("GET", f"/compute/{SYSTEM}/jobs", {"name": h.value}))
-                    for h in FILTERS])
+                    for h in FILTERS], workers=2)
         to_cancel = [key for key, _ in held
                      if isinstance(self.results[key], Outcome) and "job_id" in self.results[key].extra]
         self._pool([(("cancel",) + key, lambda _, key=key: API(
