@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 pub use script::TransferScript;
 
 use crate::filesystem::path::display;
-use crate::filesystem::{self, Compression, check_path};
+use crate::filesystem::{self, Compression, ValidPath, check_path};
 use crate::tasks::TaskArguments;
 use crate::{Cluster, ServiceError, compute};
 use script::ExpiredLogs;
@@ -841,13 +841,7 @@ pub async fn upload(
         )
     })?;
     let target = check_path(cluster, target)?;
-    let (directory, name) = target.split_parent();
-    if name.is_empty() {
-        return Err(ServiceError::InvalidRequest(format!(
-            "'{}' names no file to upload to.",
-            display(target.as_bytes())
-        )));
-    }
+    let (directory, name) = upload_target(&target)?;
     let work = work_id(user);
     let staged = staging
         .start_upload(user, work, name, size, Endpoint::Public)
@@ -913,13 +907,7 @@ pub async fn upload_whole(
 ) -> Result<WholeUpload, ServiceError> {
     let staging = staging(cluster, TransferMethod::S3)?;
     let target = check_path(cluster, target)?;
-    let (directory, name) = target.split_parent();
-    if name.is_empty() {
-        return Err(ServiceError::InvalidRequest(format!(
-            "'{}' names no file to upload to.",
-            display(target.as_bytes())
-        )));
-    }
+    let (directory, name) = upload_target(&target)?;
     let work = work_id(user);
     let bucket = staging.bucket(&user.username).await?;
     let object = StagedObject::new(&bucket, work, &String::from_utf8_lossy(name));
@@ -1138,6 +1126,18 @@ fn partial_name(directory: &[u8]) -> Vec<u8> {
     let name = format!(".f7t-upload-{}.part", uuid::Uuid::new_v4());
     let directory = directory.strip_suffix(b"/").unwrap_or(directory);
     [directory, b"/", name.as_bytes()].concat()
+}
+
+/// The directory and the file name an upload's target names; a directory alone is refused.
+fn upload_target(target: &ValidPath) -> Result<(&[u8], &[u8]), ServiceError> {
+    let (directory, name) = target.split_parent();
+    if name.is_empty() {
+        return Err(ServiceError::InvalidRequest(format!(
+            "'{}' names no file to upload to.",
+            display(target.as_bytes())
+        )));
+    }
+    Ok((directory, name))
 }
 
 #[cfg(test)]
